@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh machine (Python >= 3.10 and make):
+#   make lab    set up, then run the whole lab headless on the embedded local Lambda
+#   make test   set up, then lint and run the test suite (what CI runs)
+# Set-up is a virtual environment in .venv with labkit installed in editable mode; it is
+# redone only when pyproject.toml changes.
+
+VENV ?= .venv
+PYTHON ?= python3
+PRESET ?= paper
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.labkit-installed
+
+# On machines without internet, point LABKIT_MNIST_ROOT at a folder holding MNIST/raw/.
+# A sibling shared/data/mnist mirror (as on the project's build machines) is used if present.
+LABKIT_MNIST_ROOT ?= $(wildcard $(abspath ../shared/data/mnist))
+export LABKIT_MNIST_ROOT
+
+.PHONY: setup lab test lint format bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+lab: setup
+	$(BIN)/labkit lab run --preset $(PRESET)
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

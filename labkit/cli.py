@@ -1,0 +1,132 @@
+"""The ``labkit`` command: one subcommand per lab step, plus ``lab`` to run them all.
+
+Exit codes: 0 success; 1 a step failed (the message says where to look); 2 bad input
+(unknown preset, parameter, missing files); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _cmd_lab_run(args: argparse.Namespace) -> int:
+    from labkit import lab
+
+    overrides = [lab.parse_override(text) for text in args.set or []]
+    run = lab.run_lab(args.preset, overrides=overrides, only=args.only, progress=not args.quiet)
+    print(f"\nlab run complete: {run.run_dir}")
+    for path in run.executed:
+        print(f"  executed notebook: {path}  ({run.seconds[path.stem]:.1f} s)")
+    return EXIT_OK
+
+
+def _cmd_lab_presets(args: argparse.Namespace) -> int:
+    from labkit import lab
+
+    for name, description in lab.available_presets().items():
+        print(f"{name:10s} {description}")
+    return EXIT_OK
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from labkit import paths
+    from labkit.model import TrainConfig, train_and_export
+
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        max_train_samples=args.max_train_samples,
+    )
+    outcome = train_and_export(
+        config, paths.resolve_model_dir(args.out), data_root=args.data_root, reuse=args.reuse
+    )
+    verb = "reused" if outcome.reused else "trained and exported"
+    print(f"{verb} {outcome.model_dir}: test accuracy {outcome.evaluation.accuracy_pct:.2f} %")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labkit",
+        description="What batching does to ML inference on serverless platforms: train, package, "
+        "deploy, load and analyse, on the embedded local Lambda or on AWS Lambda.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    lab = sub.add_parser("lab", help="run the lab's notebooks headless with papermill")
+    lab_sub = lab.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
+    run = lab_sub.add_parser(
+        "run",
+        help="execute the notebooks in order into a new results folder",
+        description="Execute the lab notebooks in order with papermill. Each run "
+        "writes results/lab/<time>-<preset>/ and never overwrites an earlier run.",
+    )
+    run.add_argument(
+        "--preset", default="paper", help="preset name (see `labkit lab presets`) or YAML path"
+    )
+    run.add_argument(
+        "--set",
+        action="append",
+        metavar="NB.KEY=VALUE",
+        help="override one notebook parameter, e.g. 01_train_mnist.epochs=1 (repeatable)",
+    )
+    run.add_argument(
+        "--only", nargs="+", metavar="NB", help="run only these notebooks (stems or numbers)"
+    )
+    run.add_argument("--quiet", action="store_true", help="no per-cell progress bar")
+    run.set_defaults(func=_cmd_lab_run)
+    presets = lab_sub.add_parser("presets", help="list the shipped presets")
+    presets.set_defaults(func=_cmd_lab_presets)
+
+    train = sub.add_parser(
+        "train",
+        help="train the MNIST classifier and export the artefact",
+        description="Train the CNN on MNIST, evaluate on the test set and export "
+        "model.pt + model.json (the artefact the function loads).",
+    )
+    train.add_argument("--epochs", type=int, default=2)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--lr", type=float, default=0.01)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--max-train-samples", type=int, default=None)
+    train.add_argument(
+        "--data-root",
+        default=None,
+        help="folder holding MNIST/raw (else $LABKIT_MNIST_ROOT, data/)",
+    )
+    train.add_argument(
+        "--out", default=None, help="model folder, or a name under models/ (default: mnist-cnn)"
+    )
+    train.add_argument(
+        "--reuse", action="store_true", help="keep an existing model trained with the same settings"
+    )
+    train.set_defaults(func=_cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``labkit`` command; returns the exit code."""
+    from labkit.data import MnistNotFoundError
+    from labkit.lab import LabError, NotebookFailedError
+    from labkit.model import ModelArtifactError
+
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (LabError, MnistNotFoundError, ModelArtifactError, ValueError) as exc:
+        print(f"labkit: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED if isinstance(exc, NotebookFailedError) else EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""The event contract: decoding instances and shaping per-instance errors.
+
+Request: ``{"instances": [{"id": ..., "image_b64": "<base64 of 784 uint8 pixels>"}, ...]}``;
+an instance may carry ``"pixels"`` (a 28x28 nested list of numbers 0-255) instead.
+
+A bad instance becomes its own error entry (its batchmates are still classified); an event
+that is not a batch at all raises :class:`InvalidEventError`, which Lambda reports as a
+function error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+N_PIXELS = 784
+SHAPE = (28, 28)
+DEFAULT_MAX_BATCH = 64
+
+
+class InvalidEventError(ValueError):
+    """The event is not a batch of instances (reported by Lambda as a function error)."""
+
+
+class InstanceError(ValueError):
+    """One instance is malformed; ``kind`` becomes the error ``type`` in the response."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An instance that decoded cleanly: its id and its 28x28 uint8 pixels."""
+
+    id: Any
+    pixels: np.ndarray
+
+
+def instances_of(event: Any, max_batch: int = DEFAULT_MAX_BATCH) -> list[Any]:
+    """The list of instances in ``event``, or :class:`InvalidEventError` saying why not."""
+    if not isinstance(event, dict):
+        raise InvalidEventError(f"the event must be a JSON object, got {type(event).__name__}")
+    if "instances" not in event:
+        raise InvalidEventError('the event has no "instances" list')
+    instances = event["instances"]
+    if not isinstance(instances, list):
+        raise InvalidEventError(f'"instances" must be a list, got {type(instances).__name__}')
+    if not instances:
+        raise InvalidEventError('"instances" is empty: send at least one image')
+    if len(instances) > max_batch:
+        raise InvalidEventError(
+            f"{len(instances)} instances exceed the maximum batch of {max_batch} "
+            "(set LABKIT_MAX_BATCH to change it)"
+        )
+    return instances
+
+
+def decode_instance(instance: Any) -> Decoded:
+    """Decode one instance or raise :class:`InstanceError`."""
+    if not isinstance(instance, dict):
+        raise InstanceError(
+            "InvalidInstance", f"an instance must be an object, got {type(instance).__name__}"
+        )
+    if "id" not in instance or instance["id"] is None:
+        raise InstanceError("MissingId", 'the instance has no "id"')
+    has_b64, has_pixels = "image_b64" in instance, "pixels" in instance
+    if has_b64 and has_pixels:
+        raise InstanceError("AmbiguousImage", 'give either "image_b64" or "pixels", not both')
+    if has_b64:
+        return Decoded(instance["id"], _from_b64(instance["image_b64"]))
+    if has_pixels:
+        return Decoded(instance["id"], _from_pixels(instance["pixels"]))
+    raise InstanceError("MissingImage", 'the instance has neither "image_b64" nor "pixels"')
+
+
+def error_entry(instance: Any, error: InstanceError) -> dict[str, Any]:
+    """The response entry for a bad instance (its id echoed when it has one)."""
+    ident = instance.get("id") if isinstance(instance, dict) else None
+    return {"id": ident, "error": {"type": error.kind, "message": str(error)}}
+
+
+def _from_b64(value: Any) -> np.ndarray:
+    if not isinstance(value, str):
+        raise InstanceError(
+            "InvalidBase64", f'"image_b64" must be a string, got {type(value).__name__}'
+        )
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InstanceError("InvalidBase64", f'"image_b64" is not valid base64 ({exc})') from None
+    if len(raw) != N_PIXELS:
+        raise InstanceError(
+            "InvalidShape",
+            f'"image_b64" decodes to {len(raw)} bytes; expected {N_PIXELS} (28x28 uint8)',
+        )
+    return np.frombuffer(raw, dtype=np.uint8).reshape(SHAPE)
+
+
+def _from_pixels(value: Any) -> np.ndarray:
+    if not isinstance(value, list) or len(value) != SHAPE[0]:
+        raise InstanceError("InvalidShape", '"pixels" must be a list of 28 rows')
+    for row in value:
+        if not isinstance(row, list) or len(row) != SHAPE[1]:
+            raise InstanceError("InvalidShape", '"pixels" must be 28 rows of 28 numbers')
+        for v in row:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise InstanceError("InvalidValue", f'"pixels" holds {v!r}; expected numbers 0-255')
+            if not 0 <= v <= 255:
+                raise InstanceError("ValueOutOfRange", f"pixel value {v} is outside 0-255")
+    return np.rint(np.asarray(value, dtype=np.float64)).astype(np.uint8)

@@ -1,0 +1,241 @@
+"""Running the lab's notebooks headless with papermill.
+
+A *preset* (``labkit/presets/<name>.yaml``, or any YAML file) names parameters per notebook::
+
+    description: one line for `labkit lab presets`
+    notebooks:
+      01_train_mnist: {epochs: 1, max_train_samples: 6000}
+
+Every notebook given a parameter must declare it in its ``parameters`` cell; an unknown
+notebook, parameter or preset stops the run before anything executes. Each run writes a new
+folder ``results/lab/<time>-<preset>/`` holding the executed notebooks, whatever they wrote,
+and ``lab.json`` (status, preset, parameters, timings), which says ``failed`` or
+``interrupted`` when the run did not finish.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labkit import paths
+
+PRESETS_DIR = Path(__file__).with_name("presets")
+#: Parameters the runner passes itself, to every notebook that declares them.
+RUNNER_PARAMETERS = ("run_dir",)
+
+
+class LabError(RuntimeError):
+    """A preset, parameter or notebook problem; the message names the thing and the fix."""
+
+
+class NotebookFailedError(LabError):
+    """A notebook raised while executing; the message points at the executed copy."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Parameters for a lab run, per notebook stem (e.g. ``01_train_mnist``)."""
+
+    name: str
+    description: str
+    notebooks: dict[str, dict[str, Any]]
+
+
+@dataclass
+class LabRun:
+    """What :func:`run_lab` did: its folder, the executed notebooks, and the status."""
+
+    run_dir: Path
+    preset: Preset
+    executed: list[Path] = field(default_factory=list)
+    status: str = "running"
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def available_presets() -> dict[str, str]:
+    """Preset name -> description, for the presets shipped with labkit."""
+    return {p.stem: load_preset(p.stem).description for p in sorted(PRESETS_DIR.glob("*.yaml"))}
+
+
+def load_preset(name_or_path: str | os.PathLike[str]) -> Preset:
+    """A shipped preset by name, or a YAML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PRESETS_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
+        raise LabError(
+            f"unknown preset {str(name_or_path)!r}: use one of {names}, or a path to a YAML file"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise LabError(f"preset {path} is not valid YAML: {exc}") from exc
+    unknown = set(raw) - {"description", "notebooks"}
+    if unknown:
+        raise LabError(
+            f"preset {path} has unknown keys {sorted(unknown)}; allowed: description, notebooks"
+        )
+    notebooks = raw.get("notebooks") or {}
+    if not isinstance(notebooks, dict) or not all(
+        isinstance(v, dict | None) for v in notebooks.values()
+    ):
+        raise LabError(f"preset {path}: 'notebooks' must map notebook names to parameter mappings")
+    return Preset(
+        path.stem, str(raw.get("description", "")), {k: dict(v or {}) for k, v in notebooks.items()}
+    )
+
+
+def lab_notebooks(notebooks_dir: Path = paths.NOTEBOOKS_DIR) -> dict[str, Path]:
+    """The lab's numbered notebooks in order (``01_...`` to ``99_...``), by stem."""
+    found = sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    return {p.stem: p for p in found}
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``NOTEBOOK.KEY=VALUE`` (VALUE read as YAML: 3, 0.5, true, null, [1, 2]) -> parts."""
+    target, sep, value = text.partition("=")
+    notebook, dot, key = target.partition(".")
+    if not sep or not dot or not notebook or not key:
+        raise LabError(
+            f"override {text!r} must look like NOTEBOOK.KEY=VALUE, e.g. 01_train_mnist.epochs=2"
+        )
+    try:
+        return notebook, key, yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise LabError(f"override {text!r}: cannot read the value ({exc})") from exc
+
+
+def plan(
+    preset: Preset,
+    overrides: list[tuple[str, str, Any]] = (),  # type: ignore[assignment]
+    only: list[str] | None = None,
+    notebooks_dir: Path = paths.NOTEBOOKS_DIR,
+) -> dict[Path, dict[str, Any]]:
+    """Notebook -> parameters to run, validated against each notebook's ``parameters`` cell."""
+    import papermill
+
+    available = lab_notebooks(notebooks_dir)
+    chosen = _select(available, only)
+    merged = {stem: dict(params) for stem, params in preset.notebooks.items()}
+    for notebook, key, value in overrides:
+        merged.setdefault(_resolve_stem(available, notebook), {})[key] = value
+    for stem in merged:
+        if stem not in available:
+            raise LabError(
+                f"preset {preset.name!r} names notebook {stem!r}, which does not exist; "
+                f"notebooks: {', '.join(available)}"
+            )
+    result: dict[Path, dict[str, Any]] = {}
+    for stem in chosen:
+        declared = papermill.inspect_notebook(str(available[stem]))
+        params = merged.get(stem, {})
+        unknown = sorted(set(params) - set(declared))
+        if unknown:
+            raise LabError(
+                f"unknown parameter(s) {unknown} for notebook {stem}; "
+                f"it declares: {', '.join(sorted(declared))}"
+            )
+        result[available[stem]] = params
+    return result
+
+
+def run_lab(
+    preset: str | Preset = "quick",
+    *,
+    overrides: list[tuple[str, str, Any]] = (),  # type: ignore[assignment]
+    only: list[str] | None = None,
+    run_dir: Path | None = None,
+    progress: bool = True,
+    notebooks_dir: Path = paths.NOTEBOOKS_DIR,
+) -> LabRun:
+    """Execute the lab's notebooks in order with papermill into a new run folder.
+
+    Raises :class:`LabError` for bad input (before anything runs) and when a notebook fails;
+    in both cases ``lab.json`` in the run folder (if one was made) records what happened.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    preset = preset if isinstance(preset, Preset) else load_preset(preset)
+    steps = plan(preset, overrides, only, notebooks_dir)
+    run_dir = run_dir or paths.new_run_dir("lab", preset.name)
+    (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
+    run = LabRun(run_dir=run_dir, preset=preset)
+    _write_status(run, steps)
+    try:
+        for number, (notebook, params) in enumerate(steps.items(), start=1):
+            declared = papermill.inspect_notebook(str(notebook))
+            given = {k: str(run_dir) for k in RUNNER_PARAMETERS if k in declared} | params
+            output = run_dir / "notebooks" / notebook.name
+            print(f"[{number}/{len(steps)}] {notebook.stem}", file=sys.stderr, flush=True)
+            start = time.perf_counter()
+            try:
+                papermill.execute_notebook(
+                    str(notebook),
+                    str(output),
+                    parameters=given,
+                    cwd=str(notebook.parent),
+                    kernel_name="python3",
+                    progress_bar=progress,
+                    log_output=False,
+                )
+            except PapermillExecutionError as exc:
+                run.status = "failed"
+                raise NotebookFailedError(
+                    f"notebook {notebook.stem} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
+                    f"see the executed notebook {output}"
+                ) from None
+            finally:
+                run.seconds[notebook.stem] = round(time.perf_counter() - start, 2)
+                run.executed.append(output)
+        run.status = "complete"
+    except KeyboardInterrupt:
+        run.status = "interrupted"
+        raise
+    except BaseException:
+        run.status = "failed" if run.status == "running" else run.status
+        raise
+    finally:
+        _write_status(run, steps)
+    return run
+
+
+def _select(available: dict[str, Path], only: list[str] | None) -> list[str]:
+    if not available:
+        raise LabError("no lab notebooks found (expected notebooks/NN_*.ipynb)")
+    if not only:
+        return list(available)
+    return [_resolve_stem(available, name) for name in only]
+
+
+def _resolve_stem(available: dict[str, Path], name: str) -> str:
+    """Accept a full stem (``01_train_mnist``) or its number (``01``)."""
+    if name in available:
+        return name
+    matches = [stem for stem in available if stem.split("_", 1)[0] == name]
+    if len(matches) == 1:
+        return matches[0]
+    raise LabError(f"unknown notebook {name!r}; notebooks: {', '.join(available)}")
+
+
+def _write_status(run: LabRun, steps: dict[Path, dict[str, Any]]) -> None:
+    status = {
+        "status": run.status,
+        "preset": run.preset.name,
+        "parameters": {p.stem: params for p, params in steps.items()},
+        "executed": [str(p.relative_to(run.run_dir)) for p in run.executed],
+        "seconds": run.seconds,
+        "updated_unix": time.time(),
+    }
+    tmp = run.run_dir / "lab.json.part"
+    tmp.write_text(json.dumps(status, indent=2, default=str))
+    os.replace(tmp, run.run_dir / "lab.json")

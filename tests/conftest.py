@@ -1,0 +1,44 @@
+"""Shared fixtures. Tests never touch the network or the user's results/ and models/ folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+SHARED_MNIST = PROJECT_DIR.parent / "shared" / "data" / "mnist"
+
+# The machine's offline MNIST mirror, when the caller did not name one.
+if not os.environ.get("LABKIT_MNIST_ROOT") and (SHARED_MNIST / "MNIST" / "raw").is_dir():
+    os.environ["LABKIT_MNIST_ROOT"] = str(SHARED_MNIST)
+
+
+def real_mnist_available() -> bool:
+    from labkit.data import MNIST_FILES, resolve_root
+
+    raw = resolve_root() / "MNIST" / "raw"
+    return all((raw / name).is_file() or (raw / name[:-3]).is_file() for name in MNIST_FILES)
+
+
+needs_mnist = pytest.mark.skipif(not real_mnist_available(), reason="real MNIST files not present")
+
+
+@pytest.fixture
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Results and models go to a temporary folder (also for notebook kernels, via the env)."""
+    monkeypatch.setenv("LABKIT_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("LABKIT_MODELS_DIR", str(tmp_path / "models"))
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained briefly on real MNIST (generated digits when MNIST is absent)."""
+    from labkit.data import load_mnist, synthetic_mnist
+    from labkit.model import TrainConfig, export, train
+
+    data = load_mnist(train=True).head(4000) if real_mnist_available() else synthetic_mnist(2000)
+    result = train(data, TrainConfig(epochs=1, batch_size=64, seed=1), progress=False)
+    return export(result, tmp_path_factory.mktemp("model"))

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labkit import lab, paths
+from labkit.cli import EXIT_BAD_INPUT, main
+from labkit.lab import LabError, load_preset, parse_override, plan
+from tests.conftest import needs_mnist
+from tests.notebook_runs import error_outputs
+
+
+def test_shipped_presets_are_valid_for_the_notebooks() -> None:
+    presets = lab.available_presets()
+    assert {"quick", "paper"} <= set(presets)
+    for name in presets:
+        assert plan(load_preset(name))  # raises on an unknown notebook or parameter
+
+
+def test_unknown_preset_lists_the_known_ones() -> None:
+    with pytest.raises(LabError, match=r"unknown preset 'nope'.*paper.*quick"):
+        load_preset("nope")
+
+
+def test_preset_file_with_unknown_key_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("notebooks: {}\nepochs: 3\n")
+    with pytest.raises(LabError, match="unknown keys"):
+        load_preset(path)
+
+
+def test_unknown_parameter_is_rejected_before_anything_runs(tmp_path: Path) -> None:
+    preset = lab.Preset("t", "", {"01_train_mnist": {"epohcs": 3}})
+    with pytest.raises(
+        LabError, match=r"unknown parameter\(s\) \['epohcs'\] for notebook 01_train_mnist"
+    ):
+        lab.run_lab(preset, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_notebook_is_rejected() -> None:
+    with pytest.raises(LabError, match="does not exist"):
+        plan(lab.Preset("t", "", {"99_nothing": {}}))
+    with pytest.raises(LabError, match="unknown notebook"):
+        plan(load_preset("quick"), only=["42"])
+
+
+def test_overrides_are_parsed_as_yaml_values() -> None:
+    assert parse_override("01_train_mnist.epochs=3") == ("01_train_mnist", "epochs", 3)
+    assert parse_override("01.reuse=true") == ("01", "reuse", True)
+    assert parse_override("01.data_root=null") == ("01", "data_root", None)
+    with pytest.raises(LabError, match=r"NOTEBOOK\.KEY=VALUE"):
+        parse_override("epochs=3")
+    steps = plan(load_preset("quick"), [parse_override("01.epochs=5")], only=["01"])
+    assert next(iter(steps.values()))["epochs"] == 5
+
+
+def test_run_folders_are_never_reused(isolated_dirs: Path) -> None:
+    first, second = paths.new_run_dir("lab", "x"), paths.new_run_dir("lab", "x")
+    assert first != second and first.is_dir() and second.is_dir()
+    assert paths.latest_run_dir("lab") in (first, second)
+
+
+def test_cli_bad_input_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lab", "run", "--preset", "nope"]) == EXIT_BAD_INPUT
+    assert "unknown preset" in capsys.readouterr().err
+    assert main(["train", "--epochs", "0"]) == EXIT_BAD_INPUT
+    assert "epochs must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["no-such-command"])
+    assert info.value.code == 2
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_notebook_01_executes_with_the_quick_preset(isolated_dirs: Path) -> None:
+    run = lab.run_lab("quick", only=["01"], progress=False)
+    executed = run.run_dir / "notebooks" / "01_train_mnist.ipynb"
+    assert executed.is_file() and error_outputs(executed) == []
+    status = json.loads((run.run_dir / "lab.json").read_text())
+    assert status["status"] == "complete" and status["preset"] == "quick"
+    model_dir = isolated_dirs / "models" / "mnist-cnn-quick"
+    assert (model_dir / "model.json").is_file() and (model_dir / "model.pt").is_file()
+    assert (run.run_dir / "confusion.png").is_file()
+
+
+@pytest.mark.slow
+def test_failing_notebook_marks_the_run_failed(isolated_dirs: Path, tmp_path: Path) -> None:
+    import nbformat
+
+    nb_dir = tmp_path / "nbs"
+    nb_dir.mkdir()
+    cell = nbformat.v4.new_code_cell("x = 1")
+    cell.metadata["tags"] = ["parameters"]
+    boom = nbformat.v4.new_code_cell("raise ValueError('boom in the lab')")
+    nb = nbformat.v4.new_notebook(cells=[cell, boom])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, nb_dir / "01_boom.ipynb")
+    with pytest.raises(lab.NotebookFailedError, match="boom in the lab"):
+        lab.run_lab(lab.Preset("t", "", {}), notebooks_dir=nb_dir, progress=False)
+    run_dir = paths.latest_run_dir("lab")
+    assert run_dir is not None
+    assert json.loads((run_dir / "lab.json").read_text())["status"] == "failed"
