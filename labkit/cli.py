@@ -51,6 +51,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_bundle(args: argparse.Namespace) -> int:
+    from labkit import paths
+    from labkit.image import build_bundle, build_image
+
+    model_dir = paths.resolve_model_dir(args.model)
+    out = args.out or paths.default_bundle_dir(model_dir)
+    bundle = build_bundle(model_dir, out)
+    print(f"bundle of model {bundle.model_name} {bundle.model_version}: {bundle.path}")
+    if args.image:
+        print(build_image(bundle, args.tag).message)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labkit",
@@ -107,12 +120,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--reuse", action="store_true", help="keep an existing model trained with the same settings"
     )
     train.set_defaults(func=_cmd_train)
+
+    bundle = sub.add_parser(
+        "bundle",
+        help="lay out the function bundle (the image's task root); build the image if Docker runs",
+        description="Copy the function code, the model and the Dockerfile into a bundle folder: "
+        "the Docker build context, and what the embedded local Lambda runs directly.",
+    )
+    bundle.add_argument("--model", default=None, help="model folder or name (default: mnist-cnn)")
+    bundle.add_argument("--out", default=None, help="bundle folder (default: bundles/<model>)")
+    bundle.add_argument("--image", action="store_true", help="also `docker build` the image")
+    bundle.add_argument("--tag", default="labkit-mnist:latest", help="image tag for --image")
+    bundle.set_defaults(func=_cmd_bundle)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``labkit`` command; returns the exit code."""
     from labkit.data import MnistNotFoundError
+    from labkit.function.model_io import ModelLoadError
     from labkit.lab import LabError, NotebookFailedError
     from labkit.model import ModelArtifactError
 
@@ -123,7 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (LabError, MnistNotFoundError, ModelArtifactError, ValueError) as exc:
+    except (
+        LabError, MnistNotFoundError, ModelArtifactError, ModelLoadError, FileNotFoundError,
+        ValueError,
+    ) as exc:  # fmt: skip
         print(f"labkit: error: {exc}", file=sys.stderr)
         return EXIT_FAILED if isinstance(exc, NotebookFailedError) else EXIT_BAD_INPUT
 

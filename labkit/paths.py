@@ -34,6 +34,14 @@ def resolve_model_dir(value: str | os.PathLike[str] | None = None) -> Path:
     return (models_dir() / text) if "/" not in text and os.sep not in text else Path(text).resolve()
 
 
+def default_bundle_dir(model_dir: Path, run_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where a function bundle goes: ``<run_dir>/bundle`` inside a lab run, else
+    ``bundles/<model folder name>`` (``LABKIT_BUNDLES_DIR`` moves ``bundles/``)."""
+    if run_dir:
+        return Path(run_dir) / "bundle"
+    return Path(os.environ.get("LABKIT_BUNDLES_DIR") or PROJECT_DIR / "bundles") / model_dir.name
+
+
 def results_dir() -> Path:
     return Path(os.environ.get("LABKIT_RESULTS_DIR") or PROJECT_DIR / "results").resolve()
 

@@ -8,8 +8,6 @@ import pytest
 from labkit import lab, paths
 from labkit.cli import EXIT_BAD_INPUT, main
 from labkit.lab import LabError, load_preset, parse_override, plan
-from tests.conftest import needs_mnist
-from tests.notebook_runs import error_outputs
 
 
 def test_shipped_presets_are_valid_for_the_notebooks() -> None:
@@ -71,19 +69,6 @@ def test_cli_bad_input_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["no-such-command"])
     assert info.value.code == 2
-
-
-@pytest.mark.slow
-@needs_mnist
-def test_notebook_01_executes_with_the_quick_preset(isolated_dirs: Path) -> None:
-    run = lab.run_lab("quick", only=["01"], progress=False)
-    executed = run.run_dir / "notebooks" / "01_train_mnist.ipynb"
-    assert executed.is_file() and error_outputs(executed) == []
-    status = json.loads((run.run_dir / "lab.json").read_text())
-    assert status["status"] == "complete" and status["preset"] == "quick"
-    model_dir = isolated_dirs / "models" / "mnist-cnn-quick"
-    assert (model_dir / "model.json").is_file() and (model_dir / "model.pt").is_file()
-    assert (run.run_dir / "confusion.png").is_file()
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import torch
 
 from .codec import DEFAULT_MAX_BATCH, InstanceError, decode_instance, error_entry, instances_of
 from .model_io import load_model
-from .net import preprocess
+from .net import inference_module, preprocess
 
 
 def default_model_dir() -> Path:
@@ -31,7 +31,8 @@ class Predictor:
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        self.model, self.metadata = load_model(Path(model_dir))
+        model, self.metadata = load_model(Path(model_dir))
+        self.model = inference_module(model)
         self.max_batch = max_batch
         self.model_info = {
             "name": self.metadata.get("name"),

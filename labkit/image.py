@@ -1,0 +1,207 @@
+"""The function bundle (what the image's task root holds) and ``docker build`` where possible.
+
+A *bundle* is a folder that is both the Docker build context and what the embedded local
+Lambda runs directly::
+
+    bundle/
+      Dockerfile, requirements.txt   (from docker/)
+      bundle.json                    (handler, model name/version, file list)
+      labkit_function/               (copy of labkit/function/*.py)
+      model/model.pt, model/model.json
+
+The bundle is written into a temporary sibling folder and renamed into place, so a failed
+build never leaves a half bundle that looks complete.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labkit import paths
+from labkit.function.model_io import METADATA_FILE, WEIGHTS_FILE, load_model
+
+FUNCTION_PACKAGE = "labkit_function"
+HANDLER = f"{FUNCTION_PACKAGE}.handler.handler"
+DOCKER_DIR = paths.PROJECT_DIR / "docker"
+FUNCTION_SOURCE = Path(__file__).with_name("function")
+MANIFEST = "bundle.json"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle folder and what it serves."""
+
+    path: Path
+    handler: str
+    model_name: str
+    model_version: str
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / "model"
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Bundle:
+        """An existing bundle; ``FileNotFoundError`` naming the fix when it is not one."""
+        path = Path(path)
+        manifest = path / MANIFEST
+        if not manifest.is_file():
+            raise FileNotFoundError(
+                f"{path} is not a function bundle (no {MANIFEST}); build one with "
+                "`labkit bundle` or labkit.image.build_bundle()"
+            )
+        data = json.loads(manifest.read_text())
+        return cls(path, data["handler"], data["model"]["name"], data["model"]["version"])
+
+
+def build_bundle(
+    model_dir: str | os.PathLike[str] | None, out_dir: str | os.PathLike[str]
+) -> Bundle:
+    """Lay out the image's task root for the model in ``model_dir`` into ``out_dir``.
+
+    The model is loaded first, so a missing or mismatched artefact fails here with a clear
+    ``ModelLoadError`` rather than at the function's first cold start. An existing bundle at
+    ``out_dir`` is replaced only once the new one is complete.
+    """
+    model_dir = paths.resolve_model_dir(model_dir)
+    _, metadata = load_model(model_dir)
+    out = Path(out_dir).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        package = staging / FUNCTION_PACKAGE
+        package.mkdir()
+        for source in sorted(FUNCTION_SOURCE.glob("*.py")):
+            shutil.copy2(source, package / source.name)
+        (staging / "model").mkdir()
+        for name in (WEIGHTS_FILE, METADATA_FILE):
+            shutil.copy2(model_dir / name, staging / "model" / name)
+        for name in ("Dockerfile", "requirements.txt"):
+            shutil.copy2(DOCKER_DIR / name, staging / name)
+        files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+        manifest = {
+            "handler": HANDLER,
+            "model": {"name": metadata.get("name"), "version": metadata.get("version")},
+            "source_model_dir": str(model_dir),
+            "files": files,
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Bundle.open(out)
+
+
+def dockerfile_copy_sources(dockerfile: Path) -> list[str]:
+    """The source paths of every ``COPY`` instruction (flags such as ``--chown`` skipped)."""
+    sources = []
+    for line in dockerfile.read_text().splitlines():
+        words = line.split()
+        if words and words[0].upper() == "COPY":
+            args = [w for w in words[1:] if not w.startswith("--")]
+            sources.extend(args[:-1])
+    return sources
+
+
+def load_handler(bundle: Bundle | str | os.PathLike[str]) -> Callable[[Any, Any], Any]:
+    """Import the bundle's handler in this process, as the runtime would, and return it.
+
+    The function package is imported from the bundle folder (not from ``labkit``), with
+    ``LAMBDA_TASK_ROOT`` pointing at the bundle so it finds its model. Importing it loads the
+    model: an init error surfaces here as ``ModelLoadError``.
+    """
+    bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+    for name in [
+        m for m in sys.modules if m == FUNCTION_PACKAGE or m.startswith(FUNCTION_PACKAGE + ".")
+    ]:
+        del sys.modules[name]
+    package_dir = bundle.path / FUNCTION_PACKAGE
+    spec = importlib.util.spec_from_file_location(
+        FUNCTION_PACKAGE, package_dir / "__init__.py", submodule_search_locations=[str(package_dir)]
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[FUNCTION_PACKAGE] = module
+    spec.loader.exec_module(module)
+    previous = os.environ.get("LAMBDA_TASK_ROOT")
+    os.environ["LAMBDA_TASK_ROOT"] = str(bundle.path)
+    try:
+        handler_module = importlib.import_module(bundle.handler.rsplit(".", 1)[0])
+    finally:
+        if previous is None:
+            os.environ.pop("LAMBDA_TASK_ROOT", None)
+        else:
+            os.environ["LAMBDA_TASK_ROOT"] = previous
+    return getattr(handler_module, bundle.handler.rsplit(".", 1)[1])
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    """The outcome of :func:`build_image`: built or not, and why."""
+
+    built: bool
+    tag: str
+    message: str
+
+
+def docker_engine_status(docker: str = "docker") -> tuple[bool, str]:
+    """(reachable, explanation) for the Docker engine behind the ``docker`` CLI."""
+    if shutil.which(docker) is None:
+        return False, f"the `{docker}` command is not installed"
+    try:
+        probe = subprocess.run(
+            [docker, "version", "--format", "{{.Server.Version}}"],
+            capture_output=True, text=True, timeout=15, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return False, "the Docker engine did not answer within 15 s"
+    if probe.returncode != 0 or not probe.stdout.strip():
+        detail = (probe.stderr.strip().splitlines() or ["no server version"])[-1]
+        return False, f"the Docker CLI is installed but no engine is reachable ({detail})"
+    return True, f"Docker engine {probe.stdout.strip()}"
+
+
+def build_image(
+    bundle: Bundle | str | os.PathLike[str],
+    tag: str = "labkit-mnist:latest",
+    *,
+    platform: str = "linux/amd64",
+    docker: str = "docker",
+) -> ImageBuild:
+    """``docker build`` the bundle when an engine is reachable; otherwise say why not.
+
+    Never raises for a missing engine: the bundle alone is enough for the embedded local
+    Lambda, so the result says plainly that only the bundle was built. A failing build
+    raises ``RuntimeError`` with the end of Docker's output.
+    """
+    bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._/:-]*", tag):
+        raise ValueError(f"invalid image tag {tag!r} (lower-case letters, digits, . _ / : -)")
+    reachable, why = docker_engine_status(docker)
+    if not reachable:
+        return ImageBuild(
+            False, tag,
+            f"built the bundle only ({bundle.path}); no image because {why}. The embedded "
+            "local Lambda runs the bundle as it is; to deploy to AWS, build where Docker runs.",
+        )  # fmt: skip
+    command = [docker, "build", "--platform", platform, "-t", tag, str(bundle.path)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
+        raise RuntimeError(f"docker build failed ({' '.join(command)}):\n{tail}")
+    return ImageBuild(True, tag, f"built image {tag} from {bundle.path} ({why})")

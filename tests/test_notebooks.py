@@ -1,0 +1,59 @@
+"""Every lab notebook executes headless under papermill with the quick preset.
+
+The whole quick lab runs once (in order, as `labkit lab run --preset quick` does, into
+temporary results and models folders); each notebook then has its own test.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labkit import lab
+from tests.conftest import needs_mnist
+from tests.notebook_runs import error_outputs
+
+pytestmark = [pytest.mark.slow, needs_mnist]
+NOTEBOOKS = list(lab.lab_notebooks())
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[lab.LabRun]:
+    root = tmp_path_factory.mktemp("lab")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LABKIT_RESULTS_DIR", str(root / "results"))
+        patch.setenv("LABKIT_MODELS_DIR", str(root / "models"))
+        patch.setenv("LABKIT_BUNDLES_DIR", str(root / "bundles"))
+        try:
+            run = lab.run_lab("quick", progress=False)
+        except lab.NotebookFailedError as exc:
+            pytest.fail(str(exc))
+        yield run
+
+
+def test_the_quick_lab_completes(quick_run: lab.LabRun) -> None:
+    status = json.loads((quick_run.run_dir / "lab.json").read_text())
+    assert status["status"] == "complete"
+    assert status["executed"] == [f"notebooks/{name}.ipynb" for name in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_executes_without_errors(quick_run: lab.LabRun, name: str) -> None:
+    executed = quick_run.run_dir / "notebooks" / f"{name}.ipynb"
+    assert executed.is_file()
+    assert error_outputs(executed) == []
+
+
+def test_01_exports_the_model(quick_run: lab.LabRun) -> None:
+    model_dir = Path(quick_run.run_dir).parents[2] / "models" / "mnist-cnn-quick"
+    assert (model_dir / "model.json").is_file() and (model_dir / "model.pt").is_file()
+    assert (quick_run.run_dir / "confusion.png").is_file()
+
+
+def test_02_lays_out_the_bundle_in_the_run(quick_run: lab.LabRun) -> None:
+    manifest = json.loads((quick_run.run_dir / "bundle" / "bundle.json").read_text())
+    assert manifest["handler"] == "labkit_function.handler.handler"
+    assert "model/model.pt" in manifest["files"]
