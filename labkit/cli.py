@@ -64,6 +64,12 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from labkit.emulator.server import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labkit",
@@ -104,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         "model.pt + model.json (the artefact the function loads).",
     )
     train.add_argument("--epochs", type=int, default=2)
-    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--lr", type=float, default=0.01)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--max-train-samples", type=int, default=None)
@@ -132,6 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     bundle.add_argument("--image", action="store_true", help="also `docker build` the image")
     bundle.add_argument("--tag", default="labkit-mnist:latest", help="image tag for --image")
     bundle.set_defaults(func=_cmd_bundle)
+
+    from labkit.emulator.server import add_arguments
+
+    emulator = sub.add_parser(
+        "emulator",
+        help="serve the embedded local Lambda (Invoke API for boto3 / the AWS CLI) until Ctrl-C",
+        description="The embedded local Lambda: each function NAME=DIR is served on the Lambda "
+        "Invoke API (use --endpoint-url http://HOST:PORT with boto3 or the AWS CLI); each instance "
+        "is a process running the official runtime client in DIR, or DIR/bootstrap when it is an "
+        "executable (a custom runtime). Prints one JSON line with the endpoint when ready.",
+    )
+    add_arguments(emulator)
+    emulator.set_defaults(func=_cmd_emulator)
     return parser
 
 

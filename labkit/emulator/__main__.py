@@ -1,0 +1,5 @@
+import sys
+
+from labkit.emulator.server import main
+
+sys.exit(main())

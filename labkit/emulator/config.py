@@ -1,0 +1,113 @@
+"""Configuration of one function in the embedded local Lambda."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_HANDLER = "labkit_function.handler.handler"
+REGION = "us-east-1"
+ACCOUNT_ID = "000000000000"  # like LocalStack and moto: obviously not a real account
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: Environment variables passed through from the emulator's own environment to instances.
+PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "LABKIT_MNIST_ROOT")
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """One function: its code folder and the limits Lambda would apply to it.
+
+    ``code_dir`` is a bundle (``labkit bundle``) or any folder holding the handler's module;
+    a folder with an executable ``bootstrap`` runs as a custom runtime instead of
+    ``python -m awslambdaric <handler>``.
+    """
+
+    name: str
+    code_dir: Path
+    handler: str = DEFAULT_HANDLER
+    memory_mb: int = 1024
+    timeout_s: float = 60.0
+    concurrency: int = 10
+    keep_alive_s: float = 300.0
+    provisioned: int = 0
+    #: Seconds an invocation may wait for a free instance at the concurrency limit before it
+    #: is throttled (429). 0 is Lambda's behaviour; > 0 queues, for benchmarks only.
+    throttle_wait_s: float = 0.0
+    environment: dict[str, str] = field(default_factory=dict)
+    python: str = sys.executable
+
+    def __post_init__(self) -> None:
+        if not NAME_PATTERN.fullmatch(self.name):
+            raise ValueError(f"function name {self.name!r}: 1-64 letters, digits, - or _")
+        object.__setattr__(self, "code_dir", Path(self.code_dir).resolve())
+        if not self.code_dir.is_dir():
+            raise ValueError(f"function {self.name}: code folder {self.code_dir} does not exist")
+        if not 128 <= self.memory_mb <= 10240:
+            raise ValueError(f"memory_mb must be 128-10240 (as on Lambda), got {self.memory_mb}")
+        if not 0 < self.timeout_s <= 900:
+            raise ValueError(f"timeout_s must be in (0, 900], got {self.timeout_s}")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+        if not 0 <= self.provisioned <= self.concurrency:
+            raise ValueError(
+                f"provisioned must be between 0 and concurrency ({self.concurrency}), got {self.provisioned}"
+            )
+        if self.keep_alive_s <= 0:
+            raise ValueError(f"keep_alive_s must be > 0, got {self.keep_alive_s}")
+        if self.throttle_wait_s < 0:
+            raise ValueError(f"throttle_wait_s must be >= 0, got {self.throttle_wait_s}")
+        if not self.is_custom_runtime and "." not in self.handler:
+            raise ValueError(f"handler {self.handler!r} must look like module.function")
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.name}"
+
+    @property
+    def bootstrap(self) -> Path:
+        return self.code_dir / "bootstrap"
+
+    @property
+    def is_custom_runtime(self) -> bool:
+        return self.bootstrap.is_file() and os.access(self.bootstrap, os.X_OK)
+
+    def command(self) -> list[str]:
+        """How an instance process starts: the custom runtime, or the Python runtime client."""
+        if self.is_custom_runtime:
+            return [str(self.bootstrap)]
+        return [self.python, "-m", "awslambdaric", self.handler]
+
+    def instance_environment(
+        self, runtime_api: str, log_stream: str, *, provisioned: bool = False
+    ) -> dict[str, str]:
+        """What Lambda puts in a sandbox's environment (never AWS_LAMBDA_MAX_CONCURRENCY,
+        which would switch the runtime client into multi-concurrency mode, nor the caller's
+        AWS credentials)."""
+        env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
+        env |= {
+            "AWS_LAMBDA_RUNTIME_API": runtime_api,
+            "AWS_LAMBDA_FUNCTION_NAME": self.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": (
+                "provisioned-concurrency" if provisioned else "on-demand"
+            ),
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+            "_HANDLER": self.handler,
+            "LAMBDA_TASK_ROOT": str(self.code_dir),
+            "LAMBDA_RUNTIME_DIR": str(Path(self.python).resolve().parent),
+            "TZ": ":UTC",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(self.code_dir),
+            "LABKIT_TORCH_THREADS": "1",
+        }
+        env |= self.environment
+        env.pop("AWS_LAMBDA_MAX_CONCURRENCY", None)
+        return env

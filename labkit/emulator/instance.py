@@ -1,0 +1,322 @@
+"""One execution environment: a process running the runtime client, and its Runtime API.
+
+Each instance gets its own Runtime API endpoint (its own port on 127.0.0.1), as each Lambda
+sandbox has its own, so requests need no instance id. The state machine:
+
+    starting --first /next--> ready (idle or busy) --exit/kill--> dead
+
+Init Duration is measured from process start to the first ``/next``; Duration from handing
+the event over (the ``/next`` response) to the ``/response`` or ``/error`` arriving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from labkit.emulator.config import FunctionConfig
+
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+RUNTIME_PREFIX = "/2018-06-01/runtime"
+
+
+@dataclass
+class Outcome:
+    """How an invocation ended: the payload for the caller, and the error type if any."""
+
+    body: bytes
+    error_type: str | None = None  # None: success; else X-Amz-Function-Error: Unhandled
+    status: str | None = None  # REPORT status: "error", "timeout" (None for success)
+
+    @classmethod
+    def failure(cls, error_type: str, message: str, status: str = "error") -> Outcome:
+        body = json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+        return cls(body, error_type, status)
+
+
+@dataclass
+class Invocation:
+    """One request travelling through an instance."""
+
+    payload: bytes
+    deadline_ms: int
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log: list[str] = field(default_factory=list)
+    handed_at: float | None = None
+    done_at: float | None = None
+    outcome: asyncio.Future[Outcome] | None = None
+
+
+def _die_with_parent() -> None:
+    """Linux: the instance gets SIGKILL when the emulator dies, so none is ever orphaned."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _nodelay(request: web.Request) -> None:
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class Instance:
+    """An execution environment of ``config``; create with :meth:`start`."""
+
+    def __init__(
+        self,
+        config: FunctionConfig,
+        *,
+        provisioned: bool,
+        on_log: Callable[[Instance, str], None],
+        on_exit: Callable[[Instance], None],
+    ) -> None:
+        self.config = config
+        self.provisioned = provisioned
+        self.id = uuid.uuid4().hex[:12]
+        self.log_stream = time.strftime("%Y/%m/%d/[$LATEST]") + self.id
+        self.state = "starting"
+        self.started_at = 0.0
+        self.init_duration_ms: float | None = None
+        self.init_error: Outcome | None = None
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.current: Invocation | None = None  # handed over, awaiting its result
+        self.idle_since = 0.0
+        self.invocations = 0
+        self.oom = False  # set by the memory watchdog before it kills the process
+        self.peak_mb = 0  # last peak resident memory read, kept after the process is gone
+        self._pending: Invocation | None = None  # assigned, not yet handed over
+        self._next_waiter: asyncio.Future[None] | None = None
+        self._finished: set[str] = set()
+        self._on_log, self._on_exit = on_log, on_exit
+        self._process: asyncio.subprocess.Process | None = None
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.init_log: list[str] = []
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def alive(self) -> bool:
+        return self.state != "dead"
+
+    async def start(self) -> None:
+        """Open the Runtime API endpoint and start the process (returns before init ends)."""
+        # Read oversized responses ourselves, to report Function.ResponseSizeTooLarge.
+        app = web.Application(client_max_size=8 * MAX_PAYLOAD_BYTES)
+        app.router.add_get(f"{RUNTIME_PREFIX}/invocation/next", self._next)
+        app.router.add_post(f"{RUNTIME_PREFIX}/invocation/{{rid}}/response", self._response)
+        app.router.add_post(f"{RUNTIME_PREFIX}/invocation/{{rid}}/error", self._error)
+        app.router.add_post(f"{RUNTIME_PREFIX}/init/error", self._init_error)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        env = self.config.instance_environment(
+            f"127.0.0.1:{port}", self.log_stream, provisioned=self.provisioned
+        )
+        self.started_at = time.perf_counter()
+        self._process = await asyncio.create_subprocess_exec(
+            *self.config.command(), cwd=self.config.code_dir, env=env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )  # fmt: skip
+        self._tasks = [
+            asyncio.create_task(self._read_output()),
+            asyncio.create_task(self._watch_exit()),
+        ]
+
+    def dispatch(self, invocation: Invocation) -> None:
+        """Give the instance its next invocation (handed over at its next ``/next``)."""
+        assert self._pending is None and self.current is None, "instance is not free"
+        self.state = "busy"
+        self._pending = invocation
+        if self._next_waiter is not None and not self._next_waiter.done():
+            self._next_waiter.set_result(None)
+
+    def release(self) -> None:
+        """The invocation is over; the instance is free for the next one."""
+        if self.alive:
+            self.state = "idle"
+            self.idle_since = time.monotonic()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (the runtime and anything it started)."""
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+
+    async def close(self) -> None:
+        self.kill()
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                await self._process.wait()
+        for task in self._tasks:
+            task.cancel()
+        if self._next_waiter is not None and not self._next_waiter.done():
+            self._next_waiter.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def memory_mb(self, field_name: str = "VmHWM") -> int:
+        """Resident memory of the process from /proc (VmHWM: peak, VmRSS: now), in MB.
+
+        Once the process is gone, the last peak read (or 0)."""
+        value = 0
+        if self.pid is not None and self.alive:
+            try:
+                with open(f"/proc/{self.pid}/status", "rb") as status:
+                    for line in status:
+                        if line.startswith(field_name.encode()):
+                            value = int(line.split()[1]) // 1024
+                            break
+            except (OSError, ValueError):
+                value = 0
+        self.peak_mb = max(self.peak_mb, value)
+        return value if value else (self.peak_mb if field_name == "VmHWM" else 0)
+
+    # ----- Runtime API -----------------------------------------------------------------
+
+    async def _next(self, request: web.Request) -> web.StreamResponse:
+        _nodelay(request)
+        if self.current is not None:
+            return _runtime_error(403, "InvalidStateTransition",
+                                  f"/next called while {self.current.request_id} has no result")  # fmt: skip
+        if not self.ready.done():
+            self.init_duration_ms = (time.perf_counter() - self.started_at) * 1000.0
+            self.state = "idle"
+            self.idle_since = time.monotonic()
+            self.ready.set_result(None)
+        while self._pending is None:
+            self._next_waiter = asyncio.get_running_loop().create_future()
+            await self._next_waiter
+            self._next_waiter = None
+        invocation, self._pending = self._pending, None
+        self.current = invocation
+        invocation.handed_at = time.perf_counter()
+        headers = {
+            "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+            "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": self.config.arn,
+            "Lambda-Runtime-Trace-Id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
+            "Content-Type": "application/json",  # the native runtime client needs it
+        }
+        return web.Response(body=invocation.payload, headers=headers)
+
+    def _known(self, rid: str) -> web.Response | Invocation:
+        if self.current is not None and self.current.request_id == rid:
+            return self.current
+        if rid in self._finished:
+            return _runtime_error(403, "InvalidStateTransition", f"{rid} already has a result")
+        return _runtime_error(400, "InvalidRequestID", f"unknown request id {rid}")
+
+    async def _response(self, request: web.Request) -> web.Response:
+        _nodelay(request)
+        found = self._known(request.match_info["rid"])
+        if isinstance(found, web.Response):
+            return found
+        body = await request.read()
+        if len(body) > MAX_PAYLOAD_BYTES:
+            self._finish(found, Outcome.failure(
+                "Function.ResponseSizeTooLarge",
+                f"Response payload size ({len(body)} bytes) exceeded maximum allowed payload "
+                f"size ({MAX_PAYLOAD_BYTES} bytes).",
+            ))  # fmt: skip
+            return _runtime_error(413, "RequestEntityTooLarge", "response too large")
+        self._finish(found, Outcome(body))
+        return web.json_response({"status": "OK"}, status=202)
+
+    async def _error(self, request: web.Request) -> web.Response:
+        _nodelay(request)
+        found = self._known(request.match_info["rid"])
+        if isinstance(found, web.Response):
+            return found
+        body = await request.read()
+        self._finish(found, _error_outcome(body, request.headers))
+        return web.json_response({"status": "OK"}, status=202)
+
+    async def _init_error(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if self.ready.done():
+            return _runtime_error(403, "InvalidStateTransition", "init already complete")
+        self.init_duration_ms = (time.perf_counter() - self.started_at) * 1000.0
+        self.init_error = _error_outcome(body, request.headers)
+        self.init_error.status = "error"
+        self.state = "dead"
+        self.ready.set_result(None)
+        self.kill()  # Lambda discards an environment whose init failed
+        return web.json_response({"status": "OK"}, status=202)
+
+    def _finish(self, invocation: Invocation, outcome: Outcome) -> None:
+        invocation.done_at = time.perf_counter()
+        self.current = None
+        self._finished.add(invocation.request_id)
+        self.invocations += 1
+        if invocation.outcome is not None and not invocation.outcome.done():
+            invocation.outcome.set_result(outcome)
+
+    # ----- process watching ----------------------------------------------------------
+
+    async def _read_output(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        async for raw in self._process.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            target = self.current or self._pending
+            (target.log if target is not None else self.init_log).append(line)
+            self._on_log(self, line)
+
+    async def _watch_exit(self) -> None:
+        assert self._process is not None
+        code = await self._process.wait()
+        reason = f"signal: {signal.Signals(-code).name.lower()[3:]}" if code < 0 else f"exit status {code}"
+        self.state = "dead"
+        if not self.ready.done():
+            self.init_duration_ms = (time.perf_counter() - self.started_at) * 1000.0
+            self.init_error = Outcome.failure("Runtime.ExitError", f"Runtime exited with error: {reason}")
+            self.ready.set_result(None)
+        for invocation in (self.current, self._pending):
+            if invocation is not None:
+                self._finish(invocation, Outcome.failure(
+                    "Runtime.ExitError",
+                    f"RequestId: {invocation.request_id} Error: Runtime exited with error: {reason}",
+                ))  # fmt: skip
+        self._pending = None
+        self._on_exit(self)
+
+
+def _error_outcome(body: bytes, headers: Any) -> Outcome:
+    """The error a runtime reported; the type comes from the body (awslambdaric does not send
+    the ``Lambda-Runtime-Function-Error-Type`` header on invocation errors)."""
+    try:
+        data = json.loads(body) if body else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    error_type = data.get("errorType") or headers.get("Lambda-Runtime-Function-Error-Type") or "Unhandled"
+    payload = {"errorMessage": data.get("errorMessage", ""), "errorType": error_type}
+    if data.get("stackTrace"):
+        payload["stackTrace"] = data["stackTrace"]
+    # A handler's own exception is a function error, not a platform failure: no REPORT status.
+    return Outcome(json.dumps(payload).encode(), str(error_type), None)
+
+
+def _runtime_error(status: int, error_type: str, message: str) -> web.Response:
+    return web.json_response({"errorType": error_type, "errorMessage": message}, status=status)

@@ -1,0 +1,165 @@
+"""Starting the embedded local Lambda from Python: ``with LocalLambda(config) as lam: ...``.
+
+The emulator runs in its own process (so a load generator in this process does not compete
+with it for the GIL), started here and stopped on exit; it and its instances die with this
+process even if it is killed, so no process is ever left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from labkit.emulator.config import REGION, FunctionConfig
+
+
+class EmulatorError(RuntimeError):
+    """The local Lambda did not start, or an admin call failed."""
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class LocalLambda:
+    """A running embedded local Lambda serving ``functions``; use as a context manager."""
+
+    def __init__(
+        self,
+        functions: FunctionConfig | Sequence[FunctionConfig],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        startup_timeout_s: float = 60.0,
+    ) -> None:
+        self.functions = [functions] if isinstance(functions, FunctionConfig) else list(functions)
+        if not self.functions:
+            raise ValueError("LocalLambda needs at least one function")
+        self.host, self.port, self.startup_timeout_s = host, port, startup_timeout_s
+        self.endpoint_url = ""
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr = tempfile.TemporaryFile()
+
+    def start(self) -> LocalLambda:
+        configs = [
+            {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(c).items()}
+            for c in self.functions
+        ]
+        command = [sys.executable, "-m", "labkit.emulator", "--host", self.host,
+                   "--port", str(self.port), "--configs-json", json.dumps(configs)]  # fmt: skip
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )  # fmt: skip
+        ready = self._read_ready_line()
+        self.endpoint_url = ready["endpoint_url"]
+        threading.Thread(target=self._drain, daemon=True).start()
+        return self
+
+    def _read_ready_line(self) -> dict[str, Any]:
+        assert self._process is not None and self._process.stdout is not None
+        result: dict[str, Any] = {}
+
+        def read() -> None:
+            line = self._process.stdout.readline()  # type: ignore[union-attr]
+            with contextlib.suppress(json.JSONDecodeError):
+                result.update(json.loads(line))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(self.startup_timeout_s)
+        if "endpoint_url" not in result:
+            self.close()
+            self._stderr.seek(0)
+            detail = self._stderr.read().decode(errors="replace").strip()[-2000:]
+            raise EmulatorError(f"the local Lambda did not start within {self.startup_timeout_s} s\n{detail}")
+        return result
+
+    def _drain(self) -> None:
+        stream = self._process.stdout if self._process else None
+        if stream is not None:
+            for _ in stream:
+                pass
+
+    def close(self) -> None:
+        """Stop the emulator; it kills every instance process before exiting."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def __enter__(self) -> LocalLambda:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    # ----- clients and admin ------------------------------------------------------------
+
+    def client(self, *, max_pool_connections: int = 10, read_timeout_s: float = 960.0) -> Any:
+        """A boto3 Lambda client for this endpoint (dummy credentials, no retries)."""
+        import boto3
+        from botocore.config import Config
+
+        config = Config(
+            retries={"max_attempts": 0, "mode": "standard"}, read_timeout=read_timeout_s,
+            max_pool_connections=max_pool_connections, tcp_keepalive=True,
+        )  # fmt: skip
+        return boto3.client(
+            "lambda", endpoint_url=self.endpoint_url, region_name=REGION,
+            aws_access_key_id="labkit-local", aws_secret_access_key="labkit-local", config=config,
+        )  # fmt: skip
+
+    def _admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.endpoint_url + path, data=data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return json.loads(response.read())
+        except OSError as exc:
+            raise EmulatorError(f"{method} {path} failed: {exc}") from exc
+
+    def logs(self, function: str, since: int = 0) -> list[str]:
+        """The function's log lines (START/END/REPORT and its own output), oldest first."""
+        return [row["line"] for row in self._admin("GET", f"/labkit/functions/{function}/logs?since={since}")["lines"]]
+
+    def instances(self, function: str) -> dict[str, Any]:
+        """Instances (id, pid, state, provisioned), cold-start and throttle counts."""
+        return self._admin("GET", f"/labkit/functions/{function}/instances")
+
+    def set_provisioned(self, function: str, count: int) -> dict[str, Any]:
+        """Keep ``count`` pre-warmed instances; returns when they are ready."""
+        return self._admin("PUT", f"/labkit/functions/{function}/provisioned", {"count": count})
+
+    def wait_until_idle(self, function: str, timeout_s: float = 30.0) -> None:
+        """Block until no instance of ``function`` is busy or starting."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            states = {i["state"] for i in self.instances(function)["instances"]}
+            if not states & {"busy", "starting"}:
+                return
+            time.sleep(0.02)
+        raise EmulatorError(f"{function} still busy after {timeout_s} s")

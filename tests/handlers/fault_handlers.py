@@ -1,0 +1,42 @@
+"""Tiny handlers for the emulator tests: one per behaviour Lambda must survive."""
+
+import os
+import time
+
+
+def noop(event, context):
+    return {"ok": True}
+
+
+def echo(event, context):
+    print(f"echo {event.get('n')}")
+    return {"event": event, "remaining_ms": context.get_remaining_time_in_millis(),
+            "function": context.function_name, "memory": context.memory_limit_in_mb,
+            "request_id": context.aws_request_id,
+            "max_concurrency_env": os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY"),
+            "pid": os.getpid()}
+
+
+def sleep(event, context):
+    time.sleep(float(event.get("seconds", 0.2)))
+    return {"slept": event.get("seconds", 0.2), "pid": os.getpid()}
+
+
+def boom(event, context):
+    raise ValueError("boom: the handler raised")
+
+
+def die(event, context):
+    os._exit(3)
+
+
+def hog(event, context):
+    blocks = [bytearray(1024 * 1024) for _ in range(int(event.get("mb", 400)))]
+    for block in blocks:
+        block[::4096] = b"x" * len(block[::4096])
+    time.sleep(0.5)
+    return {"held_mb": len(blocks)}
+
+
+def big_response(event, context):
+    return {"data": "x" * (7 * 1024 * 1024)}
