@@ -70,9 +70,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=5)
     args = parser.parse_args()
 
-    model_dir = paths.resolve_model_dir(args.model_dir)
-    if not (model_dir / "model.json").is_file():
-        train_and_export(TrainConfig(), model_dir)
+    model_dir = train_and_export(
+        TrainConfig(), paths.resolve_model_dir(args.model_dir), reuse=True
+    ).model_dir
     images = load_mnist(train=False).images[:64].numpy()
     with tempfile.TemporaryDirectory() as tmp:
         bundle = build_bundle(model_dir, Path(tmp) / "bundle")

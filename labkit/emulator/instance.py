@@ -105,6 +105,7 @@ class Instance:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.init_log: list[str] = []
+        self.runtime_api = ""  # host:port of this instance's Runtime API, once started
 
     @property
     def pid(self) -> int | None:
@@ -127,8 +128,9 @@ class Instance:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.runtime_api = f"127.0.0.1:{port}"
         env = self.config.instance_environment(
-            f"127.0.0.1:{port}", self.log_stream, provisioned=self.provisioned
+            self.runtime_api, self.log_stream, provisioned=self.provisioned
         )
         self.started_at = time.perf_counter()
         self._process = await asyncio.create_subprocess_exec(

@@ -51,7 +51,8 @@ class LocalLambda:
         self.host, self.port, self.startup_timeout_s = host, port, startup_timeout_s
         self.endpoint_url = ""
         self._process: subprocess.Popen[bytes] | None = None
-        self._stderr = tempfile.TemporaryFile()
+        # Lives as long as this object: the emulator's stderr, shown if it fails to start.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
 
     def start(self) -> LocalLambda:
         configs = [
