@@ -25,7 +25,9 @@ HANDLERS = Path(__file__).with_name("handlers")
 
 
 def fn(name: str, handler: str, **kwargs) -> FunctionConfig:
-    return FunctionConfig(name=name, code_dir=HANDLERS, handler=f"fault_handlers.{handler}", **kwargs)
+    return FunctionConfig(
+        name=name, code_dir=HANDLERS, handler=f"fault_handlers.{handler}", **kwargs
+    )
 
 
 def tail(response: dict) -> str:
@@ -59,7 +61,9 @@ def lam(tmp_path_factory: pytest.TempPathFactory):
         fn("limited", "sleep", concurrency=3),
         fn("short-lived", "noop", keep_alive_s=0.3),
         fn("warm", "noop", provisioned=1),
-        FunctionConfig(name="broken-init", code_dir=HANDLERS, handler="init_fails.handler", timeout_s=20),
+        FunctionConfig(
+            name="broken-init", code_dir=HANDLERS, handler="init_fails.handler", timeout_s=20
+        ),
         FunctionConfig(name="custom", code_dir=HANDLERS / "custom_runtime"),
     ]
     try:
@@ -111,7 +115,9 @@ def test_aws_error_shapes(client) -> None:
 
 def test_dry_run_and_event_invocations(lam: LocalLambda, client) -> None:
     assert client.invoke(FunctionName="echo", InvocationType="DryRun")["StatusCode"] == 204
-    accepted = client.invoke(FunctionName="echo", InvocationType="Event", Payload=json.dumps({"n": 77}))
+    accepted = client.invoke(
+        FunctionName="echo", InvocationType="Event", Payload=json.dumps({"n": 77})
+    )
     assert accepted["StatusCode"] == 202
     wait_for(lambda: "echo 77" in lam.logs("echo"), what="the Event invocation to run")
 
@@ -143,13 +149,17 @@ def test_timeout_kills_and_replaces_the_instance(lam: LocalLambda, client) -> No
     ok = payload(client.invoke(FunctionName="slow", Payload=json.dumps({"seconds": 0.05})))
     old_pid = ok["pid"]
     start = time.monotonic()
-    timed_out = client.invoke(FunctionName="slow", Payload=json.dumps({"seconds": 5}), LogType="Tail")
+    timed_out = client.invoke(
+        FunctionName="slow", Payload=json.dumps({"seconds": 5}), LogType="Tail"
+    )
     assert time.monotonic() - start < 3
     assert timed_out["FunctionError"] == "Unhandled"
     assert "Task timed out after 1.00 seconds" in payload(timed_out)["errorMessage"]
     assert "Status: timeout" in tail(timed_out)
     wait_for(lambda: not psutil.pid_exists(old_pid), what="the timed-out process to die")
-    again = client.invoke(FunctionName="slow", Payload=json.dumps({"seconds": 0.01}), LogType="Tail")
+    again = client.invoke(
+        FunctionName="slow", Payload=json.dumps({"seconds": 0.01}), LogType="Tail"
+    )
     assert "Init Duration:" in tail(again) and payload(again)["pid"] != old_pid
 
 
@@ -181,7 +191,9 @@ def test_response_too_large(client) -> None:
 def test_parallel_callers_get_their_own_instances_and_one_more_is_throttled(lam, client) -> None:
     def call(_: int):
         try:
-            return payload(client.invoke(FunctionName="limited", Payload=json.dumps({"seconds": 1.0})))
+            return payload(
+                client.invoke(FunctionName="limited", Payload=json.dumps({"seconds": 1.0}))
+            )
         except ClientError as exc:
             return exc.response
 
@@ -218,7 +230,11 @@ def test_provisioned_instances_are_never_cold(lam: LocalLambda, client) -> None:
 
 def test_custom_runtime_bootstrap(client) -> None:
     body = payload(client.invoke(FunctionName="custom", Payload=json.dumps({"x": 1})))
-    assert body == {"runtime": "custom", "echo": {"x": 1}, "handler": "labkit_function.handler.handler"}
+    assert body == {
+        "runtime": "custom",
+        "echo": {"x": 1},
+        "handler": "labkit_function.handler.handler",
+    }
 
 
 def test_clean_shutdown_leaves_no_process(tmp_path: Path) -> None:
@@ -268,7 +284,9 @@ def test_mnist_function_through_the_aws_cli(mnist_lam: LocalLambda, tmp_path: Pa
     event = tmp_path / "event.json"
     event.write_text(json.dumps(make_event(synthetic_mnist(2).images)))
     out = tmp_path / "out.json"
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1")
+    env = dict(
+        os.environ, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1"
+    )
     done = subprocess.run(
         [str(aws), "lambda", "invoke", "--endpoint-url", mnist_lam.endpoint_url,
          "--function-name", "mnist", "--payload", f"fileb://{event}", "--log-type", "Tail", str(out)],
@@ -301,3 +319,29 @@ def test_cli_serves_until_interrupted(tmp_path: Path) -> None:
         wait_for(lambda: not any(psutil.pid_exists(p) for p in children), what="instances to exit")
     finally:
         process.kill()
+
+
+def test_lambda_invoker_parses_reports_and_raises_on_throttling(lam: LocalLambda) -> None:
+    from labkit.invoke import LambdaInvoker, ThrottledError
+
+    invoker = LambdaInvoker(endpoint_url=lam.endpoint_url, max_connections=8)
+    result = invoker.invoke("echo", {"n": 5})
+    assert result.function_error is None and result.response["event"] == {"n": 5}
+    assert result.report is not None and result.report.memory_size_mb == 1024
+    assert result.report.request_id == result.response["request_id"] == result.request_id
+    assert result.round_trip_ms > 0 and result.as_row()["error_type"] is None
+    failed = invoker.invoke("boom", {})
+    assert failed.function_error == "Unhandled" and failed.error_type == "ValueError"
+    lam.wait_until_idle("limited")
+
+    def call(_: int):
+        try:
+            return invoker.invoke("limited", {"seconds": 1.0})
+        except ThrottledError as exc:
+            return exc
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(call, range(4)))
+    throttled = [r for r in results if isinstance(r, ThrottledError)]
+    assert len(throttled) == 1
+    assert throttled[0].reason == "ReservedFunctionConcurrentInvocationLimitExceeded"

@@ -57,7 +57,9 @@ def test_function_config_rejects_bad_values(tmp_path, kwargs: dict, message: str
         FunctionConfig(**(base | kwargs))
 
 
-def test_instance_environment_is_lambdas_and_never_leaks_max_concurrency(tmp_path, monkeypatch) -> None:
+def test_instance_environment_is_lambdas_and_never_leaks_max_concurrency(
+    tmp_path, monkeypatch
+) -> None:
     monkeypatch.setenv("AWS_LAMBDA_MAX_CONCURRENCY", "8")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "real-secret")
     config = FunctionConfig(name="f", code_dir=tmp_path, memory_mb=512,

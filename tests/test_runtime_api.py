@@ -18,7 +18,9 @@ NEXT = "/2018-06-01/runtime/invocation/next"
 async def _scenario() -> dict[str, object]:
     config = FunctionConfig(name="rt", code_dir=SILENT)
     exited: list[Instance] = []
-    instance = Instance(config, provisioned=False, on_log=lambda i, line: None, on_exit=exited.append)
+    instance = Instance(
+        config, provisioned=False, on_log=lambda i, line: None, on_exit=exited.append
+    )
     await instance.start()
     base = f"http://{instance.runtime_api}"
     seen: dict[str, object] = {}
@@ -37,7 +39,9 @@ async def _scenario() -> dict[str, object]:
             rid = response.headers["Lambda-Runtime-Aws-Request-Id"]
             again = await http.get(base + NEXT)  # out of order: the invocation has no result yet
             seen["next_again"] = again.status
-            unknown = await http.post(f"{base}/2018-06-01/runtime/invocation/nope/response", data=b"{}")
+            unknown = await http.post(
+                f"{base}/2018-06-01/runtime/invocation/nope/response", data=b"{}"
+            )
             seen["unknown"] = unknown.status
             error = await http.post(
                 f"{base}/2018-06-01/runtime/invocation/{rid}/error",
@@ -45,7 +49,9 @@ async def _scenario() -> dict[str, object]:
             )
             seen["error_status"] = error.status
             seen["outcome"] = await asyncio.wait_for(invocation.outcome, 5)
-            twice = await http.post(f"{base}/2018-06-01/runtime/invocation/{rid}/response", data=b"{}")
+            twice = await http.post(
+                f"{base}/2018-06-01/runtime/invocation/{rid}/response", data=b"{}"
+            )
             seen["twice"] = twice.status
             init_late = await http.post(f"{base}/2018-06-01/runtime/init/error", data=b"{}")
             seen["init_late"] = init_late.status

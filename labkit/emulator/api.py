@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from labkit.emulator.instance import MAX_PAYLOAD_BYTES, _nodelay
+from labkit.emulator.instance import MAX_PAYLOAD_BYTES
 from labkit.emulator.service import FunctionService, Throttled
 
 FUNCTIONS = "/2015-03-31/functions"
@@ -58,7 +58,6 @@ class InvokeApi:
         return service
 
     async def invoke(self, request: web.Request) -> web.StreamResponse:
-        _nodelay(request)
         service = self._service(request)
         if isinstance(service, web.Response):
             return service
@@ -175,7 +174,9 @@ def _configuration(service: FunctionService) -> dict[str, Any]:
         "PackageType": "Image",
         "Handler": config.handler,
         "MemorySize": config.memory_mb,
-        "Timeout": int(config.timeout_s) if float(config.timeout_s).is_integer() else config.timeout_s,
+        "Timeout": int(config.timeout_s)
+        if float(config.timeout_s).is_integer()
+        else config.timeout_s,
         "Version": "$LATEST",
         "State": "Active",
         "LastUpdateStatus": "Successful",

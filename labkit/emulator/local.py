@@ -86,7 +86,9 @@ class LocalLambda:
             self.close()
             self._stderr.seek(0)
             detail = self._stderr.read().decode(errors="replace").strip()[-2000:]
-            raise EmulatorError(f"the local Lambda did not start within {self.startup_timeout_s} s\n{detail}")
+            raise EmulatorError(
+                f"the local Lambda did not start within {self.startup_timeout_s} s\n{detail}"
+            )
         return result
 
     def _drain(self) -> None:
@@ -145,7 +147,12 @@ class LocalLambda:
 
     def logs(self, function: str, since: int = 0) -> list[str]:
         """The function's log lines (START/END/REPORT and its own output), oldest first."""
-        return [row["line"] for row in self._admin("GET", f"/labkit/functions/{function}/logs?since={since}")["lines"]]
+        return [
+            row["line"]
+            for row in self._admin("GET", f"/labkit/functions/{function}/logs?since={since}")[
+                "lines"
+            ]
+        ]
 
     def instances(self, function: str) -> dict[str, Any]:
         """Instances (id, pid, state, provisioned), cold-start and throttle counts."""

@@ -76,5 +76,7 @@ class LogStore:
     def since(self, position: int = 0) -> tuple[list[dict[str, object]], int]:
         """Lines numbered ``position`` and later, and the position to ask for next time."""
         with self._lock:
-            rows = [{"n": n, "time": t, "line": line} for n, t, line in self._lines if n >= position]
+            rows = [
+                {"n": n, "time": t, "line": line} for n, t, line in self._lines if n >= position
+            ]
             return rows, self._next

@@ -62,7 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout-s", type=float, default=60.0)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--keep-alive-s", type=float, default=300.0)
-    parser.add_argument("--provisioned", type=int, default=0, help="pre-warmed instances per function")
+    parser.add_argument(
+        "--provisioned", type=int, default=0, help="pre-warmed instances per function"
+    )
     parser.add_argument("--throttle-wait-s", type=float, default=0.0,
                         help="queue this long at the concurrency limit before a 429 (0: as Lambda)")  # fmt: skip
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",

@@ -53,6 +53,7 @@ class FunctionService:
         self.instances: list[Instance] = []
         self._idle: list[Instance] = []
         self._freed = asyncio.Condition()
+        self._waiting = 0  # invocations queued at the concurrency limit (throttle_wait_s > 0)
         self._maintenance: asyncio.Task[None] | None = None
         self.cold_starts = 0
         self.throttles = 0
@@ -104,17 +105,15 @@ class FunctionService:
             if instance.init_error is not None:
                 return self._complete(invocation, instance, instance.init_error, 0.0, init_ms)
             instance.dispatch(invocation)
-            remaining = max(0.0, deadline_s - time.time())
-            try:
-                outcome = await asyncio.wait_for(asyncio.shield(invocation.outcome), remaining)
-            except asyncio.TimeoutError:
-                instance.kill()
-                outcome = Outcome.failure(
-                    "Sandbox.Timedout",
-                    f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {invocation.request_id} "
-                    f"Task timed out after {self.config.timeout_s:.2f} seconds",
-                    status="timeout",
-                )
+            timer = asyncio.get_running_loop().call_later(
+                max(0.0, deadline_s - time.time()), self._time_out, instance, invocation
+            )
+            outcome = await invocation.outcome
+            timer.cancel()
+            # The runtime wrote its output before posting the result: let the loop read it
+            # from the pipe first, so the log tail holds it before END and REPORT.
+            for _ in range(4):
+                await asyncio.sleep(0)
             end = invocation.done_at or time.perf_counter()
             duration_ms = (end - (invocation.handed_at or end)) * 1000.0
             over_limit = instance.memory_mb("VmHWM") > self.config.memory_mb
@@ -126,8 +125,9 @@ class FunctionService:
                 self._make_idle(instance)
             else:
                 self._forget(instance)
-            async with self._freed:
-                self._freed.notify()
+            if self._waiting:
+                async with self._freed:
+                    self._freed.notify()
 
     def _complete(
         self, invocation: Invocation, instance: Instance, outcome: Outcome, duration_ms: float,
@@ -137,7 +137,7 @@ class FunctionService:
             request_id=invocation.request_id,
             duration_ms=duration_ms,
             memory_size_mb=self.config.memory_mb,
-            max_memory_used_mb=max(1, instance.memory_mb("VmHWM")),
+            max_memory_used_mb=max(1, instance.peak_mb),
             init_duration_ms=init_ms,
             status=outcome.status,
             error_type=outcome.error_type if outcome.status else None,
@@ -152,6 +152,19 @@ class FunctionService:
         self.logs.append(invocation.log[-2])
         self.logs.append(invocation.log[-1])
         return Result(invocation.request_id, outcome, report, invocation.log)
+
+    def _time_out(self, instance: Instance, invocation: Invocation) -> None:
+        """The deadline passed: kill the instance and answer as Lambda does."""
+        if invocation.outcome is None or invocation.outcome.done():
+            return
+        invocation.done_at = time.perf_counter()
+        instance.kill()
+        invocation.outcome.set_result(Outcome.failure(
+            "Sandbox.Timedout",
+            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {invocation.request_id} "
+            f"Task timed out after {self.config.timeout_s:.2f} seconds",
+            status="timeout",
+        ))  # fmt: skip
 
     def _out_of_memory(self, instance: Instance) -> Outcome:
         instance.kill()
@@ -186,9 +199,13 @@ class FunctionService:
             if remaining <= 0:
                 self.throttles += 1
                 raise Throttled(f"Rate Exceeded: {self.config.name} is at its concurrency limit")
-            async with self._freed:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._freed.wait(), remaining)
+            self._waiting += 1
+            try:
+                async with self._freed:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._freed.wait(), remaining)
+            finally:
+                self._waiting -= 1
 
     async def _new_instance(self, *, provisioned: bool) -> Instance:
         instance = Instance(self.config, provisioned=provisioned, on_log=self._on_log,

@@ -10,11 +10,15 @@ def noop(event, context):
 
 def echo(event, context):
     print(f"echo {event.get('n')}")
-    return {"event": event, "remaining_ms": context.get_remaining_time_in_millis(),
-            "function": context.function_name, "memory": context.memory_limit_in_mb,
-            "request_id": context.aws_request_id,
-            "max_concurrency_env": os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY"),
-            "pid": os.getpid()}
+    return {
+        "event": event,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+        "function": context.function_name,
+        "memory": context.memory_limit_in_mb,
+        "request_id": context.aws_request_id,
+        "max_concurrency_env": os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY"),
+        "pid": os.getpid(),
+    }
 
 
 def sleep(event, context):
