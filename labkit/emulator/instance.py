@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -29,6 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from labkit.emulator.config import FunctionConfig
+from labkit.emulator.lifetime import die_with_parent
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 RUNTIME_PREFIX = "/2018-06-01/runtime"
@@ -59,12 +59,6 @@ class Invocation:
     handed_at: float | None = None
     done_at: float | None = None
     outcome: asyncio.Future[Outcome] | None = None
-
-
-def _die_with_parent() -> None:
-    """Linux: the instance gets SIGKILL when the emulator dies, so none is ever orphaned."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class Instance:
@@ -101,6 +95,8 @@ class Instance:
         self._tasks: list[asyncio.Task[Any]] = []
         self.init_log: list[str] = []
         self.runtime_api = ""  # host:port of this instance's Runtime API, once started
+        self._output_fd: int | None = None
+        self._partial = b""
 
     @property
     def pid(self) -> int | None:
@@ -127,17 +123,22 @@ class Instance:
         env = self.config.instance_environment(
             self.runtime_api, self.log_stream, provisioned=self.provisioned
         )
+        # Output goes through a pipe read here without buffering layers, so everything the
+        # runtime wrote before posting a result can be drained before the invocation ends.
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
         self.started_at = time.perf_counter()
-        self._process = await asyncio.create_subprocess_exec(
-            *self.config.command(), cwd=self.config.code_dir, env=env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )  # fmt: skip
-        self._tasks = [
-            asyncio.create_task(self._read_output()),
-            asyncio.create_task(self._watch_exit()),
-        ]
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                *self.config.command(), cwd=self.config.code_dir, env=env,
+                stdin=asyncio.subprocess.DEVNULL, stdout=write_fd, stderr=write_fd,
+                start_new_session=True, preexec_fn=die_with_parent(signal.SIGKILL),
+            )  # fmt: skip
+        finally:
+            os.close(write_fd)
+        self._output_fd = read_fd
+        asyncio.get_running_loop().add_reader(read_fd, self.drain_output)
+        self._tasks = [asyncio.create_task(self._watch_exit())]
 
     def dispatch(self, invocation: Invocation) -> None:
         """Give the instance its next invocation (handed over at its next ``/next``)."""
@@ -168,6 +169,7 @@ class Instance:
             task.cancel()
         if self._next_waiter is not None and not self._next_waiter.done():
             self._next_waiter.cancel()
+        self._close_output()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -260,6 +262,7 @@ class Instance:
 
     def _finish(self, invocation: Invocation, outcome: Outcome) -> None:
         invocation.done_at = time.perf_counter()
+        self.drain_output()  # output written before the result belongs to this invocation
         self.current = None
         self._finished.add(invocation.request_id)
         self.invocations += 1
@@ -268,13 +271,36 @@ class Instance:
 
     # ----- process watching ----------------------------------------------------------
 
-    async def _read_output(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        async for raw in self._process.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            target = self.current or self._pending
-            (target.log if target is not None else self.init_log).append(line)
-            self._on_log(self, line)
+    def drain_output(self) -> None:
+        """Read whatever output the process has written so far, line by line."""
+        while self._output_fd is not None:
+            try:
+                chunk = os.read(self._output_fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:  # end of output: the process (and anything it started) is gone
+                if self._partial:
+                    self._emit(self._partial)
+                self._close_output()
+                return
+            *lines, self._partial = (self._partial + chunk).split(b"\n")
+            for line in lines:
+                self._emit(line)
+
+    def _emit(self, raw: bytes) -> None:
+        line = raw.decode(errors="replace")
+        target = self.current or self._pending
+        (target.log if target is not None else self.init_log).append(line)
+        self._on_log(self, line)
+
+    def _close_output(self) -> None:
+        if self._output_fd is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._output_fd)
+            os.close(self._output_fd)
+            self._output_fd = None
 
     async def _watch_exit(self) -> None:
         assert self._process is not None

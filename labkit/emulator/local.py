@@ -8,7 +8,6 @@ process even if it is killed, so no process is ever left behind.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import json
 import signal
@@ -22,16 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from labkit.emulator.config import REGION, FunctionConfig
+from labkit.emulator.config import FunctionConfig
+from labkit.emulator.lifetime import die_with_parent
 
 
 class EmulatorError(RuntimeError):
     """The local Lambda did not start, or an admin call failed."""
-
-
-def _die_with_parent() -> None:
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class LocalLambda:
@@ -63,7 +58,7 @@ class LocalLambda:
                    "--port", str(self.port), "--configs-json", json.dumps(configs)]  # fmt: skip
         self._process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent(signal.SIGTERM),
         )  # fmt: skip
         ready = self._read_ready_line()
         self.endpoint_url = ready["endpoint_url"]
@@ -124,17 +119,12 @@ class LocalLambda:
 
     def client(self, *, max_pool_connections: int = 10, read_timeout_s: float = 960.0) -> Any:
         """A boto3 Lambda client for this endpoint (dummy credentials, no retries)."""
-        import boto3
-        from botocore.config import Config
+        from labkit.invoke import LambdaInvoker
 
-        config = Config(
-            retries={"max_attempts": 0, "mode": "standard"}, read_timeout=read_timeout_s,
-            max_pool_connections=max_pool_connections, tcp_keepalive=True,
-        )  # fmt: skip
-        return boto3.client(
-            "lambda", endpoint_url=self.endpoint_url, region_name=REGION,
-            aws_access_key_id="labkit-local", aws_secret_access_key="labkit-local", config=config,
-        )  # fmt: skip
+        return LambdaInvoker(
+            endpoint_url=self.endpoint_url, max_connections=max_pool_connections,
+            read_timeout_s=read_timeout_s,
+        ).client  # fmt: skip
 
     def _admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None

@@ -110,10 +110,6 @@ class FunctionService:
             )
             outcome = await invocation.outcome
             timer.cancel()
-            # The runtime wrote its output before posting the result: let the loop read it
-            # from the pipe first, so the log tail holds it before END and REPORT.
-            for _ in range(4):
-                await asyncio.sleep(0)
             end = invocation.done_at or time.perf_counter()
             duration_ms = (end - (invocation.handed_at or end)) * 1000.0
             over_limit = instance.memory_mb("VmHWM") > self.config.memory_mb
