@@ -163,6 +163,18 @@ def test_timeout_kills_and_replaces_the_instance(lam: LocalLambda, client) -> No
     assert "Init Duration:" in tail(again) and payload(again)["pid"] != old_pid
 
 
+def test_the_call_right_after_a_timeout_gets_a_fresh_instance(client) -> None:
+    """A killed instance must never go back to the idle pool, even before its exit is reaped."""
+    for _ in range(3):
+        timed_out = client.invoke(FunctionName="slow", Payload=json.dumps({"seconds": 5}))
+        assert "Task timed out" in payload(timed_out)["errorMessage"]
+        again = client.invoke(
+            FunctionName="slow", Payload=json.dumps({"seconds": 0}), LogType="Tail"
+        )
+        assert "FunctionError" not in again, payload(again)
+        assert "Init Duration:" in tail(again)
+
+
 def test_exceeding_memory_is_out_of_memory(client) -> None:
     response = client.invoke(FunctionName="hog", Payload=json.dumps({"mb": 400}), LogType="Tail")
     assert response["FunctionError"] == "Unhandled"

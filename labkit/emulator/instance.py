@@ -155,7 +155,11 @@ class Instance:
             self.idle_since = time.monotonic()
 
     def kill(self) -> None:
-        """SIGKILL the whole process group (the runtime and anything it started)."""
+        """SIGKILL the whole process group (the runtime and anything it started).
+
+        The instance is dead from this moment, not from when its exit is reaped, so it can
+        never be handed another invocation in between."""
+        self.state = "dead"
         if self._process is not None and self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self._process.pid, signal.SIGKILL)
@@ -255,9 +259,8 @@ class Instance:
         self.init_duration_ms = (time.perf_counter() - self.started_at) * 1000.0
         self.init_error = _error_outcome(body, request.headers)
         self.init_error.status = "error"
-        self.state = "dead"
-        self.ready.set_result(None)
         self.kill()  # Lambda discards an environment whose init failed
+        self.ready.set_result(None)
         return web.json_response({"status": "OK"}, status=202)
 
     def _finish(self, invocation: Invocation, outcome: Outcome) -> None:

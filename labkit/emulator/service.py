@@ -216,12 +216,13 @@ class FunctionService:
             self._idle.append(instance)
 
     def _forget(self, instance: Instance) -> None:
-        if instance in self.instances:
-            self.instances.remove(instance)
+        """Drop a dead or retiring instance, once (its exit and its invocation both call this)."""
+        if instance not in self.instances:
+            return
+        self.instances.remove(instance)
         if instance in self._idle:
             self._idle.remove(instance)
-        if instance.alive:
-            instance.kill()
+        instance.kill()
         asyncio.get_running_loop().create_task(instance.close())
 
     def _on_log(self, instance: Instance, line: str) -> None:
