@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     bundle.add_argument("--tag", default="labkit-mnist:latest", help="image tag for --image")
     bundle.set_defaults(func=_cmd_bundle)
 
-    from labkit.emulator.server import add_arguments
+    from labkit.emulator.config import add_arguments
 
     emulator = sub.add_parser(
         "emulator",

@@ -15,6 +15,7 @@ and ``lab.json`` (status, preset, parameters, timings), which says ``failed`` or
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -121,8 +122,6 @@ def plan(
     notebooks_dir: Path = paths.NOTEBOOKS_DIR,
 ) -> dict[Path, dict[str, Any]]:
     """Notebook -> parameters to run, validated against each notebook's ``parameters`` cell."""
-    import papermill
-
     available = lab_notebooks(notebooks_dir)
     chosen = _select(available, only)
     merged = {stem: dict(params) for stem, params in preset.notebooks.items()}
@@ -136,7 +135,7 @@ def plan(
             )
     result: dict[Path, dict[str, Any]] = {}
     for stem in chosen:
-        declared = papermill.inspect_notebook(str(available[stem]))
+        declared = declared_parameters(available[stem])
         params = merged.get(stem, {})
         unknown = sorted(set(params) - set(declared))
         if unknown:
@@ -173,7 +172,7 @@ def run_lab(
     _write_status(run, steps)
     try:
         for number, (notebook, params) in enumerate(steps.items(), start=1):
-            declared = papermill.inspect_notebook(str(notebook))
+            declared = declared_parameters(notebook)
             given = {k: str(run_dir) for k in RUNNER_PARAMETERS if k in declared} | params
             output = run_dir / "notebooks" / notebook.name
             print(f"[{number}/{len(steps)}] {notebook.stem}", file=sys.stderr, flush=True)
@@ -207,6 +206,19 @@ def run_lab(
     finally:
         _write_status(run, steps)
     return run
+
+
+def declared_parameters(notebook: Path) -> frozenset[str]:
+    """Names in the notebook's ``parameters`` cell (read once per file version)."""
+    stat = notebook.stat()
+    return _declared(str(notebook.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _declared(path: str, mtime_ns: int, size: int) -> frozenset[str]:
+    import papermill
+
+    return frozenset(papermill.inspect_notebook(path))
 
 
 def _select(available: dict[str, Path], only: list[str] | None) -> list[str]:

@@ -7,9 +7,11 @@ Errors use AWS's shapes (``x-amzn-errortype`` header and a JSON body with ``Type
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import urllib.parse
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +26,25 @@ def _aws_error(status: int, error_type: str, message: str, **extra: Any) -> web.
     body = {"Type": "User", "message": message, **extra}
     headers = {"x-amzn-errortype": error_type, "x-amzn-RequestId": str(uuid.uuid4())}
     return web.json_response(body, status=status, headers=headers)
+
+
+Handler = Callable[["InvokeApi", web.Request, FunctionService], Awaitable[web.StreamResponse]]
+
+
+def _with_service(
+    handler: Handler,
+) -> Callable[[InvokeApi, web.Request], Awaitable[web.StreamResponse]]:
+    """Resolve the function the path names (name or ARN) before ``handler`` runs; answer
+    ResourceNotFoundException when there is none."""
+
+    @functools.wraps(handler)
+    async def resolved(self: InvokeApi, request: web.Request) -> web.StreamResponse:
+        service = self._service(request)
+        if isinstance(service, web.Response):
+            return service
+        return await handler(self, request, service)
+
+    return resolved
 
 
 class InvokeApi:
@@ -57,10 +78,8 @@ class InvokeApi:
                               f"Function not found: arn:aws:lambda:us-east-1:000000000000:function:{what}")  # fmt: skip
         return service
 
-    async def invoke(self, request: web.Request) -> web.StreamResponse:
-        service = self._service(request)
-        if isinstance(service, web.Response):
-            return service
+    @_with_service
+    async def invoke(self, request: web.Request, service: FunctionService) -> web.StreamResponse:
         if request.content_length is not None and request.content_length > MAX_PAYLOAD_BYTES:
             return _too_large(request.content_length)
         payload = await request.read()
@@ -115,10 +134,8 @@ class InvokeApi:
             {"Functions": [_configuration(s) for s in self.services.values()], "NextMarker": None}
         )
 
-    async def get_function(self, request: web.Request) -> web.Response:
-        service = self._service(request)
-        if isinstance(service, web.Response):
-            return service
+    @_with_service
+    async def get_function(self, request: web.Request, service: FunctionService) -> web.Response:
         return web.json_response({
             "Configuration": _configuration(service),
             "Code": {"RepositoryType": "Local", "Location": str(service.config.code_dir)},
@@ -126,32 +143,26 @@ class InvokeApi:
             "Tags": {"labkit": "local"},
         })  # fmt: skip
 
-    async def get_configuration(self, request: web.Request) -> web.Response:
-        service = self._service(request)
-        if isinstance(service, web.Response):
-            return service
+    @_with_service
+    async def get_configuration(
+        self, request: web.Request, service: FunctionService
+    ) -> web.Response:
         return web.json_response(_configuration(service))
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "functions": sorted(self.services)})
 
-    async def logs(self, request: web.Request) -> web.Response:
-        service = self._service(request)
-        if isinstance(service, web.Response):
-            return service
+    @_with_service
+    async def logs(self, request: web.Request, service: FunctionService) -> web.Response:
         lines, position = service.logs.since(int(request.query.get("since", "0")))
         return web.json_response({"lines": lines, "next": position})
 
-    async def instances(self, request: web.Request) -> web.Response:
-        service = self._service(request)
-        if isinstance(service, web.Response):
-            return service
+    @_with_service
+    async def instances(self, request: web.Request, service: FunctionService) -> web.Response:
         return web.json_response(service.describe())
 
-    async def provisioned(self, request: web.Request) -> web.Response:
-        service = self._service(request)
-        if isinstance(service, web.Response):
-            return service
+    @_with_service
+    async def provisioned(self, request: web.Request, service: FunctionService) -> web.Response:
         try:
             count = int((await request.json())["count"])
             await service.set_provisioned(count)

@@ -100,8 +100,7 @@ class FunctionService:
                 await self._await_init(instance)
                 init_ms = instance.init_duration_ms
                 invocation.log += instance.init_log
-            invocation.log.append(start_line(invocation.request_id))
-            self.logs.append(invocation.log[-1])
+            self._log(invocation, start_line(invocation.request_id))
             if instance.init_error is not None:
                 return self._complete(invocation, instance, instance.init_error, 0.0, init_ms)
             instance.dispatch(invocation)
@@ -140,14 +139,16 @@ class FunctionService:
         )
         if outcome.status:  # a platform failure: Lambda logs it in the function's stream
             message = json.loads(outcome.body).get("errorMessage", "")
-            invocation.log.append(f"RequestId: {invocation.request_id} Error: {message}")
-            invocation.log.append(str(outcome.error_type))
-            self.logs.append(invocation.log[-2])
-            self.logs.append(invocation.log[-1])
-        invocation.log += [end_line(invocation.request_id), report.line()]
-        self.logs.append(invocation.log[-2])
-        self.logs.append(invocation.log[-1])
+            self._log(invocation, f"RequestId: {invocation.request_id} Error: {message}",
+                      str(outcome.error_type))  # fmt: skip
+        self._log(invocation, end_line(invocation.request_id), report.line())
         return Result(invocation.request_id, outcome, report, invocation.log)
+
+    def _log(self, invocation: Invocation, *lines: str) -> None:
+        """Platform lines go to the invocation's tail and to the function's log alike."""
+        invocation.log.extend(lines)
+        for line in lines:
+            self.logs.append(line)
 
     def _time_out(self, instance: Instance, invocation: Invocation) -> None:
         """The deadline passed: kill the instance and answer as Lambda does."""
