@@ -98,7 +98,7 @@ def load_mnist(
     from torchvision.datasets import MNIST  # heavy import, only when data is needed
 
     source = resolve_root(root)
-    _check_present_files(source)
+    _check_present_files(source, train)
     work = _writable_root(source)
     try:
         try:
@@ -129,13 +129,17 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_present_files(root: Path) -> None:
-    """Name a corrupt file instead of letting torchvision silently try the network."""
+def _check_present_files(root: Path, train: bool) -> None:
+    """Name a corrupt file of the split instead of letting torchvision silently try the network."""
+    prefix = "train-" if train else "t10k-"
     for name, expected in MNIST_FILES.items():
         path = _raw_dir(root) / name
-        if path.is_file() and _md5(path) != expected:
+        if not name.startswith(prefix) or not path.is_file():
+            continue
+        actual = _md5(path)
+        if actual != expected:
             raise MnistNotFoundError(
-                f"MNIST file {path} is corrupt (md5 {_md5(path)}, expected {expected}). "
+                f"MNIST file {path} is corrupt (md5 {actual}, expected {expected}). "
                 f"Replace it with the original file, or delete it to let torchvision download it."
             )
 

@@ -190,9 +190,10 @@ def export(
     out.mkdir(parents=True, exist_ok=True)
     (out / METADATA_FILE).unlink(missing_ok=True)  # invalidate the old artefact first
     _write_atomically(out / WEIGHTS_FILE, lambda tmp: torch.save(result.model.state_dict(), tmp))
+    weights_sha256 = _sha256(out / WEIGHTS_FILE)
     metadata = {
         "name": ARCHITECTURE,
-        "version": _sha256(out / WEIGHTS_FILE)[:12],
+        "version": weights_sha256[:12],
         "architecture": ARCHITECTURE,
         "input": {
             "shape": [28, 28],
@@ -204,7 +205,7 @@ def export(
         "n_parameters": result.n_parameters,
         "train_s": round(result.train_s, 3),
         "train_config": asdict(result.config),
-        "weights_sha256": _sha256(out / WEIGHTS_FILE),
+        "weights_sha256": weights_sha256,
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
         "created_unix": time.time(),
         **(extra or {}),
