@@ -18,6 +18,11 @@ from tests.notebook_runs import error_outputs
 
 pytestmark = [pytest.mark.slow, needs_mnist]
 NOTEBOOKS = list(lab.lab_notebooks())
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "AKIALABKITFAKEKEY123",
+    "AWS_SECRET_ACCESS_KEY": "labkit/fake/secret/should/never/appear",
+    "AWS_SESSION_TOKEN": "labkit-fake-session-token-never-shown",
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +32,8 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[lab.LabRun]:
         patch.setenv("LABKIT_RESULTS_DIR", str(root / "results"))
         patch.setenv("LABKIT_MODELS_DIR", str(root / "models"))
         patch.setenv("LABKIT_BUNDLES_DIR", str(root / "bundles"))
+        for name, value in FAKE_CREDENTIALS.items():  # must never reach an output
+            patch.setenv(name, value)
         try:
             run = lab.run_lab("quick", progress=False)
         except lab.NotebookFailedError as exc:
@@ -57,3 +64,27 @@ def test_02_lays_out_the_bundle_in_the_run(quick_run: lab.LabRun) -> None:
     manifest = json.loads((quick_run.run_dir / "bundle" / "bundle.json").read_text())
     assert manifest["handler"] == "labkit_function.handler.handler"
     assert "model/model.pt" in manifest["files"]
+
+
+def test_no_credential_or_account_id_reaches_an_output(quick_run: lab.LabRun) -> None:
+    """Executed notebooks and every text file of the run hold no secret or 12-digit account
+    id (the local Lambda's placeholder account 000000000000 excepted)."""
+    import re
+
+    # An account id as ARNs and ECR addresses carry it.
+    account = re.compile(r"(?::|^|/)(?!000000000000)\d{12}(?::|\.dkr\.ecr)")
+    for path in quick_run.run_dir.rglob("*"):
+        if not path.is_file() or path.suffix not in {
+            ".ipynb",
+            ".json",
+            ".csv",
+            ".md",
+            ".html",
+            ".txt",
+            ".yaml",
+        }:
+            continue
+        text = path.read_text(errors="replace")
+        for secret in FAKE_CREDENTIALS.values():
+            assert secret not in text, f"{secret!r} in {path}"
+        assert not account.search(text), f"an account id in {path}: {account.search(text)}"

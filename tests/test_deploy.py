@@ -1,0 +1,220 @@
+"""Deploying to AWS, against moto (Lambda without Docker): idempotence, updates in place,
+teardown of exactly what the kit created, and the error paths that must say what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from labkit import deploy
+from labkit.deploy import AwsDeployment, DeployConfig
+
+pytestmark = pytest.mark.aws
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    config = {"lambda": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}
+    with mock_aws(config=config):
+        yield boto3.Session(region_name=REGION)
+
+
+def image_uri(session: boto3.Session, repository: str = "labkit-mnist") -> str:
+    """An image 'already pushed' (moto keeps no layers; the URI is what Lambda needs)."""
+    deployment = AwsDeployment(DeployConfig(repository=repository), session=session)
+    return deployment.ensure_repository() + ":v1"
+
+
+def deployer(session: boto3.Session, **kwargs: Any) -> tuple[AwsDeployment, list[str]]:
+    messages: list[str] = []
+    config = DeployConfig(**({"image_uri": image_uri(session)} | kwargs))
+    return AwsDeployment(
+        config, session=session, progress=messages.append, wait_delay_s=0.01
+    ), messages
+
+
+def counts(session: boto3.Session) -> tuple[int, int, int]:
+    lam, iam, ecr = (session.client(n) for n in ("lambda", "iam", "ecr"))
+    return (len(lam.list_functions()["Functions"]), len(iam.list_roles()["Roles"]),
+            len(ecr.describe_repositories()["repositories"]))  # fmt: skip
+
+
+def test_deploy_into_an_empty_account(aws: boto3.Session) -> None:
+    deployment, _ = deployer(aws)
+    deployed = deployment.deploy()
+    function = aws.client("lambda").get_function(FunctionName="labkit-mnist")
+    configuration = function["Configuration"]
+    assert configuration["PackageType"] == "Image"
+    assert (configuration["MemorySize"], configuration["Timeout"]) == (1024, 60)
+    assert function["Code"]["ImageUri"] == deployment.config.image_uri
+    assert function["Tags"] == {"labkit": "managed"}
+    policies = aws.client("iam").list_attached_role_policies(RoleName=deployment.config.role_name)
+    assert [p["PolicyArn"] for p in policies["AttachedPolicies"]] == [deploy.BASIC_LOGGING_POLICY]
+    assert configuration["Role"] == deployed.role_arn
+    assert counts(aws) == (1, 1, 1)
+
+
+def test_deploying_again_changes_nothing(aws: boto3.Session) -> None:
+    first, _ = deployer(aws)
+    arn = first.deploy().function_arn
+    again, messages = deployer(aws)
+    assert {c.action for c in again.plan().changes} == {"keep"}
+    assert again.deploy().function_arn == arn
+    assert messages == [] and counts(aws) == (1, 1, 1)
+
+
+def test_changing_memory_updates_the_function_in_place(aws: boto3.Session) -> None:
+    arn = deployer(aws)[0].deploy().function_arn
+    bigger, messages = deployer(aws, memory_mb=2048, environment={"LABKIT_TORCH_THREADS": "2"})
+    plan = {c.kind: c.action for c in bigger.plan().changes}
+    assert plan["lambda-function"] == "update"
+    assert bigger.deploy().function_arn == arn
+    configuration = aws.client("lambda").get_function_configuration(FunctionName="labkit-mnist")
+    assert configuration["MemorySize"] == 2048
+    assert configuration["Environment"]["Variables"] == {"LABKIT_TORCH_THREADS": "2"}
+    assert messages == ["updating configuration of labkit-mnist"] and counts(aws) == (1, 1, 1)
+
+
+def test_teardown_deletes_exactly_what_the_kit_created(aws: boto3.Session) -> None:
+    iam = aws.client("iam")
+    iam.create_role(RoleName="someone-elses-role", AssumeRolePolicyDocument="{}")
+    deployment, _ = deployer(aws)
+    deployment.deploy()
+    deleted = deployment.teardown()
+    assert deleted == ["lambda-function labkit-mnist", "iam-role labkit-lambda-basic-execution",
+                       "ecr-repository labkit-mnist"]  # fmt: skip
+    assert counts(aws) == (0, 1, 0)
+    assert iam.list_roles()["Roles"][0]["RoleName"] == "someone-elses-role"
+    assert deployment.teardown() == []  # nothing left to delete
+
+
+def test_teardown_leaves_an_untagged_resource_of_the_same_name(aws: boto3.Session) -> None:
+    aws.client("iam").create_role(
+        RoleName="labkit-lambda-basic-execution", AssumeRolePolicyDocument="{}"
+    )
+    deployment, _ = deployer(aws)
+    deployment.deploy()
+    assert "iam-role labkit-lambda-basic-execution" not in deployment.teardown()
+    assert counts(aws) == (0, 1, 0)
+
+
+def test_provisioned_and_reserved_concurrency(aws: boto3.Session) -> None:
+    deployment, _ = deployer(aws, provisioned_concurrency=2, reserved_concurrency=5)
+    # moto does not implement PutProvisionedConcurrencyConfig: record the call instead.
+    calls: list[dict[str, Any]] = []
+    deployment.lam.put_provisioned_concurrency_config = lambda **kw: calls.append(kw)
+    deployed = deployment.deploy()
+    lam = aws.client("lambda")
+    assert deployed.qualifier == "live"
+    reserved = lam.get_function_concurrency(FunctionName="labkit-mnist")
+    assert reserved["ReservedConcurrentExecutions"] == 5
+    alias = lam.get_alias(FunctionName="labkit-mnist", Name="live")
+    assert alias["FunctionVersion"] != "$LATEST"
+    assert calls == [{"FunctionName": "labkit-mnist", "Qualifier": "live",
+                      "ProvisionedConcurrentExecutions": 2}]  # fmt: skip
+
+
+def test_smoke_test_invokes_the_function(aws: boto3.Session) -> None:
+    deployment, _ = deployer(aws)
+    deployment.deploy()
+    result = deployment.smoke_test({"instances": []})
+    assert result.status_code == 200 and result.function_error is None
+
+
+def test_plan_estimates_cost_and_enforces_the_budget(aws: boto3.Session) -> None:
+    deployment, _ = deployer(aws)
+    plan = deployment.plan(expected_invocations=10_000, expected_billed_ms=100.0)
+    # 10,000 x $0.20/1M + 10,000 x 0.1 s x 1 GB x $0.0000166667
+    assert plan.estimate is not None
+    assert plan.estimate.total_usd == pytest.approx(0.002 + 0.0166667, rel=1e-6)
+    assert "estimated experiment cost" in plan.table()
+    with pytest.raises(deploy.BudgetExceededError, match="max_budget_usd"):
+        deployment.plan(expected_invocations=10_000_000, max_budget_usd=1.0)
+
+
+def test_outputs_never_show_the_account_id(aws: boto3.Session) -> None:
+    account = aws.client("sts").get_caller_identity()["Account"]
+    deployment, messages = deployer(aws)
+    deployed = deployment.deploy()
+    shown = repr(deployed) + str(deployed.summary()) + deployment.plan().table() + "".join(messages)
+    assert account in deployed.function_arn and account not in shown
+
+
+def test_missing_credentials_say_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    deployment = AwsDeployment(DeployConfig(region=REGION))
+    with pytest.raises(deploy.CredentialsError, match="aws configure"):
+        deployment.check_credentials()
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [("ExpiredToken", deploy.CredentialsError), ("InvalidClientTokenId", deploy.CredentialsError),
+     ("AccessDenied", deploy.PermissionDeniedError)],
+)  # fmt: skip
+def test_rejected_credentials_and_permissions(aws: boto3.Session, code: str, error: type) -> None:
+    deployment = AwsDeployment(DeployConfig(), session=aws)
+    with Stubber(deployment.sts) as stub:
+        stub.add_client_error("get_caller_identity", service_error_code=code,
+                              service_message="arn:aws:iam::123456789012:user/x is not allowed")  # fmt: skip
+        with pytest.raises(error) as caught:
+            deployment.check_credentials()
+    assert "123456789012" not in str(caught.value)
+
+
+def test_no_region_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    with pytest.raises(deploy.RegionError, match="AWS_REGION"):
+        AwsDeployment(DeployConfig())
+
+
+def test_an_image_in_another_region_is_refused(aws: boto3.Session) -> None:
+    foreign = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/labkit-mnist:v1"
+    deployment = AwsDeployment(DeployConfig(image_uri=foreign), session=aws)
+    with pytest.raises(deploy.RegionError, match="same region"):
+        deployment.deploy()
+
+
+def test_pushing_without_a_docker_engine_says_so(aws: boto3.Session) -> None:
+    deployment = AwsDeployment(DeployConfig(), session=aws)
+    with pytest.raises(deploy.DockerUnavailableError, match="image_uri"):
+        deployment.push_image("labkit-mnist:latest", docker="no-such-docker-cli")
+
+
+def test_plan_and_deploy_without_docker_stops_before_creating_anything(
+    aws: boto3.Session,
+) -> None:
+    with pytest.raises(deploy.DeployError, match="bundle"):
+        deploy.plan_and_deploy(DeployConfig(), smoke_event={}, session=aws)
+    assert counts(aws)[0] == 0
+
+
+def test_config_is_validated() -> None:
+    with pytest.raises(ValueError, match="memory_mb"):
+        DeployConfig(memory_mb=64)
+    with pytest.raises(ValueError, match="timeout_s"):
+        DeployConfig(timeout_s=901)
+    with pytest.raises(ValueError, match="architecture"):
+        DeployConfig(architecture="sparc")
+
+
+def test_redact_hides_account_ids_only() -> None:
+    text = "arn:aws:lambda:us-east-1:123456789012:function:f took 1234567890123 ns"
+    assert (
+        deploy.redact(text) == "arn:aws:lambda:us-east-1:<account>:function:f took 1234567890123 ns"
+    )
