@@ -1,0 +1,244 @@
+"""Batching policies: when does a queue of requests become a batch (one invocation)?
+
+Every policy implements the same small interface, driven by a clock it is handed (seconds
+since the start of a run), so the same object runs live in the load generator, on a virtual
+clock in tests, and in the simulator:
+
+- ``offer(request, now)``: a request has arrived; returns the batches to send now.
+- ``poll(now)``: the clock reached ``next_deadline()``; returns the batches due.
+- ``next_deadline()``: when ``poll`` must next be called (``None``: no timer pending).
+- ``flush(now)``: the workload ended; returns whatever is still queued.
+- ``observe(batch_size, service_s, cold_start)``: feedback after an invocation (policies that
+  learn use it; the others ignore it).
+
+Definitions follow DESIGN.md: static batches are exactly ``size`` requests except the final
+flush; a dynamic batch is sent when ``max_size`` requests are queued or ``timeout_s`` after
+its first request arrived, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+Batch = list["Request"]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One image to classify; ``t_arrive`` is its scheduled arrival (seconds since start)."""
+
+    id: int
+    t_arrive: float
+    deadline: float = math.inf  # t_arrive + SLO, for policies that use it
+
+
+class BatchingPolicy(ABC):
+    """The interface every policy implements (see the module docstring)."""
+
+    name: str = "policy"
+
+    def __init__(self) -> None:
+        self.queue: list[Request] = []
+
+    @abstractmethod
+    def offer(self, request: Request, now: float) -> list[Batch]: ...
+
+    def poll(self, now: float) -> list[Batch]:
+        return []
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def flush(self, now: float) -> list[Batch]:
+        batch, self.queue = self.queue, []
+        return [batch] if batch else []
+
+    def observe(self, batch_size: int, service_s: float, cold_start: bool) -> None:
+        """Feedback after an invocation; ignored unless the policy learns."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """The policy's name and settings, for result files."""
+        return {"policy": self.name}
+
+    def _take(self, n: int) -> Batch:
+        batch, self.queue = self.queue[:n], self.queue[n:]
+        return batch
+
+
+def _positive_int(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return value
+
+
+def _positive_seconds(name: str, value: float) -> float:
+    if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+class NoBatching(BatchingPolicy):
+    """Every request is its own invocation: the baseline."""
+
+    name = "none"
+
+    def offer(self, request: Request, now: float) -> list[Batch]:
+        return [[request]]
+
+
+class StaticBatching(BatchingPolicy):
+    """A batch is sent when ``size`` requests are queued; the rest is flushed at the end."""
+
+    name = "static"
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = _positive_int("size", size)
+
+    def offer(self, request: Request, now: float) -> list[Batch]:
+        self.queue.append(request)
+        return [self._take(self.size)] if len(self.queue) >= self.size else []
+
+    def describe(self) -> dict[str, Any]:
+        return {"policy": self.name, "size": self.size}
+
+
+class DynamicBatching(BatchingPolicy):
+    """Sent at ``max_size`` queued requests or ``timeout_s`` after the batch's first request
+    arrived, whichever is first (the paper: ``max_size=5``, ``timeout_s=0.3``)."""
+
+    name = "dynamic"
+
+    def __init__(self, max_size: int = 5, timeout_s: float = 0.3) -> None:
+        super().__init__()
+        self.max_size = _positive_int("max_size", max_size)
+        self.timeout_s = _positive_seconds("timeout_s", timeout_s)
+
+    def offer(self, request: Request, now: float) -> list[Batch]:
+        self.queue.append(request)
+        batches = self.poll(now)
+        if len(self.queue) >= self.max_size:
+            batches.append(self._take(self.max_size))
+        return batches
+
+    def poll(self, now: float) -> list[Batch]:
+        deadline = self.next_deadline()
+        if deadline is not None and now >= deadline:
+            return [self._take(self.max_size)]
+        return []
+
+    def next_deadline(self) -> float | None:
+        return self.queue[0].t_arrive + self.timeout_s if self.queue else None
+
+    def describe(self) -> dict[str, Any]:
+        return {"policy": self.name, "max_size": self.max_size, "timeout_s": self.timeout_s}
+
+
+class QueueAdaptiveBatching(BatchingPolicy):
+    """The paper's queue-watching rule: the batch size follows the traffic.
+
+    The target size is the number of requests expected within ``max_wait_s`` at the current
+    arrival rate (an exponentially weighted estimate over recent inter-arrival gaps), clamped
+    to ``1..max_size``: light traffic gives batches of one (no waiting), a surge gives full
+    batches. A batch is sent when the queue reaches the target, or ``max_wait_s`` after its
+    first request arrived, so no request waits longer than ``max_wait_s`` for its batch.
+    """
+
+    name = "adaptive"
+
+    def __init__(self, max_size: int = 8, max_wait_s: float = 0.1, smoothing: float = 0.2) -> None:
+        super().__init__()
+        self.max_size = _positive_int("max_size", max_size)
+        self.max_wait_s = _positive_seconds("max_wait_s", max_wait_s)
+        if not 0 < smoothing <= 1:
+            raise ValueError(f"smoothing must be in (0, 1], not {smoothing!r}")
+        self.smoothing = smoothing
+        self._mean_gap: float | None = None
+        self._last_arrival: float | None = None
+
+    @property
+    def target_size(self) -> int:
+        if not self._mean_gap:
+            return 1
+        expected = self.max_wait_s / self._mean_gap
+        return max(1, min(self.max_size, math.floor(expected)))
+
+    def offer(self, request: Request, now: float) -> list[Batch]:
+        if self._last_arrival is not None:
+            gap = max(request.t_arrive - self._last_arrival, 1e-6)
+            a = self.smoothing
+            self._mean_gap = gap if self._mean_gap is None else (1 - a) * self._mean_gap + a * gap
+        self._last_arrival = request.t_arrive
+        self.queue.append(request)
+        batches = self.poll(now)
+        while len(self.queue) >= self.target_size:
+            batches.append(self._take(self.target_size))
+        return batches
+
+    def poll(self, now: float) -> list[Batch]:
+        deadline = self.next_deadline()
+        return [self._take(self.max_size)] if deadline is not None and now >= deadline else []
+
+    def next_deadline(self) -> float | None:
+        return self.queue[0].t_arrive + self.max_wait_s if self.queue else None
+
+    def describe(self) -> dict[str, Any]:
+        return {"policy": self.name, "max_size": self.max_size, "max_wait_s": self.max_wait_s}
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """A policy by name and settings, as result files and presets hold it."""
+
+    kind: str = "dynamic"  # none | static | dynamic | adaptive | slo-aware
+    size: int = 5  # static: the batch size; others: the maximum batch size
+    timeout_s: float = 0.3  # dynamic: T; adaptive: the maximum wait
+    options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments
+
+    def build(self) -> BatchingPolicy:
+        """A fresh policy object (policies hold state: one per run)."""
+        kind = self.kind.lower()
+        if kind == "none":
+            return NoBatching()
+        if kind == "static":
+            return StaticBatching(self.size, **self.options)
+        if kind == "dynamic":
+            return DynamicBatching(self.size, self.timeout_s, **self.options)
+        if kind == "adaptive":
+            return QueueAdaptiveBatching(self.size, self.timeout_s, **self.options)
+        if kind in POLICY_FACTORIES:
+            return POLICY_FACTORIES[kind](self)
+        known = ["none", "static", "dynamic", "adaptive", *POLICY_FACTORIES]
+        raise ValueError(f"unknown batching policy {self.kind!r}; known: {', '.join(known)}")
+
+    @property
+    def label(self) -> str:
+        kind = self.kind.lower()
+        if kind == "none":
+            return "none"
+        if kind == "static":
+            return f"static-{self.size}"
+        return f"{kind}-{self.size}-{self.timeout_s:g}s"
+
+
+# Policies defined elsewhere (the SLO-aware one, a student's) register a factory here.
+POLICY_FACTORIES: dict[str, Any] = {}
+
+
+def replay(policy: BatchingPolicy, arrivals: list[float]) -> list[tuple[float, Batch]]:
+    """Run ``policy`` over ``arrivals`` on a virtual clock; returns (dispatch time, batch)
+    pairs. Timers fire exactly at their deadlines: the reference behaviour live runs approach."""
+    out: list[tuple[float, Batch]] = []
+    for i, t in enumerate(arrivals):
+        while (deadline := policy.next_deadline()) is not None and deadline <= t:
+            out += [(deadline, b) for b in policy.poll(deadline)]
+        out += [(t, b) for b in policy.offer(Request(i, t), t)]
+    while (deadline := policy.next_deadline()) is not None:
+        out += [(deadline, b) for b in policy.poll(deadline)]
+    end = arrivals[-1] if arrivals else 0.0
+    out += [(end, b) for b in policy.flush(end)]
+    return out

@@ -1,0 +1,268 @@
+"""Experiments: one (workload, policy, backend) cell, or a matrix of them, run and saved.
+
+Each cell gets its own folder (DESIGN.md "Results on disk"), never overwritten:
+
+    <run>/<cell>/config.json       the full configuration
+    <run>/<cell>/environment.json  versions, CPU, backend facts
+    <run>/<cell>/requests.parquet  one row per request
+    <run>/<cell>/invocations.parquet  one row per invocation
+    <run>/<cell>/status.json       complete | incomplete, why, wall time
+
+On the local backend every cell starts a fresh embedded local Lambda, so each cell pays its
+own cold starts, as a newly deployed function on AWS would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labkit import paths
+from labkit.batching import PolicyConfig
+from labkit.loadgen import LoadConfig, LoadResult, Payloads, run_load
+from labkit.workloads import WorkloadConfig
+
+PAPER_SLO_MS = 200.0
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    """The function under test (the paper's: 1,024 MB, 60 s)."""
+
+    name: str = "mnist"
+    memory_mb: int = 1024
+    timeout_s: float = 60.0
+    concurrency: int = 2  # local: more instances than cores only share the cores (see README)
+    keep_alive_s: float = 300.0
+    provisioned: int = 0
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One cell: what arrives, how it is batched, where it runs."""
+
+    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    function: FunctionSettings = field(default_factory=FunctionSettings)
+    backend: str = "local"  # "local" (embedded local Lambda) or "aws" (deployed function)
+    bundle_dir: str | None = None  # local: the function bundle
+    region: str | None = None  # aws
+    slo_ms: float = PAPER_SLO_MS
+    n_images: int = 1000  # distinct test images the requests cycle through
+    data_root: str | None = None
+    name: str | None = None  # the cell's folder name; default "<policy>-<workload>"
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("local", "aws"):
+            raise ValueError(f"backend must be 'local' or 'aws', not {self.backend!r}")
+        if self.backend == "local" and not self.bundle_dir:
+            raise ValueError("the local backend needs bundle_dir (see `labkit bundle`)")
+        if self.slo_ms <= 0:
+            raise ValueError(f"slo_ms must be > 0, not {self.slo_ms}")
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.policy.kind}-{self.workload.label}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
+        data = dict(data)
+        return cls(
+            workload=WorkloadConfig(**data.pop("workload", {})),
+            policy=PolicyConfig(**data.pop("policy", {})),
+            function=FunctionSettings(**data.pop("function", {})),
+            **data,
+        )
+
+
+def paper_matrix(
+    base: ExperimentConfig,
+    uniform: WorkloadConfig,
+    bursty: WorkloadConfig,
+    static_size: int = 5,
+    dynamic_size: int = 5,
+    timeout_s: float = 0.3,
+    baseline: bool = True,
+) -> list[ExperimentConfig]:
+    """The paper's 2x2 (static/dynamic x uniform/bursty), plus the no-batching baseline."""
+    policies = [
+        PolicyConfig("static", static_size),
+        PolicyConfig("dynamic", dynamic_size, timeout_s),
+    ]
+    if baseline:
+        policies.insert(0, PolicyConfig("none", 1))
+    return [
+        dataclasses.replace(base, workload=w, policy=p, name=f"{p.kind}-{w.kind}")
+        for w in (uniform, bursty)
+        for p in policies
+    ]
+
+
+def environment_facts(config: ExperimentConfig) -> dict[str, Any]:
+    """Versions and machine facts saved beside the records."""
+    import numpy
+    import pandas
+
+    import labkit
+
+    facts: dict[str, Any] = {
+        "labkit": labkit.__version__, "python": platform.python_version(),
+        "numpy": numpy.__version__, "pandas": pandas.__version__,
+        "platform": platform.platform(), "machine": platform.machine(),
+        "cpu_count": os.cpu_count(), "backend": config.backend,
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }  # fmt: skip
+    try:
+        import torch
+
+        facts["torch"] = torch.__version__
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    if config.backend == "local":
+        facts["cpu_share"] = "none: instances may use a whole core (Lambda: memory/1769 vCPU)"
+    return facts
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    payloads: Payloads | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run one cell and save it; returns its folder. A Ctrl-C keeps what was recorded
+    (status ``incomplete``) and is raised again once the files are written."""
+    folder = Path(out_dir) if out_dir else paths.new_run_dir("experiments", config.label)
+    folder.mkdir(parents=True, exist_ok=True)
+    if (folder / "requests.parquet").exists():
+        raise FileExistsError(f"{folder} already holds a run; results are never overwritten")
+    payloads = payloads or _default_payloads(config)
+    arrivals = config.workload.arrivals()
+    if len(arrivals) == 0:
+        raise ValueError(f"workload {config.workload} produced no requests")
+    _write_json(folder / "config.json", config.as_dict())
+    facts = environment_facts(config)
+    load = LoadConfig(config.function.name, max_in_flight=config.function.concurrency,
+                      progress=progress)  # fmt: skip
+    result = _run_on_backend(config, arrivals, payloads, load, facts)
+    _save(folder, result, facts)
+    if result.stopped_by == "KeyboardInterrupt":
+        raise KeyboardInterrupt
+    return folder
+
+
+def run_matrix(
+    configs: list[ExperimentConfig],
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    label: str = "matrix",
+    progress: bool = True,
+) -> Path:
+    """Run cells one after another into ``<run>/<cell>/``; returns the run folder."""
+    labels = [c.label for c in configs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"cell names must be unique: {labels}")
+    run = Path(out_dir) if out_dir else paths.new_run_dir("experiments", label)
+    run.mkdir(parents=True, exist_ok=True)
+    payloads = _default_payloads(configs[0]) if configs else None
+    _write_json(run / "matrix.json", {"cells": labels, "status": "running"})
+    from tqdm.auto import tqdm
+
+    status = "complete"
+    try:
+        for config in tqdm(configs, desc="cells", unit="cell", disable=not progress):
+            run_experiment(config, run / config.label, payloads=payloads, progress=progress)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        _write_json(run / "matrix.json", {"cells": labels, "status": status})
+    return run
+
+
+def load_cell(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """A saved cell: its config, facts, status and both record tables."""
+    import pandas as pd
+
+    folder = Path(folder)
+    if not (folder / "requests.parquet").is_file():
+        raise FileNotFoundError(f"{folder} holds no experiment records (requests.parquet)")
+    return {
+        "name": folder.name,
+        "config": ExperimentConfig.from_dict(json.loads((folder / "config.json").read_text())),
+        "environment": json.loads((folder / "environment.json").read_text()),
+        "status": json.loads((folder / "status.json").read_text()),
+        "requests": pd.read_parquet(folder / "requests.parquet"),
+        "invocations": pd.read_parquet(folder / "invocations.parquet"),
+    }
+
+
+def cell_folders(run: str | os.PathLike[str]) -> list[Path]:
+    """The cell folders of a matrix run (or the run itself if it is one cell), in order."""
+    run = Path(run)
+    if (run / "requests.parquet").is_file():
+        return [run]
+    matrix = run / "matrix.json"
+    if matrix.is_file():
+        names = json.loads(matrix.read_text())["cells"]
+        return [run / n for n in names if (run / n / "requests.parquet").is_file()]
+    return sorted(p.parent for p in run.glob("*/requests.parquet"))
+
+
+def _default_payloads(config: ExperimentConfig) -> Payloads:
+    from labkit.data import load_mnist
+
+    return Payloads.from_split(load_mnist(config.data_root, train=False), config.n_images)
+
+
+def _run_on_backend(config: ExperimentConfig, arrivals: Any, payloads: Payloads,
+                    load: LoadConfig, facts: dict[str, Any]) -> LoadResult:  # fmt: skip
+    from labkit.invoke import LambdaInvoker
+
+    policy = config.policy.build()
+    slo_s = config.slo_ms / 1000.0
+    if config.backend == "aws":
+        invoker = LambdaInvoker(region=config.region, max_connections=load.max_in_flight)
+        facts["region"] = invoker.client.meta.region_name
+        return run_load(arrivals, policy, invoker.invoke, payloads, load, slo_s=slo_s)
+    from labkit.emulator import FunctionConfig, LocalLambda
+
+    f = config.function
+    function = FunctionConfig(
+        name=f.name, code_dir=Path(config.bundle_dir), memory_mb=f.memory_mb,  # type: ignore[arg-type]
+        timeout_s=f.timeout_s, concurrency=f.concurrency, keep_alive_s=f.keep_alive_s,
+        provisioned=f.provisioned,
+    )  # fmt: skip
+    with LocalLambda(function) as lam:
+        if f.provisioned:
+            lam.wait_until_idle(f.name, timeout_s=120.0)
+        invoker = LambdaInvoker(endpoint_url=lam.endpoint_url, max_connections=load.max_in_flight)
+        result = run_load(arrivals, policy, invoker.invoke, payloads, load, slo_s=slo_s)
+        facts["local_lambda"] = lam.instances(f.name)
+    return result
+
+
+def _save(folder: Path, result: LoadResult, facts: dict[str, Any]) -> None:
+    result.requests.to_parquet(folder / "requests.parquet", index=False)
+    result.invocations.to_parquet(folder / "invocations.parquet", index=False)
+    _write_json(folder / "environment.json", facts | result.facts)
+    _write_json(folder / "status.json", {
+        "status": "complete" if result.complete else "incomplete",
+        "stopped_by": result.stopped_by, "wall_s": round(result.wall_s, 3),
+        "requests": len(result.requests), "invocations": len(result.invocations),
+    })  # fmt: skip
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)

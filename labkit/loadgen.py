@@ -1,0 +1,324 @@
+"""The open-loop load generator: release requests on schedule, batch them, invoke, record.
+
+Open loop means a request is released at its scheduled time whatever is still in flight, so
+a slow function shows up as latency, not as a quietly slower request rate (no coordinated
+omission). Latency is measured from the *scheduled* arrival, and the actual release time is
+recorded beside it so schedule lag is visible.
+
+Threads, not asyncio: the invocation client is boto3 (blocking, thread-safe), invocations run
+in a pool of ``max_in_flight`` workers, and the scheduling loop runs in the caller's thread.
+The batching policy is only ever touched by the scheduling loop; workers send it feedback
+through a queue.
+
+Every arrival ends as exactly one request record, also when the run stops early: requests
+never sent are recorded with error ``NotSent``, those still in flight after the drain bound
+with ``Abandoned``, and the result is marked incomplete.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from labkit.batching import Batch, BatchingPolicy, Request
+from labkit.invoke import InvocationResult, ThrottledError
+
+REQUEST_COLUMNS = [
+    "request_id", "t_arrive", "t_release", "batch_id", "batch_size", "t_dispatch", "t_done",
+    "latency_ms", "label", "predicted", "correct", "cold_start", "init_duration_ms",
+    "billed_duration_ms", "error",
+]  # fmt: skip
+INVOCATION_COLUMNS = [
+    "batch_id", "batch_size", "t_dispatch", "t_start", "t_done", "round_trip_ms", "throttles",
+    "cold_start", "init_duration_ms", "duration_ms", "billed_duration_ms", "memory_size_mb",
+    "max_memory_used_mb", "error", "aws_request_id",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """How the generator drives the function."""
+
+    function_name: str = "mnist"
+    max_in_flight: int = 10  # concurrent invocations at most (the function's concurrency)
+    throttle_retry_s: float = 30.0  # keep retrying a 429 for this long, with backoff
+    drain_timeout_s: float = 60.0  # on stop: wait this long for invocations in flight
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, not {self.max_in_flight}")
+        if self.throttle_retry_s < 0 or self.drain_timeout_s < 0:
+            raise ValueError("throttle_retry_s and drain_timeout_s must be >= 0")
+
+
+@dataclass
+class Payloads:
+    """The images requests carry, pre-encoded: request ``i`` sends image ``i % len``."""
+
+    instances: list[dict[str, str]]
+    labels: np.ndarray
+
+    @classmethod
+    def from_split(cls, split: Any, limit: int | None = 1000) -> Payloads:
+        from labkit.data import make_instances
+
+        split = split.head(limit) if limit else split
+        return cls(make_instances(split.images), np.asarray(split.labels))
+
+    def event(self, batch: Batch) -> dict[str, Any]:
+        n = len(self.instances)
+        return {"instances": [{**self.instances[r.id % n], "id": str(r.id)} for r in batch]}
+
+    def label(self, request_id: int) -> int:
+        return int(self.labels[request_id % len(self.labels)])
+
+
+@dataclass
+class LoadResult:
+    """What a run produced: one row per request, one per invocation, and how it ended."""
+
+    requests: pd.DataFrame
+    invocations: pd.DataFrame
+    complete: bool
+    stopped_by: str | None = None  # "KeyboardInterrupt", an exception's text, or None
+    wall_s: float = 0.0
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+Invoke = Callable[[str, dict[str, Any]], InvocationResult]
+
+
+class _Run:
+    """One run's mutable state, shared by the scheduling loop and the workers."""
+
+    def __init__(self, n: int) -> None:
+        self.lock = threading.Lock()
+        self.request_rows: dict[int, dict[str, Any]] = {}
+        self.invocation_rows: list[dict[str, Any]] = []
+        self.feedback: queue.SimpleQueue[tuple[int, float, bool]] = queue.SimpleQueue()
+        self.done = self.errors = self.in_flight = 0
+        self.n = n
+
+
+def run_load(
+    arrivals: Sequence[float] | np.ndarray,
+    policy: BatchingPolicy,
+    invoke: Invoke,
+    payloads: Payloads,
+    config: LoadConfig | None = None,
+    *,
+    slo_s: float = math.inf,
+) -> LoadResult:
+    """Drive ``invoke`` with ``arrivals`` (seconds from start) batched by ``policy``."""
+    config = config or LoadConfig()
+    times = np.asarray(arrivals, dtype=float)
+    if times.ndim != 1 or (times.size and (np.diff(times) < 0).any()):
+        raise ValueError("arrivals must be a sorted 1-D sequence of seconds")
+    state = _Run(len(times))
+    releases: dict[int, float] = {}
+    pending: dict[Future[None], Batch] = {}
+    stopped_by: str | None = None
+    bar = _progress_bar(len(times), config.progress)
+    pool = ThreadPoolExecutor(config.max_in_flight, thread_name_prefix="labkit-invoke")
+    start = time.perf_counter()
+
+    def clock() -> float:
+        return time.perf_counter() - start
+
+    def dispatch(batch: Batch, now: float) -> None:
+        batch_id = len(pending)
+        with state.lock:
+            state.in_flight += 1
+        future = pool.submit(_invoke_batch, state, invoke, payloads, config, batch, batch_id,
+                             now, clock, releases)  # fmt: skip
+        pending[future] = batch
+
+    i = 0
+    last_bar = 0.0
+    try:
+        while True:
+            now = clock()
+            while not state.feedback.empty():
+                policy.observe(*state.feedback.get())
+            while i < len(times) and times[i] <= now:
+                releases[i] = now
+                for batch in policy.offer(
+                    Request(i, float(times[i]), float(times[i]) + slo_s), now
+                ):
+                    dispatch(batch, now)
+                i += 1
+            for batch in policy.poll(now):
+                dispatch(batch, now)
+            if i >= len(times) and policy.next_deadline() is None:
+                for batch in policy.flush(now):
+                    dispatch(batch, now)
+                break
+            deadline = policy.next_deadline()
+            wake = min(
+                times[i] if i < len(times) else math.inf,
+                deadline if deadline is not None else math.inf,
+            )
+            if now - last_bar > 0.2:
+                _update_bar(bar, state, i)
+                last_bar = now
+            delay = wake - clock()
+            if delay > 0:
+                time.sleep(min(delay, 0.1))
+    except BaseException as exc:
+        stopped_by = "KeyboardInterrupt" if isinstance(exc, KeyboardInterrupt) else repr(exc)
+    _drain(pending, config.drain_timeout_s if stopped_by else None, bar, state, i)
+    pool.shutdown(wait=stopped_by is None, cancel_futures=True)
+    wall_s = clock()
+    if bar is not None:
+        _update_bar(bar, state, i)
+        bar.close()
+    requests = _request_frame(state, times, releases, payloads, pending)
+    complete = stopped_by is None and not requests["error"].isin(["NotSent", "Abandoned"]).any()
+    return LoadResult(
+        requests=requests,
+        invocations=pd.DataFrame(state.invocation_rows, columns=INVOCATION_COLUMNS)
+        .sort_values("batch_id")
+        .reset_index(drop=True),
+        complete=complete,
+        stopped_by=stopped_by,
+        wall_s=wall_s,
+        facts={
+            "max_schedule_lag_ms": float(
+                max((releases[k] - times[k] for k in releases), default=0.0) * 1000
+            )
+        },
+    )
+
+
+def _drain(pending: dict[Future[None], Batch], timeout_s: float | None, bar: Any, state: _Run,
+           released: int) -> None:  # fmt: skip
+    """Wait for invocations in flight (all of them, or up to ``timeout_s`` after a stop)."""
+    end = math.inf if timeout_s is None else time.perf_counter() + timeout_s
+    for future in list(pending):
+        while not future.done() and time.perf_counter() < end:
+            try:
+                future.result(timeout=0.2)
+            except TimeoutError:
+                if bar is not None:
+                    _update_bar(bar, state, released)
+            except BaseException:
+                break
+
+
+def _invoke_batch(
+    state: _Run, invoke: Invoke, payloads: Payloads, config: LoadConfig, batch: Batch,
+    batch_id: int, t_dispatch: float, clock: Callable[[], float], releases: dict[int, float],
+) -> None:  # fmt: skip
+    event = payloads.event(batch)
+    t_start = clock()
+    throttles, result, error = 0, None, None
+    give_up = time.perf_counter() + config.throttle_retry_s
+    backoff = 0.02
+    while True:
+        try:
+            result = invoke(config.function_name, event)
+            break
+        except ThrottledError:
+            throttles += 1
+            if time.perf_counter() + backoff > give_up:
+                error = "TooManyRequestsException"
+                break
+            time.sleep(backoff * (0.5 + random.random()))  # jittered exponential backoff
+            backoff = min(backoff * 2, 1.0)
+        except Exception as exc:
+            error = type(exc).__name__
+            break
+    t_done = clock()
+    report = result.report if result else None
+    if result is not None and result.function_error:
+        error = result.error_type or "Unhandled"
+    predictions: dict[str, dict[str, Any]] = {}
+    if result is not None and error is None and isinstance(result.response, dict):
+        predictions = {p.get("id"): p for p in result.response.get("predictions", [])}
+    cold = bool(report and report.cold_start)
+    rows = {}
+    for request in batch:
+        prediction = predictions.get(str(request.id), {})
+        request_error = error or (prediction.get("error", {}).get("type") if "error" in prediction
+                                  else (None if prediction else "MissingPrediction"))  # fmt: skip
+        label = payloads.label(request.id)
+        predicted = prediction.get("label")
+        rows[request.id] = {
+            "request_id": request.id, "t_arrive": request.t_arrive,
+            "t_release": releases.get(request.id, math.nan), "batch_id": batch_id,
+            "batch_size": len(batch), "t_dispatch": t_dispatch, "t_done": t_done,
+            "latency_ms": (t_done - request.t_arrive) * 1000.0, "label": label,
+            "predicted": predicted, "correct": predicted == label if predicted is not None else False,
+            "cold_start": cold, "init_duration_ms": report.init_duration_ms if report else None,
+            "billed_duration_ms": report.billed_duration_ms if report else None,
+            "error": request_error,
+        }  # fmt: skip
+    invocation = {
+        "batch_id": batch_id, "batch_size": len(batch), "t_dispatch": t_dispatch,
+        "t_start": t_start, "t_done": t_done,
+        "round_trip_ms": result.round_trip_ms if result else (t_done - t_start) * 1000.0,
+        "throttles": throttles, "cold_start": cold,
+        "init_duration_ms": report.init_duration_ms if report else None,
+        "duration_ms": report.duration_ms if report else None,
+        "billed_duration_ms": report.billed_duration_ms if report else None,
+        "memory_size_mb": report.memory_size_mb if report else None,
+        "max_memory_used_mb": report.max_memory_used_mb if report else None,
+        "error": error, "aws_request_id": result.request_id if result else None,
+    }  # fmt: skip
+    with state.lock:
+        state.request_rows.update(rows)
+        state.invocation_rows.append(invocation)
+        state.done += len(batch)
+        state.errors += sum(1 for r in rows.values() if r["error"])
+        state.in_flight -= 1
+    if result is not None and error is None:
+        state.feedback.put((len(batch), (t_done - t_start), cold))
+
+
+def _request_frame(state: _Run, times: np.ndarray, releases: dict[int, float], payloads: Payloads,
+                   pending: dict[Future[None], Batch]) -> pd.DataFrame:  # fmt: skip
+    """One row per arrival: recorded ones, plus NotSent / Abandoned for the rest."""
+    with state.lock:
+        rows = dict(state.request_rows)
+    in_flight = {r.id: bid for bid, batch in enumerate(pending.values()) for r in batch}
+    for i, t in enumerate(times):
+        if i not in rows:
+            rows[i] = {
+                "request_id": i, "t_arrive": float(t), "t_release": releases.get(i, math.nan),
+                "batch_id": in_flight.get(i, -1), "batch_size": None, "t_dispatch": math.nan,
+                "t_done": math.nan, "latency_ms": math.nan, "label": payloads.label(i),
+                "predicted": None, "correct": False, "cold_start": False,
+                "init_duration_ms": None, "billed_duration_ms": None,
+                "error": "Abandoned" if i in in_flight else "NotSent",
+            }  # fmt: skip
+    frame = pd.DataFrame([rows[i] for i in range(len(times))], columns=REQUEST_COLUMNS)
+    return frame.astype({"correct": bool, "cold_start": bool})
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="req", desc="requests", smoothing=0.1)
+
+
+def _update_bar(bar: Any, state: _Run, released: int) -> None:
+    if bar is None:
+        return
+    with state.lock:
+        done, errors, in_flight = state.done, state.errors, state.in_flight
+    bar.n = done
+    bar.set_postfix(sent=released, in_flight=in_flight, errors=errors, refresh=False)
+    bar.refresh()

@@ -1,0 +1,210 @@
+"""Arrival processes: when requests arrive, in seconds from the start of a run.
+
+Each generator is a pure function of its parameters (and seed): the same call gives the same
+arrivals, so runs compare and the simulator replays exactly what the live run sent.
+
+Shapes:
+- ``uniform``: one request every ``1/rate`` seconds (constant rate, no randomness).
+- ``poisson``: exponential gaps with mean ``1/rate``.
+- ``bursty``: on/off modulated Poisson. Every ``period_s`` seconds a burst of ``burst_s``
+  seconds arrives at ``burst_rate``; between bursts requests arrive at ``base_rate``. The
+  mean rate is ``(burst_rate*burst_s + base_rate*(period_s-burst_s)) / period_s``.
+- ``from_csv``: replay of a CSV column of timestamps (seconds; shifted to start at 0).
+- ``azure_trace``: the Azure Functions 2019 public trace (per-minute invocation counts,
+  columns ``HashOwner,HashApp,HashFunction,Trigger,1..1440``), each minute's requests spread
+  uniformly at random within that minute.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _check(name: str, value: float, *, allow_zero: bool = False) -> float:
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, not {value!r}")
+    return float(value)
+
+
+def uniform(rate: float, duration_s: float) -> np.ndarray:
+    """Arrivals at ``0, 1/rate, 2/rate, ...`` before ``duration_s``."""
+    _check("rate", rate), _check("duration_s", duration_s)
+    return np.arange(0.0, duration_s, 1.0 / rate)
+
+
+def poisson(rate: float, duration_s: float, seed: int = 0) -> np.ndarray:
+    """A Poisson process of ``rate`` requests/s over ``duration_s`` seconds."""
+    _check("rate", rate), _check("duration_s", duration_s)
+    rng = np.random.default_rng(seed)
+    n = rng.poisson(rate * duration_s)
+    return np.sort(rng.uniform(0.0, duration_s, n))
+
+
+def bursty(
+    base_rate: float,
+    burst_rate: float,
+    burst_s: float,
+    period_s: float,
+    duration_s: float,
+    seed: int = 0,
+) -> np.ndarray:
+    """On/off bursts (see the module docstring); bursts start at ``0, period_s, ...``."""
+    _check("base_rate", base_rate, allow_zero=True), _check("burst_rate", burst_rate)
+    _check("burst_s", burst_s), _check("period_s", period_s), _check("duration_s", duration_s)
+    if burst_s > period_s:
+        raise ValueError(f"burst_s ({burst_s}) must not exceed period_s ({period_s})")
+    rng = np.random.default_rng(seed)
+    pieces = []
+    for start in np.arange(0.0, duration_s, period_s):
+        burst_end = min(start + burst_s, duration_s)
+        period_end = min(start + period_s, duration_s)
+        for lo, hi, rate in ((start, burst_end, burst_rate), (burst_end, period_end, base_rate)):
+            if hi > lo and rate > 0:
+                pieces.append(rng.uniform(lo, hi, rng.poisson(rate * (hi - lo))))
+    return np.sort(np.concatenate(pieces)) if pieces else np.empty(0)
+
+
+def from_csv(path: str | os.PathLike[str], column: str | int = 0) -> np.ndarray:
+    """Timestamps (seconds) from one column of a CSV file, sorted and shifted to start at 0."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"trace file not found: {path}")
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        raise ValueError(f"{path} is empty")
+    header, index = rows[0], column
+    if isinstance(column, str):
+        if column not in header:
+            raise ValueError(f"{path} has no column {column!r} (columns: {', '.join(header)})")
+        index, rows = header.index(column), rows[1:]
+    elif not _is_number(rows[0][index]):
+        rows = rows[1:]
+    try:
+        times = np.array([float(r[index]) for r in rows if r and r[index].strip()])
+    except ValueError as exc:
+        raise ValueError(f"{path}: column {column!r} holds a non-number ({exc})") from None
+    if times.size and not np.isfinite(times).all():
+        raise ValueError(f"{path}: column {column!r} holds non-finite timestamps")
+    times.sort()
+    return times - times[0] if times.size else times
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def azure_trace(
+    path: str | os.PathLike[str],
+    function: str | None = None,
+    *,
+    minutes: tuple[int, int] | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Arrivals of one function of the Azure Functions 2019 trace (per-minute counts).
+
+    ``function`` is its ``HashFunction`` (default: the busiest in the file); ``minutes`` a
+    ``(first, last)`` 1-based inclusive range of the 1,440 minute columns.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"trace file not found: {path}")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = [c for c in (reader.fieldnames or []) if c.isdigit()]
+        if "HashFunction" not in (reader.fieldnames or []) or not columns:
+            raise ValueError(f"{path} is not in the Azure Functions 2019 per-minute format")
+        rows = list(reader)
+    if function is None:
+        row = max(rows, key=lambda r: sum(int(r[c] or 0) for c in columns))
+    else:
+        matches = [r for r in rows if r["HashFunction"] == function]
+        if not matches:
+            raise ValueError(f"function {function!r} not in {path}")
+        row = matches[0]
+    first, last = minutes or (1, len(columns))
+    counts = np.array([int(row[str(m)] or 0) for m in range(first, last + 1)])
+    return spread_per_minute(counts, seed=seed)
+
+
+def spread_per_minute(counts: np.ndarray | list[int], seed: int = 0) -> np.ndarray:
+    """Arrival times from per-minute counts, uniformly at random within each minute."""
+    counts = np.asarray(counts, dtype=np.int64)
+    if (counts < 0).any():
+        raise ValueError("per-minute counts must be non-negative")
+    rng = np.random.default_rng(seed)
+    starts = np.repeat(np.arange(len(counts)) * 60.0, counts)
+    return np.sort(starts + rng.uniform(0.0, 60.0, starts.size))
+
+
+@dataclass(frozen=True)
+class WorkloadConfig:
+    """A workload by name and parameters, as presets and result files hold it."""
+
+    kind: str = "uniform"  # uniform | poisson | bursty | csv | azure
+    rate: float = 20.0  # uniform/poisson: requests per second
+    duration_s: float = 30.0
+    seed: int = 0
+    base_rate: float = 8.0  # bursty: between bursts
+    burst_rate: float = 60.0  # bursty: during bursts
+    burst_s: float = 1.0
+    period_s: float = 5.0
+    trace: str | None = None  # csv/azure: the file
+    column: str | int = 0  # csv: the timestamp column
+    function: str | None = None  # azure: HashFunction
+
+    def arrivals(self) -> np.ndarray:
+        kind = self.kind.lower()
+        if kind == "uniform":
+            return uniform(self.rate, self.duration_s)
+        if kind == "poisson":
+            return poisson(self.rate, self.duration_s, self.seed)
+        if kind == "bursty":
+            return bursty(self.base_rate, self.burst_rate, self.burst_s, self.period_s,
+                          self.duration_s, self.seed)  # fmt: skip
+        if kind in ("csv", "azure"):
+            if not self.trace:
+                raise ValueError(f"workload kind {kind!r} needs trace=<file>")
+            if kind == "csv":
+                return from_csv(self.trace, self.column)
+            return azure_trace(self.trace, self.function, seed=self.seed)
+        raise ValueError(
+            f"unknown workload {self.kind!r}; known: uniform, poisson, bursty, csv, azure"
+        )
+
+    @property
+    def label(self) -> str:
+        return self.kind
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plot_arrivals(arrivals: dict[str, np.ndarray] | np.ndarray, bin_s: float = 1.0) -> Any:
+    """Requests per second over time for one or several workloads (a matplotlib Figure)."""
+    import matplotlib.pyplot as plt
+
+    series = arrivals if isinstance(arrivals, dict) else {"arrivals": arrivals}
+    fig, axes = plt.subplots(len(series), 1, figsize=(8, 2.2 * len(series)), squeeze=False,
+                             sharex=True)  # fmt: skip
+    for ax, (name, times) in zip(axes[:, 0], series.items(), strict=True):
+        end = float(times.max()) if len(times) else bin_s
+        bins = np.arange(0.0, end + bin_s, bin_s)
+        counts, edges = np.histogram(times, bins=bins)
+        ax.step(edges[:-1], counts / bin_s, where="post")
+        ax.set_ylabel("requests/s")
+        ax.set_title(f"{name}: {len(times)} requests, mean {len(times) / max(end, 1e-9):.1f}/s",
+                     fontsize=10)  # fmt: skip
+    axes[-1, 0].set_xlabel("time since start (s)")
+    fig.tight_layout()
+    return fig
