@@ -1,0 +1,113 @@
+"""The batching contract on a virtual clock (hypothesis): every request in exactly one batch,
+order kept, static batches exactly N but the last, dynamic batches never wait longer than T."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labkit.batching import (
+    DynamicBatching,
+    NoBatching,
+    PolicyConfig,
+    QueueAdaptiveBatching,
+    Request,
+    StaticBatching,
+    replay,
+)
+
+gaps = st.lists(st.floats(min_value=0.0, max_value=1.0, allow_nan=False), max_size=200)
+
+
+def arrivals_from(gap_list: list[float]) -> list[float]:
+    times, t = [], 0.0
+    for gap in gap_list:
+        t += gap
+        times.append(t)
+    return times
+
+
+def assert_partition(arrivals: list[float], batches: list[tuple[float, list[Request]]]) -> None:
+    ids = [r.id for _, batch in batches for r in batch]
+    assert sorted(ids) == list(range(len(arrivals)))  # exactly once each
+    for _, batch in batches:
+        assert [r.id for r in batch] == sorted(r.id for r in batch)  # order kept
+        assert batch  # never an empty batch
+    dispatch_times = [t for t, _ in batches]
+    assert dispatch_times == sorted(dispatch_times)
+    for t, batch in batches:
+        assert all(r.t_arrive <= t for r in batch)  # never sent before it arrived
+
+
+@settings(max_examples=200, deadline=None)
+@given(gaps, st.integers(1, 12))
+def test_static_batches_are_exactly_n_but_the_last(gap_list: list[float], n: int) -> None:
+    arrivals = arrivals_from(gap_list)
+    batches = replay(StaticBatching(n), arrivals)
+    assert_partition(arrivals, batches)
+    assert all(len(b) == n for _, b in batches[:-1])
+    assert not batches or 1 <= len(batches[-1][1]) <= n
+
+
+@settings(max_examples=200, deadline=None)
+@given(gaps, st.integers(1, 12), st.floats(0.001, 1.0))
+def test_dynamic_batches_never_wait_longer_than_t(gap_list: list[float], n: int, t: float) -> None:
+    arrivals = arrivals_from(gap_list)
+    batches = replay(DynamicBatching(n, t), arrivals)
+    assert_partition(arrivals, batches)
+    for dispatched, batch in batches:
+        assert len(batch) <= n
+        assert dispatched - batch[0].t_arrive <= t + 1e-9
+        # sent early only because it was full
+        if dispatched - batch[0].t_arrive < t - 1e-9:
+            assert len(batch) == n
+
+
+@settings(max_examples=200, deadline=None)
+@given(gaps, st.integers(1, 12), st.floats(0.001, 1.0))
+def test_adaptive_batches_respect_size_and_wait(gap_list: list[float], n: int, wait: float) -> None:
+    arrivals = arrivals_from(gap_list)
+    batches = replay(QueueAdaptiveBatching(n, wait), arrivals)
+    assert_partition(arrivals, batches)
+    for dispatched, batch in batches:
+        assert len(batch) <= n and dispatched - batch[0].t_arrive <= wait + 1e-9
+
+
+def test_adaptive_batch_size_follows_the_traffic() -> None:
+    light = [i * 1.0 for i in range(20)]  # 1 request/s, wait 0.1 s: batches of one
+    surge = [i * 0.001 for i in range(200)]  # 1,000 requests/s: full batches
+    assert {len(b) for _, b in replay(QueueAdaptiveBatching(8, 0.1), light)} == {1}
+    sizes = [len(b) for _, b in replay(QueueAdaptiveBatching(8, 0.1), surge)]
+    assert max(sizes) == 8 and sizes.count(8) >= len(sizes) - 3  # full once the rate is known
+
+
+def test_no_batching_sends_each_request_at_once() -> None:
+    batches = replay(NoBatching(), [0.0, 0.5, 0.7])
+    assert [(t, [r.id for r in b]) for t, b in batches] == [(0.0, [0]), (0.5, [1]), (0.7, [2])]
+
+
+def test_dynamic_papers_setting_by_hand() -> None:
+    # Arrivals 0.0, 0.1, 0.2 then quiet: the batch of three leaves at 0.3 (the timeout);
+    # five arrivals within 0.04 s leave at once when the fifth arrives.
+    batches = replay(DynamicBatching(5, 0.3), [0.0, 0.1, 0.2, 1.0, 1.01, 1.02, 1.03, 1.04])
+    assert [(round(t, 3), len(b)) for t, b in batches] == [(0.3, 3), (1.04, 5)]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [(lambda: StaticBatching(0), "size"), (lambda: StaticBatching(2.5), "size"),
+     (lambda: DynamicBatching(5, 0), "timeout_s"), (lambda: DynamicBatching(5, float("nan")), "timeout_s"),
+     (lambda: QueueAdaptiveBatching(0, 0.1), "max_size"),
+     (lambda: QueueAdaptiveBatching(4, 0.1, smoothing=2), "smoothing"),
+     (lambda: PolicyConfig("fifo").build(), "unknown batching policy")],
+)  # fmt: skip
+def test_bad_arguments_are_refused_with_a_clear_message(make, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_policy_config_builds_each_kind() -> None:
+    assert isinstance(PolicyConfig("none").build(), NoBatching)
+    assert PolicyConfig("static", 4).build().describe() == {"policy": "static", "size": 4}
+    assert PolicyConfig("dynamic", 5, 0.3).label == "dynamic-5-0.3s"
