@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -21,6 +23,100 @@ def _cmd_lab_run(args: argparse.Namespace) -> int:
     print(f"\nlab run complete: {run.run_dir}")
     for path in run.executed:
         print(f"  executed notebook: {path}  ({run.seconds[path.stem]:.1f} s)")
+    experiments = run.run_dir / "experiments"
+    if (experiments / "matrix.json").is_file():
+        from labkit import report
+
+        print(f"  results: {experiments}")
+        if (experiments / "report.md").is_file():
+            print(f"  report:  {experiments / 'report.md'}")
+        print("\n" + report.side_by_side_text(report.load_run(experiments)))
+    return EXIT_OK
+
+
+def _experiment_base(args: argparse.Namespace) -> Any:
+    from labkit import paths
+    from labkit.batching import PolicyConfig
+    from labkit.experiment import ExperimentConfig, FunctionSettings
+    from labkit.workloads import WorkloadConfig
+
+    bundle = args.bundle
+    if args.backend == "local" and bundle is None:
+        bundle = str(paths.default_bundle_dir(paths.resolve_model_dir(None)))
+        if not (Path(bundle) / "bundle.json").is_file():
+            raise FileNotFoundError(
+                f"no bundle at {bundle}: run `labkit bundle` first or pass --bundle"
+            )
+    workload = WorkloadConfig(
+        args.workload, rate=args.rate, duration_s=args.duration_s, seed=args.seed,
+        base_rate=args.base_rate, burst_rate=args.burst_rate, burst_s=args.burst_s,
+        period_s=args.period_s, trace=args.trace,
+    )  # fmt: skip
+    return ExperimentConfig(
+        workload=workload, policy=PolicyConfig(args.policy, args.size, args.timeout_s),
+        function=FunctionSettings(name=args.function_name, memory_mb=args.memory_mb,
+                                  concurrency=args.concurrency, provisioned=args.provisioned),
+        backend=args.backend, bundle_dir=bundle, region=args.region, slo_ms=args.slo_ms,
+        data_root=args.data_root,
+    )  # fmt: skip
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from labkit import experiment, report
+    from labkit.workloads import WorkloadConfig
+
+    base = _experiment_base(args)
+    if args.matrix == "paper":
+        bursty = dataclasses.replace(base.workload, kind="bursty")
+        uniform = dataclasses.replace(base.workload, kind="uniform")
+        cells = experiment.paper_matrix(base, uniform, bursty, static_size=args.size,
+                                        dynamic_size=args.size, timeout_s=args.timeout_s)  # fmt: skip
+        run = experiment.run_matrix(cells, args.out, label="paper-matrix")
+    else:
+        assert isinstance(base.workload, WorkloadConfig)
+        run = experiment.run_experiment(base, args.out)
+    cells_loaded = report.load_run(run)
+    columns = ["cell", "n", "mean_ms", "p50_ms", "p99_ms", "slo_attainment_pct", "cold_starts",
+               "errors", "cost_per_1m_requests_usd"]  # fmt: skip
+    print(report.summary(cells_loaded)[columns].round(2).to_string(index=False))
+    print(f"\nresults: {run}")
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from labkit import report
+
+    run = report.resolve_run(args.run)
+    path = report.write_report(run, slo_ms=args.slo_ms)
+    cells = report.load_run(run)
+    print(report.table1(cells, slo_ms=args.slo_ms).round(6).to_string(index=False))
+    if {"static", "dynamic"} <= {c.batching for c in cells}:
+        print("\n" + report.side_by_side_text(cells, slo_ms=args.slo_ms))
+    print(f"\nreport: {path}")
+    return EXIT_OK
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from labkit import deploy
+
+    config = deploy.DeployConfig(
+        function_name=args.function_name, region=args.region, image_uri=args.image_uri,
+        memory_mb=args.memory_mb, timeout_s=args.timeout_s, architecture=args.architecture,
+    )  # fmt: skip
+    deployment = deploy.AwsDeployment(config, progress=print)
+    if args.action == "plan":
+        plan = deployment.plan(expected_invocations=args.expected_invocations,
+                               max_budget_usd=args.max_budget_usd)  # fmt: skip
+        print(plan.table())
+    elif args.action == "up":
+        print(deployment.plan(expected_invocations=args.expected_invocations,
+                              max_budget_usd=args.max_budget_usd).table())  # fmt: skip
+        print(deployment.deploy(local_image_tag=None if args.image_uri else args.tag))
+    else:
+        deleted = deployment.teardown()
+        print("deleted: " + (", ".join(deleted) if deleted else "nothing (no labkit resources)"))
     return EXIT_OK
 
 
@@ -139,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     bundle.add_argument("--tag", default="labkit-mnist:latest", help="image tag for --image")
     bundle.set_defaults(func=_cmd_bundle)
 
+    _add_run_parser(sub)
+    _add_report_parser(sub)
+    _add_deploy_parser(sub)
+
     from labkit.emulator.config import add_arguments
 
     emulator = sub.add_parser(
@@ -154,9 +254,89 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_run_parser(sub: Any) -> None:
+    run = sub.add_parser(
+        "run",
+        help="run one experiment cell, or the paper's matrix, and save the records",
+        description="Send a workload through a batching policy into the function (embedded "
+        "local Lambda by default, or a deployed AWS function) with the open-loop load generator; "
+        "writes results/experiments/<time>-<label>/ (config, environment, per-request and "
+        "per-invocation records) and prints the headline figures.",
+    )
+    run.add_argument("--matrix", choices=["paper"], default=None,
+                     help="run the paper's 2x2 (static/dynamic x uniform/bursty) + no batching")  # fmt: skip
+    run.add_argument(
+        "--workload", default="uniform", help="uniform | poisson | bursty | csv | azure"
+    )
+    run.add_argument("--rate", type=float, default=20.0, help="requests/s (uniform, poisson)")
+    run.add_argument("--duration-s", type=float, default=30.0)
+    run.add_argument(
+        "--base-rate", type=float, default=8.0, help="bursty: requests/s between bursts"
+    )
+    run.add_argument("--burst-rate", type=float, default=60.0, help="bursty: requests/s in a burst")
+    run.add_argument("--burst-s", type=float, default=1.0)
+    run.add_argument("--period-s", type=float, default=5.0)
+    run.add_argument("--trace", default=None, help="csv/azure: the trace file")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--policy", default="dynamic", help="none | static | dynamic | adaptive | slo-aware"
+    )
+    run.add_argument("--size", type=int, default=5, help="(maximum) batch size")
+    run.add_argument("--timeout-s", type=float, default=0.3, help="dynamic: T; adaptive: max wait")
+    run.add_argument("--backend", choices=["local", "aws"], default="local")
+    run.add_argument("--bundle", default=None, help="local: the bundle (default bundles/mnist-cnn)")
+    run.add_argument("--function-name", default="mnist")
+    run.add_argument("--region", default=None, help="aws: region (else the AWS chain)")
+    run.add_argument("--memory-mb", type=int, default=1024)
+    run.add_argument("--concurrency", type=int, default=2, help="instances / invocations in flight")
+    run.add_argument("--provisioned", type=int, default=0, help="local: pre-warmed instances")
+    run.add_argument("--slo-ms", type=float, default=200.0)
+    run.add_argument("--data-root", default=None)
+    run.add_argument("--out", default=None, help="results folder (default: a new one)")
+    run.set_defaults(func=_cmd_run)
+
+
+def _add_report_parser(sub: Any) -> None:
+    rep = sub.add_parser(
+        "report",
+        help="analyse a run: Table 1 beside the paper, plots and report.md",
+        description="Recompute every figure of a run folder from its records, print Table 1 "
+        "(and the paper's beside it), and write report.md with PNG/SVG figures.",
+    )
+    rep.add_argument("run", nargs="?", default=None, help="run folder (default: the latest)")
+    rep.add_argument("--slo-ms", type=float, default=None, help="default: the run's SLO")
+    rep.set_defaults(func=_cmd_report)
+
+
+def _add_deploy_parser(sub: Any) -> None:
+    dep = sub.add_parser(
+        "deploy",
+        help="AWS: plan, deploy (up) or tear down (down) the function",
+        description="Deploy the function to AWS Lambda as a container image (ECR repository, "
+        "image push, execution role with the basic logging policy only, the function). `plan` "
+        "only reads and prints what would change and the estimated cost; `up` deploys "
+        "(idempotent); `down` deletes exactly what labkit created (tagged labkit=managed). "
+        "Credentials and region come from the standard AWS chain.",
+    )
+    dep.add_argument("action", choices=["plan", "up", "down"])
+    dep.add_argument("--function-name", default="labkit-mnist")
+    dep.add_argument("--region", default=None)
+    dep.add_argument("--image-uri", default=None, help="an image already in ECR (skips docker)")
+    dep.add_argument("--tag", default="labkit-mnist:latest", help="local image to push (up)")
+    dep.add_argument("--memory-mb", type=int, default=1024)
+    dep.add_argument("--timeout-s", type=int, default=60)
+    dep.add_argument("--architecture", choices=["x86_64", "arm64"], default="x86_64")
+    dep.add_argument("--expected-invocations", type=int, default=2000, help="for the cost estimate")
+    dep.add_argument(
+        "--max-budget-usd", type=float, default=None, help="refuse above this estimate"
+    )
+    dep.set_defaults(func=_cmd_deploy)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``labkit`` command; returns the exit code."""
     from labkit.data import MnistNotFoundError
+    from labkit.deploy import DeployError
     from labkit.function.model_io import ModelLoadError
     from labkit.lab import LabError, NotebookFailedError
     from labkit.model import ModelArtifactError
@@ -174,6 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:  # fmt: skip
         print(f"labkit: error: {exc}", file=sys.stderr)
         return EXIT_FAILED if isinstance(exc, NotebookFailedError) else EXIT_BAD_INPUT
+    except DeployError as exc:
+        print(f"labkit: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

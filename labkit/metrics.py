@@ -140,6 +140,6 @@ def aggregate_repetitions(summaries: pd.DataFrame, by: list[str]) -> pd.DataFram
     grouped = summaries.groupby(by)[list(numeric)]
     median = grouped.median()
     spread = grouped.max() - grouped.min()
-    out = median.join(spread, rsuffix="_spread")
+    out = median.join(spread.add_suffix("_spread"))
     out["repetitions"] = grouped.size()
     return out.reset_index()

@@ -342,3 +342,19 @@ def resolve_run(results: str | os.PathLike[str] | None = None, run_dir: str | No
     if not path.is_dir():
         raise FileNotFoundError(f"results folder not found: {path}")
     return path
+
+
+def side_by_side_text(cells: list[Cell], **kwargs: Any) -> str:
+    """Table 1 as plain text for a terminal: each figure as ``paper / ours``."""
+    merged = comparison(cells, **kwargs)
+    rows = []
+    for _, r in merged.iterrows():
+        row = {"batching": r["batching"], "workload": r["workload"]}
+        for metric in TABLE1_COLUMNS[2:]:
+            fmt = "{:.6f}" if metric == "cost_usd" else "{:.1f}"
+            ours = r[f"{metric}_ours"]
+            row[metric] = f"{fmt.format(r[f'{metric}_paper'])} / " + (
+                fmt.format(ours) if pd.notna(ours) else "-"
+            )
+        rows.append(row)
+    return "Table 1, paper / ours:\n" + pd.DataFrame(rows).to_string(index=False)

@@ -88,3 +88,24 @@ def test_no_credential_or_account_id_reaches_an_output(quick_run: lab.LabRun) ->
         for secret in FAKE_CREDENTIALS.values():
             assert secret not in text, f"{secret!r} in {path}"
         assert not account.search(text), f"an account id in {path}: {account.search(text)}"
+
+
+def test_04_records_every_cell_of_the_matrix(quick_run: lab.LabRun) -> None:
+    from labkit import report
+
+    cells = report.load_run(quick_run.run_dir / "experiments")
+    assert [c.name for c in cells] == ["static-uniform", "dynamic-uniform", "static-bursty",
+                                       "dynamic-bursty"]  # fmt: skip
+    for cell in cells:
+        arrivals = cell.config.workload.arrivals()
+        assert len(cell.requests) == len(arrivals)  # nothing dropped
+        assert cell.status["status"] == "complete"
+        assert cell.requests["error"].isna().all()
+        assert cell.invocations["cold_start"].any()
+        assert cell.requests["correct"].mean() > 0.8
+
+
+def test_05_writes_the_report_with_table1(quick_run: lab.LabRun) -> None:
+    text = (quick_run.run_dir / "experiments" / "report.md").read_text()
+    assert "## Table 1 (ours)" in text and "## Beside the paper" in text
+    assert (quick_run.run_dir / "experiments" / "figures" / "latency_cdf.png").is_file()
