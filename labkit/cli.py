@@ -120,6 +120,20 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_lab_sweep(args: argparse.Namespace) -> int:
+    from labkit import lab
+
+    grid = [lab.parse_grid(text) for text in args.grid]
+    overrides = [lab.parse_override(text) for text in args.set or []]
+    sweep = lab.run_sweep(args.preset, grid, overrides=overrides, only=args.only,
+                          progress=not args.quiet)  # fmt: skip
+    columns = [c for c in sweep.table.columns if c not in ("complete",)][:14]
+    if len(sweep.table):
+        print(sweep.table[columns].round(2).to_string(index=False))
+    print(f"\nsweep complete: {sweep.sweep_dir} ({len(sweep.runs)} runs; table: sweep.csv)")
+    return EXIT_OK
+
+
 def _cmd_lab_presets(args: argparse.Namespace) -> int:
     from labkit import lab
 
@@ -196,6 +210,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="no per-cell progress bar")
     run.set_defaults(func=_cmd_lab_run)
+    sweep = lab_sub.add_parser(
+        "sweep",
+        help="run notebooks once per combination of parameter values; collect one table",
+        description="A papermill sweep: for every combination of the --grid values, run the "
+        "chosen notebooks (default 04 and 05, on the already trained model) into "
+        "results/sweeps/<time>-<preset>/<combination>/, then write sweep.csv with one row "
+        "per (combination, cell). Example: --grid 04_run_batching_experiments.dynamic_timeout_s="
+        "[0.1,0.3] --grid 04_run_batching_experiments.uniform_rate=[10,40]",
+    )
+    sweep.add_argument("--preset", default="quick", help="preset name or YAML path")
+    sweep.add_argument("--grid", action="append", required=True, metavar="NB.KEY=[V1,V2]",
+                       help="values of one parameter (YAML list; repeatable)")  # fmt: skip
+    sweep.add_argument("--set", action="append", metavar="NB.KEY=VALUE", help="fixed override")
+    sweep.add_argument("--only", nargs="+", metavar="NB", help="notebooks to run (default: 04 05)")
+    sweep.add_argument("--quiet", action="store_true", help="no per-cell progress bar")
+    sweep.set_defaults(func=_cmd_lab_sweep)
     presets = lab_sub.add_parser("presets", help="list the shipped presets")
     presets.set_defaults(func=_cmd_lab_presets)
 

@@ -251,3 +251,68 @@ def _write_status(run: LabRun, steps: dict[Path, dict[str, Any]]) -> None:
     tmp = run.run_dir / "lab.json.part"
     tmp.write_text(json.dumps(status, indent=2, default=str))
     os.replace(tmp, run.run_dir / "lab.json")
+
+
+@dataclass
+class SweepRun:
+    """A papermill sweep: one lab run per parameter combination, and the collected table."""
+
+    sweep_dir: Path
+    runs: list[LabRun]
+    table: Any  # pandas.DataFrame: one row per (combination, cell)
+
+
+def parse_grid(text: str) -> tuple[str, str, list[Any]]:
+    """``NOTEBOOK.KEY=[v1, v2]`` (YAML list; a scalar is a list of one) -> parts."""
+    notebook, key, value = parse_override(text)
+    return notebook, key, value if isinstance(value, list) else [value]
+
+
+def run_sweep(
+    preset: str | Preset,
+    grid: list[tuple[str, str, list[Any]]],
+    *,
+    overrides: list[tuple[str, str, Any]] = (),  # type: ignore[assignment]
+    only: list[str] | None = None,
+    progress: bool = True,
+    notebooks_dir: Path = paths.NOTEBOOKS_DIR,
+) -> SweepRun:
+    """Run the lab (by default notebooks 04 and 05, on an already trained model) once per
+    combination of ``grid`` values, each in ``<sweep>/<combination>/``; collect one table.
+
+    Every combination is validated before the first one runs.
+    """
+    import itertools
+
+    import pandas as pd
+
+    from labkit import report
+
+    if not grid:
+        raise LabError("a sweep needs at least one --grid NOTEBOOK.KEY=[values]")
+    preset = preset if isinstance(preset, Preset) else load_preset(preset)
+    only = only or ["04", "05"]
+    combos = [dict(zip([(n, k) for n, k, _ in grid], values, strict=True))
+              for values in itertools.product(*(v for _, _, v in grid))]  # fmt: skip
+    for combo in combos:  # fail fast on any bad name or parameter
+        plan(preset, [*overrides, *((n, k, v) for (n, k), v in combo.items())], only, notebooks_dir)
+    sweep_dir = paths.new_run_dir("sweeps", preset.name)
+    runs, rows = [], []
+    for i, combo in enumerate(combos):
+        label = "-".join(f"{k}={v}" for (_, k), v in combo.items())
+        print(f"== sweep {i + 1}/{len(combos)}: {label}", file=sys.stderr, flush=True)
+        run_dir = sweep_dir / f"{i:03d}-{label}"
+        run_dir.mkdir()
+        run = run_lab(preset, overrides=[*overrides, *((n, k, v) for (n, k), v in combo.items())],
+                      only=only, run_dir=run_dir, progress=progress, notebooks_dir=notebooks_dir)  # fmt: skip
+        runs.append(run)
+        experiments = run_dir / "experiments"
+        if experiments.is_dir():
+            summary = report.summary(report.load_run(experiments))
+            for key, value in ((k, v) for (_, k), v in combo.items()):
+                summary.insert(0, key, value)
+            summary.insert(0, "combination", i)
+            rows.append(summary)
+    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    table.to_csv(sweep_dir / "sweep.csv", index=False)
+    return SweepRun(sweep_dir, runs, table)
