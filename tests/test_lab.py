@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from labkit import lab, paths
@@ -92,3 +93,46 @@ def test_failing_notebook_marks_the_run_failed(isolated_dirs: Path, tmp_path: Pa
     run_dir = paths.latest_run_dir("lab")
     assert run_dir is not None
     assert json.loads((run_dir / "lab.json").read_text())["status"] == "failed"
+
+
+def test_sweep_grid_is_validated_before_anything_runs(isolated_dirs: Path) -> None:
+    assert lab.parse_grid("04.rate=[1, 2]") == ("04", "rate", [1, 2])
+    assert lab.parse_grid("04.rate=3") == ("04", "rate", [3])
+    grid = [("04_run_batching_experiments", "no_such_parameter", [1, 2])]
+    with pytest.raises(lab.LabError, match="no_such_parameter"):
+        lab.run_sweep("quick", grid, progress=False)
+    assert paths.latest_run_dir("sweeps") is None
+    with pytest.raises(lab.LabError, match="at least one"):
+        lab.run_sweep("quick", [], progress=False)
+
+
+@pytest.mark.slow
+def test_sweep_runs_each_combination_and_collects_one_table(
+    isolated_dirs: Path, tmp_path: Path
+) -> None:
+    import nbformat
+
+    project = Path(__file__).resolve().parents[1]
+    nb_dir = tmp_path / "nbs"
+    nb_dir.mkdir()
+    params = nbformat.v4.new_code_cell("wait_ms = 100.0\nrun_dir = None")
+    params.metadata["tags"] = ["parameters"]
+    body = nbformat.v4.new_code_cell(
+        f"import sys; sys.path.insert(0, {str(project)!r})\n"
+        "from pathlib import Path\nfrom tests.test_report import fake_cell\n"
+        "for kind in ('static', 'dynamic'):\n"
+        "    fake_cell(Path(run_dir) / 'experiments' / f'{kind}-uniform', kind, 'uniform', wait_ms)"
+    )
+    nb = nbformat.v4.new_notebook(cells=[params, body])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, nb_dir / "04_fake.ipynb")
+    sweep = lab.run_sweep(lab.Preset("t", "", {}), [("04", "wait_ms", [50.0, 300.0])], only=["04"],
+                          progress=False, notebooks_dir=nb_dir)  # fmt: skip
+    assert [r.status for r in sweep.runs] == ["complete", "complete"]
+    table = pd.read_csv(sweep.sweep_dir / "sweep.csv")
+    assert len(table) == 4 and list(table["wait_ms"]) == [50.0, 50.0, 300.0, 300.0]
+    assert list(table["mean_ms"]) == [55.0, 55.0, 305.0, 305.0]
