@@ -166,8 +166,12 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
     from labkit.image import build_bundle, build_image
 
     model_dir = paths.resolve_model_dir(args.model)
-    out = args.out or paths.default_bundle_dir(model_dir)
-    bundle = build_bundle(model_dir, out)
+    out = args.out or (
+        paths.default_bundle_dir(model_dir)
+        if args.variant == "torch"
+        else Path(str(paths.default_bundle_dir(model_dir)) + f"-{args.variant}")
+    )
+    bundle = build_bundle(model_dir, out, variant=args.variant)
     print(f"bundle of model {bundle.model_name} {bundle.model_version}: {bundle.path}")
     if args.image:
         print(build_image(bundle, args.tag).message)
@@ -261,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bundle.add_argument("--model", default=None, help="model folder or name (default: mnist-cnn)")
     bundle.add_argument("--out", default=None, help="bundle folder (default: bundles/<model>)")
+    bundle.add_argument("--variant", choices=["torch", "onnx"], default="torch",
+                        help="onnx: the lighter ONNX Runtime variant (bundles/<model>-onnx)")  # fmt: skip
     bundle.add_argument("--image", action="store_true", help="also `docker build` the image")
     bundle.add_argument("--tag", default="labkit-mnist:latest", help="image tag for --image")
     bundle.set_defaults(func=_cmd_bundle)

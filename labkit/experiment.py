@@ -41,6 +41,7 @@ class FunctionSettings:
     concurrency: int = 2  # local: more instances than cores only share the cores (see README)
     keep_alive_s: float = 300.0
     provisioned: int = 0
+    cpu_share: bool = True  # local: Lambda's CPU share per memory size, where cgroups allow
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,15 @@ def environment_facts(config: ExperimentConfig) -> dict[str, Any]:
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
     if config.backend == "local":
-        facts["cpu_share"] = "none: instances may use a whole core (Lambda: memory/1769 vCPU)"
+        from labkit.emulator.cpu_share import cpu_fraction, detect
+
+        support = detect()
+        if config.function.cpu_share and support.available:
+            facts["cpu_share"] = (f"{cpu_fraction(config.function.memory_mb):.3f} vCPU per instance "
+                                  f"({support.reason})")  # fmt: skip
+        else:
+            why = "not asked for" if not config.function.cpu_share else support.reason
+            facts["cpu_share"] = f"none ({why}): instances may use whole cores"
     return facts
 
 
@@ -157,6 +166,9 @@ def run_experiment(
     _save(folder, result, facts)
     if result.stopped_by == "KeyboardInterrupt":
         raise KeyboardInterrupt
+    if result.stopped_by:
+        raise RuntimeError(f"the run stopped early ({result.stopped_by}); its records are kept, "
+                           f"marked incomplete, in {folder}")  # fmt: skip
     return folder
 
 
@@ -240,7 +252,7 @@ def _run_on_backend(config: ExperimentConfig, arrivals: Any, payloads: Payloads,
     function = FunctionConfig(
         name=f.name, code_dir=Path(config.bundle_dir), memory_mb=f.memory_mb,  # type: ignore[arg-type]
         timeout_s=f.timeout_s, concurrency=f.concurrency, keep_alive_s=f.keep_alive_s,
-        provisioned=f.provisioned,
+        provisioned=f.provisioned, cpu_share=f.cpu_share,
     )  # fmt: skip
     with LocalLambda(function) as lam:
         if f.provisioned:

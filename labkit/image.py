@@ -66,8 +66,21 @@ class Bundle:
         return cls(path, data["handler"], data["model"]["name"], data["model"]["version"])
 
 
+ONNX_HANDLER = f"{FUNCTION_PACKAGE}.onnx_handler.handler"
+# What each variant ships: function sources, model files, and its Dockerfile/requirements.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "torch": {"handler": HANDLER, "exclude": {"onnx_handler.py"},
+              "docker": {"Dockerfile": "Dockerfile", "requirements.txt": "requirements.txt"}},
+    "onnx": {"handler": ONNX_HANDLER, "only": {"__init__.py", "codec.py", "onnx_handler.py"},
+             "docker": {"Dockerfile.onnx": "Dockerfile", "requirements-onnx.txt": "requirements.txt"}},
+}  # fmt: skip
+
+
 def build_bundle(
-    model_dir: str | os.PathLike[str] | None, out_dir: str | os.PathLike[str]
+    model_dir: str | os.PathLike[str] | None,
+    out_dir: str | os.PathLike[str],
+    *,
+    variant: str = "torch",
 ) -> Bundle:
     """Lay out the image's task root for the model in ``model_dir`` into ``out_dir``.
 
@@ -75,6 +88,9 @@ def build_bundle(
     ``ModelLoadError`` rather than at the function's first cold start. An existing bundle at
     ``out_dir`` is replaced only once the new one is complete.
     """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown bundle variant {variant!r}; known: {', '.join(VARIANTS)}")
+    spec = VARIANTS[variant]
     model_dir = paths.resolve_model_dir(model_dir)
     _, metadata = load_model(model_dir)
     out = Path(out_dir).resolve()
@@ -84,15 +100,23 @@ def build_bundle(
         package = staging / FUNCTION_PACKAGE
         package.mkdir()
         for source in sorted(FUNCTION_SOURCE.glob("*.py")):
+            if source.name in spec.get("exclude", ()) or (
+                "only" in spec and source.name not in spec["only"]
+            ):
+                continue
             shutil.copy2(source, package / source.name)
         (staging / "model").mkdir()
-        for name in (WEIGHTS_FILE, METADATA_FILE):
-            shutil.copy2(model_dir / name, staging / "model" / name)
-        for name in ("Dockerfile", "requirements.txt"):
-            shutil.copy2(DOCKER_DIR / name, staging / name)
+        shutil.copy2(model_dir / METADATA_FILE, staging / "model" / METADATA_FILE)
+        if variant == "onnx":
+            _export_checked_onnx(model_dir, staging / "model" / "model.onnx")
+        else:
+            shutil.copy2(model_dir / WEIGHTS_FILE, staging / "model" / WEIGHTS_FILE)
+        for source_name, name in spec["docker"].items():
+            shutil.copy2(DOCKER_DIR / source_name, staging / name)
         files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
         manifest = {
-            "handler": HANDLER,
+            "handler": spec["handler"],
+            "variant": variant,
             "model": {"name": metadata.get("name"), "version": metadata.get("version")},
             "source_model_dir": str(model_dir),
             "files": files,
@@ -105,6 +129,29 @@ def build_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Bundle.open(out)
+
+
+def _export_checked_onnx(model_dir: Path, out: Path, n_check: int = 512) -> None:
+    """Export to ONNX and check ONNX Runtime's labels equal PyTorch's on generated digits."""
+    import numpy as np
+    import torch
+
+    from labkit.data import synthetic_mnist
+    from labkit.function.net import preprocess
+    from labkit.onnx_export import OnnxClassifier, export_onnx
+
+    export_onnx(model_dir, out)
+    model, _ = load_model(model_dir)
+    images = synthetic_mnist(n_check, seed=123).images
+    with torch.inference_mode():
+        expected = model(preprocess(images)).numpy()
+    got = OnnxClassifier(out).logits(images.numpy())
+    if not (
+        np.array_equal(expected.argmax(1), got.argmax(1)) and np.allclose(expected, got, atol=1e-3)
+    ):
+        raise RuntimeError(
+            f"the ONNX export of {model_dir} does not reproduce PyTorch's predictions"
+        )
 
 
 def dockerfile_copy_sources(dockerfile: Path) -> list[str]:

@@ -13,6 +13,7 @@ from labkit.batching import (
     PolicyConfig,
     QueueAdaptiveBatching,
     Request,
+    SloAwareBatching,
     StaticBatching,
     replay,
 )
@@ -111,3 +112,34 @@ def test_policy_config_builds_each_kind() -> None:
     assert isinstance(PolicyConfig("none").build(), NoBatching)
     assert PolicyConfig("static", 4).build().describe() == {"policy": "static", "size": 4}
     assert PolicyConfig("dynamic", 5, 0.3).label == "dynamic-5-0.3s"
+
+
+@settings(max_examples=150, deadline=None)
+@given(gaps, st.integers(1, 20), st.floats(0.0, 0.1))
+def test_slo_aware_keeps_the_contract(gap_list: list[float], n: int, headroom: float) -> None:
+    arrivals = arrivals_from(gap_list)
+    batches = replay(SloAwareBatching(n, headroom_s=headroom), arrivals, slo_s=0.2)
+    assert_partition(arrivals, batches)
+    for dispatched, batch in batches:
+        assert len(batch) <= n
+        # sent no later than the oldest request's deadline minus the estimate and headroom
+        assert (
+            dispatched <= max(batch[0].t_arrive + 0.2 - 0.03 - headroom, batch[0].t_arrive) + 1e-9
+        )
+
+
+def test_slo_aware_learns_the_invocation_time() -> None:
+    policy = SloAwareBatching(32, headroom_s=0.01, prior_ms=30)
+    for size, seconds in [(1, 0.011), (4, 0.014), (8, 0.018)] * 20:
+        policy.observe(size, seconds, cold_start=False)
+    assert policy.estimate(10) == pytest.approx(0.020, abs=0.001)  # 10 ms + 1 ms per request
+    policy.offer(Request(0, 0.0, 0.2), 0.0)
+    # the oldest request must leave by 0.2 - estimate(2) - headroom = 0.2 - 0.012 - 0.01
+    assert policy.next_deadline() == pytest.approx(0.178, abs=0.001)
+    policy.observe(1, 2.5, cold_start=True)  # a cold start makes it leave earlier
+    assert policy.next_deadline() < 0.178
+
+
+def test_slo_aware_sends_a_late_request_at_once() -> None:
+    policy = SloAwareBatching(8)
+    assert policy.offer(Request(0, 1.0, 1.01), 1.0) == [[Request(0, 1.0, 1.01)]]

@@ -113,23 +113,32 @@ def test_an_exception_in_the_client_is_a_recorded_failure() -> None:
     assert result.requests["error"].tolist() == ["ConnectionError"]
 
 
+class InterruptedAt(NoBatching):
+    """Ctrl-C arrives while the 50th request is being released (raised in the load loop)."""
+
+    def offer(self, request, now):
+        if request.id == 50:
+            raise KeyboardInterrupt
+        return super().offer(request, now)
+
+
 def test_a_stop_keeps_the_records_so_far_marked_incomplete() -> None:
-    fake = FakeFunction()
-    stop_after = 3
-
-    def interrupting(name: str, event: dict[str, Any]) -> InvocationResult:
-        if len(fake.calls) >= stop_after:
-            threading.main_thread()  # the load loop runs here; simulate Ctrl-C from a signal
-            import _thread
-
-            _thread.interrupt_main()
-        return fake(name, event)
-
-    result = run_load(np.arange(0, 2, 0.01), NoBatching(), interrupting, payloads(), quiet())
+    result = run_load(np.arange(0, 2, 0.01), InterruptedAt(), FakeFunction(), payloads(), quiet())
     assert not result.complete and result.stopped_by == "KeyboardInterrupt"
     assert len(result.requests) == 200  # nothing dropped
-    assert (result.requests["error"] == "NotSent").sum() > 100
-    assert result.requests["error"].isna().sum() >= stop_after
+    errors = result.requests.set_index("request_id")["error"]
+    assert errors[:50].isna().all()  # sent before the stop, answered during the drain
+    assert (errors[50:] == "NotSent").all()
+
+
+def test_an_exception_in_the_loop_is_kept_as_the_reason() -> None:
+    class Broken(NoBatching):
+        def poll(self, now):
+            raise RuntimeError("policy bug")
+
+    result = run_load([0.0, 0.5], Broken(), FakeFunction(), payloads(), quiet())
+    assert not result.complete and "policy bug" in (result.stopped_by or "")
+    assert len(result.requests) == 2
 
 
 def test_bad_arrivals_are_refused() -> None:

@@ -42,6 +42,9 @@ class FunctionConfig:
     throttle_wait_s: float = 0.0
     environment: dict[str, str] = field(default_factory=dict)
     python: str = sys.executable
+    #: Give each instance Lambda's CPU share (memory/1769 vCPU) and a memory limit through
+    #: cgroups where the system allows it (labkit.emulator.cpu_share); otherwise whole cores.
+    cpu_share: bool = False
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.fullmatch(self.name):
@@ -132,6 +135,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--provisioned", type=int, default=0, help="pre-warmed instances per function"
     )
+    parser.add_argument("--cpu-share", action="store_true",
+                        help="give instances Lambda's CPU share (memory/1769 vCPU) via cgroups")  # fmt: skip
     parser.add_argument("--throttle-wait-s", type=float, default=0.0,
                         help="queue this long at the concurrency limit before a 429 (0: as Lambda)")  # fmt: skip
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -158,6 +163,6 @@ def configs_from_args(args: argparse.Namespace) -> list[FunctionConfig]:
             name=name, code_dir=Path(folder), handler=args.handler, memory_mb=args.memory_mb,
             timeout_s=args.timeout_s, concurrency=args.concurrency, keep_alive_s=args.keep_alive_s,
             provisioned=args.provisioned, throttle_wait_s=args.throttle_wait_s,
-            environment=environment,
+            environment=environment, cpu_share=args.cpu_share,
         ))  # fmt: skip
     return configs

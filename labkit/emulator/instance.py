@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -28,10 +29,12 @@ from typing import Any
 from aiohttp import web
 
 from labkit.emulator.config import FunctionConfig
+from labkit.emulator.cpu_share import InstanceGroup, detect
 from labkit.emulator.lifetime import die_with_parent
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 RUNTIME_PREFIX = "/2018-06-01/runtime"
+CPU_SHARE = detect()  # once per process: can instances get Lambda's CPU share here?
 
 
 @dataclass
@@ -97,6 +100,7 @@ class Instance:
         self.runtime_api = ""  # host:port of this instance's Runtime API, once started
         self._output_fd: int | None = None
         self._partial = b""
+        self.cgroup: InstanceGroup | None = None
 
     @property
     def pid(self) -> int | None:
@@ -127,12 +131,25 @@ class Instance:
         # runtime wrote before posting a result can be drained before the invocation ends.
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
+        preexec = die_with_parent(signal.SIGKILL)
+        if self.config.cpu_share and not CPU_SHARE.available:
+            _warn_once(f"labkit emulator: CPU share not applied: {CPU_SHARE.reason}")
+        if self.config.cpu_share and CPU_SHARE.available:
+            self.cgroup = InstanceGroup(
+                CPU_SHARE, f"{self.config.name}-{self.id}", self.config.memory_mb
+            )
+            die, enter = preexec, self.cgroup.enter
+
+            def preexec() -> None:
+                die()
+                enter()
+
         self.started_at = time.perf_counter()
         try:
             self._process = await asyncio.create_subprocess_exec(
                 *self.config.command(), cwd=self.config.code_dir, env=env,
                 stdin=asyncio.subprocess.DEVNULL, stdout=write_fd, stderr=write_fd,
-                start_new_session=True, preexec_fn=die_with_parent(signal.SIGKILL),
+                start_new_session=True, preexec_fn=preexec,
             )  # fmt: skip
         finally:
             os.close(write_fd)
@@ -174,6 +191,8 @@ class Instance:
         if self._next_waiter is not None and not self._next_waiter.done():
             self._next_waiter.cancel()
         self._close_output()
+        if self.cgroup is not None:
+            self.cgroup.remove()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -328,6 +347,15 @@ class Instance:
                 ))  # fmt: skip
         self._pending = None
         self._on_exit(self)
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(message, file=sys.stderr, flush=True)
 
 
 def _error_outcome(body: bytes, headers: Any) -> Outcome:
