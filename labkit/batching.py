@@ -23,8 +23,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 Batch = list["Request"]
 
 
@@ -226,6 +224,8 @@ class SloAwareBatching(BatchingPolicy):
         self._cold_extra_s = 0.0
         self._colds = 0
         self._observed = 0
+        self._line: tuple[float, float, float] | None = None
+        self._since_fit = 0
 
     def observe(self, batch_size: int, service_s: float, cold_start: bool) -> None:
         a = self.smoothing
@@ -237,17 +237,32 @@ class SloAwareBatching(BatchingPolicy):
             return
         old = self._warm.get(batch_size)
         self._warm[batch_size] = service_s if old is None else (1 - a) * old + a * service_s
+        self._since_fit += 1
+        if old is None:
+            self._line = None  # a new batch size: refit at once
 
     def estimate_warm(self, n: int) -> float:
         """Expected warm invocation time (s) for a batch of ``n``."""
+        if self._line is None or self._since_fit >= 8:
+            self._line = self._fit()
+            self._since_fit = 0
+        intercept, slope, floor = self._line
+        return max(intercept + slope * n, floor)
+
+    def _fit(self) -> tuple[float, float, float]:
+        """Least squares ``a + b*n`` over the per-size means (refitted every 8 observations)."""
         if not self._warm:
-            return self.prior_s
+            return (self.prior_s, 0.0, 0.0)
+        times = list(self._warm.values())
         if len(self._warm) == 1:
-            return next(iter(self._warm.values()))
-        sizes = np.array(list(self._warm), dtype=float)
-        times = np.array(list(self._warm.values()))
-        slope, intercept = np.polyfit(sizes, times, 1)
-        return float(max(intercept + max(slope, 0.0) * n, times.min() * 0.5))
+            return (times[0], 0.0, 0.0)
+        sizes = list(self._warm)
+        mean_n, mean_t = sum(sizes) / len(sizes), sum(times) / len(times)
+        var = sum((x - mean_n) ** 2 for x in sizes)
+        slope = max(
+            sum((x - mean_n) * (t - mean_t) for x, t in zip(sizes, times, strict=True)) / var, 0.0
+        )
+        return (mean_t - slope * mean_n, slope, min(times) * 0.5)
 
     def estimate(self, n: int) -> float:
         """Expected invocation time (s) for ``n`` requests, cold-start risk included."""

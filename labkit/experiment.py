@@ -247,10 +247,12 @@ def _run_on_backend(config: ExperimentConfig, arrivals: Any, payloads: Payloads,
         facts["region"] = invoker.client.meta.region_name
         return run_load(arrivals, policy, invoker.invoke, payloads, load, slo_s=slo_s)
     from labkit.emulator import FunctionConfig, LocalLambda
+    from labkit.image import Bundle
 
     f = config.function
     function = FunctionConfig(
         name=f.name, code_dir=Path(config.bundle_dir), memory_mb=f.memory_mb,  # type: ignore[arg-type]
+        handler=Bundle.open(config.bundle_dir).handler,  # type: ignore[arg-type]
         timeout_s=f.timeout_s, concurrency=f.concurrency, keep_alive_s=f.keep_alive_s,
         provisioned=f.provisioned, cpu_share=f.cpu_share,
     )  # fmt: skip
@@ -278,3 +280,25 @@ def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str))
     tmp.replace(path)
+
+
+def memory_sweep(
+    base: ExperimentConfig,
+    memories_mb: list[int],
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    progress: bool = True,
+) -> Path:
+    """One workload at several memory sizes (in the spirit of AWS Lambda Power Tuning); with
+    the CPU share on, more memory means more CPU, as on Lambda. Returns the run folder."""
+    if not memories_mb or any(m < 128 or m > 10_240 for m in memories_mb):
+        raise ValueError(f"memory sizes must be 128..10240 MB, not {memories_mb}")
+    cells = [
+        dataclasses.replace(
+            base,
+            function=dataclasses.replace(base.function, memory_mb=m),
+            name=f"{base.policy.kind}-{m}mb",
+        )
+        for m in memories_mb
+    ]
+    return run_matrix(cells, out_dir, label="memory-sweep", progress=progress)

@@ -50,6 +50,8 @@ def summarize(
     warmup_s: float = 0.0,
     memory_mb: int = 1024,
     prices: cost.Prices | None = None,
+    provisioned_instances: int = 0,
+    provisioned_seconds: float = 0.0,
 ) -> dict[str, float]:
     """The figures of one cell (see the module docstring for definitions)."""
     if slo_ms <= 0:
@@ -60,7 +62,10 @@ def summarize(
     inv = invocations
     init = inv["init_duration_ms"].dropna().astype(float)
     billed = inv["billed_duration_ms"].dropna().astype(float)
-    bill = cost.invocation_cost(billed, memory_mb, init_ms=init, prices=prices or cost.Prices())
+    bill = cost.invocation_cost(
+        billed, memory_mb, init_ms=init, prices=prices or cost.Prices(),
+        provisioned_instances=provisioned_instances, provisioned_seconds=provisioned_seconds,
+    )  # fmt: skip
     answered = req.loc[~failed]
     figures = {
         "n": float(len(req)),
@@ -82,6 +87,7 @@ def summarize(
         "request_usd": bill.request_usd,
         "compute_usd": bill.compute_usd,
         "init_usd": bill.init_usd,
+        "provisioned_usd": bill.provisioned_usd,
         "cost_per_1m_requests_usd": bill.per_million(len(requests)),
     }
     return figures

@@ -74,8 +74,10 @@ def summary(
         cfg = cell.config
         figures = metrics.summarize(
             cell.requests, cell.invocations, slo_ms=slo_ms or cfg.slo_ms, warmup_s=warmup_s,
-            memory_mb=cfg.function.memory_mb,
+            memory_mb=cfg.function.memory_mb, provisioned_instances=cfg.function.provisioned,
+            provisioned_seconds=float(cell.status.get("wall_s", 0.0)),
         )  # fmt: skip
+        figures["memory_mb"] = cfg.function.memory_mb
         rows.append({"cell": cell.name, "batching": cell.batching, "workload": cell.workload,
                      "complete": cell.status.get("status") == "complete", **figures})  # fmt: skip
     return pd.DataFrame(rows)
@@ -268,6 +270,35 @@ def plot_cost_breakdown(cells: list[Cell]) -> Any:
     ax.tick_params(axis="x", rotation=30)
     ax.legend(fontsize=8)
     _style(ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_memory_sweep(
+    cells: list[Cell], slo_ms: float = 200.0, slo_target_pct: float = 95.0
+) -> Any:
+    """Latency percentiles and cost per 1M requests against memory; the cheapest memory size
+    whose SLO attainment reaches ``slo_target_pct`` is marked."""
+    import matplotlib.pyplot as plt
+
+    table = summary(cells, slo_ms=slo_ms).sort_values("memory_mb")
+    fig, (lat, usd) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for column, style in (("p50_ms", "o-"), ("p99_ms", "s--"), ("mean_ms", "^:")):
+        lat.plot(table["memory_mb"], table[column], style, label=column.replace("_ms", ""))
+    lat.axhline(slo_ms, color="black", linestyle="--", linewidth=1, label=f"SLO {slo_ms:g} ms")
+    lat.set(xlabel="memory (MB)", ylabel="latency (ms)", yscale="log", title="latency vs memory")
+    lat.legend(fontsize=8)
+    usd.plot(table["memory_mb"], table["cost_per_1m_requests_usd"], "o-", color="#ff7f0e")
+    usd.set(xlabel="memory (MB)", ylabel="USD per 1M requests", title="cost vs memory")
+    ok = table[table["slo_attainment_pct"] >= slo_target_pct]
+    if len(ok):
+        best = ok.loc[ok["cost_per_1m_requests_usd"].idxmin()]
+        usd.scatter([best["memory_mb"]], [best["cost_per_1m_requests_usd"]], s=200, facecolors="none",
+                    edgecolors="green", linewidths=2,
+                    label=f"cheapest with SLO >= {slo_target_pct:g} %: {int(best['memory_mb'])} MB")  # fmt: skip
+        usd.legend(fontsize=8)
+    for ax in (lat, usd):
+        _style(ax)
     fig.tight_layout()
     return fig
 

@@ -109,3 +109,32 @@ def test_05_writes_the_report_with_table1(quick_run: lab.LabRun) -> None:
     text = (quick_run.run_dir / "experiments" / "report.md").read_text()
     assert "## Table 1 (ours)" in text and "## Beside the paper" in text
     assert (quick_run.run_dir / "experiments" / "figures" / "latency_cdf.png").is_file()
+
+
+def test_07_compares_policies_and_mitigations(quick_run: lab.LabRun) -> None:
+    from labkit import report
+
+    cells = {c.name: c for c in report.load_run(quick_run.run_dir / "beyond")}
+    assert "slo-aware" in cells and "dynamic + onnx" in cells
+    assert cells["dynamic + provisioned"].invocations["cold_start"].sum() == 0  # pre-warmed
+    onnx = cells["dynamic + onnx"].invocations["init_duration_ms"].dropna()
+    torch = cells["dynamic (paper)"].invocations["init_duration_ms"].dropna()
+    assert len(onnx) and len(torch) and onnx.median() < torch.median()
+    sweep = report.summary(report.load_run(quick_run.run_dir / "memory-sweep"))
+    assert sorted(sweep["memory_mb"]) == [512, 1769]
+
+
+def test_08_simulation_agrees_with_the_live_run(quick_run: lab.LabRun) -> None:
+    """Stated tolerances on the quick run's short cells (one cold start is a large share of
+    a 6 s cell, so the mean and tail vary with which init sample is drawn): median latency
+    within 10 %, the same number of cold starts, SLO attainment within 5 points, cost within
+    10 %. bench/simulate.py checks the tighter goals on longer cells."""
+    from labkit import simulate
+
+    profile = simulate.PlatformProfile.load(quick_run.run_dir / "calibrated_profile.json")
+    validation = simulate.validate(quick_run.run_dir / "experiments", profile, seeds=3)
+    errors = validation.pivot(index="cell", columns="metric", values="error").abs()
+    assert (errors["p50_ms"] <= 10).all(), errors
+    assert (errors["cold_starts"] == 0).all(), errors
+    assert (errors["slo_attainment_pct"] <= 5).all(), errors
+    assert (errors["cost_usd"] <= 10).all(), errors

@@ -1,0 +1,81 @@
+"""The discrete-event simulator (issue 10): speed, and agreement with a measured run.
+
+1. Speed: a Poisson workload of 1,000,000+ requests through the paper's dynamic policy and
+   through no batching, on the AWS-shaped profile. Goal: >= 1,000,000 requests in <= 10 s.
+2. Agreement: fit a profile from a live run of the paper matrix on the embedded local Lambda
+   (``--run FOLDER``, or one is run now with ``--duration-s`` seconds per cell), simulate its
+   cells (median of 5 seeds) and compare. Goals: mean, p50, p99 within 10 %, SLO attainment
+   within 1 point, cost within 5 %.
+Run: ``python bench/simulate.py [--run FOLDER] [--duration-s 30]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _table import print_figures, print_table
+
+from labkit import experiment, image, paths, simulate, workloads
+from labkit.batching import DynamicBatching, NoBatching
+from labkit.experiment import ExperimentConfig
+
+
+def speed() -> dict[str, float]:
+    arrivals = workloads.poisson(1000, 1000, seed=1)
+    profile = simulate.PlatformProfile.load("paper-aws")
+    figures = {"requests": len(arrivals)}
+    for name, policy in (("dynamic", DynamicBatching(5, 0.3)), ("none", NoBatching())):
+        start = time.perf_counter()
+        simulate.simulate(arrivals, policy, profile, simulate.SimConfig(concurrency=1000))
+        figures[f"{name}_s"] = time.perf_counter() - start
+    return figures
+
+
+def live_run(duration_s: float) -> Path:
+    model = paths.resolve_model_dir(None)
+    bundle = image.build_bundle(model, paths.default_bundle_dir(model))
+    base = ExperimentConfig(bundle_dir=str(bundle.path))
+    uniform = workloads.WorkloadConfig("uniform", duration_s=duration_s)
+    bursty = workloads.WorkloadConfig("bursty", duration_s=duration_s)
+    cells = experiment.paper_matrix(base, uniform, bursty)
+    return experiment.run_matrix(cells, label="bench-calibration", progress=False)
+
+
+def _error_key(metric: str) -> str:
+    if metric == "slo_attainment_pct":
+        return "max_error_slo_points"
+    return f"max_error_{metric.removesuffix('_ms').removesuffix('_usd')}_pct"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run", default=None, help="a live run folder to calibrate from")
+    parser.add_argument("--duration-s", type=float, default=30.0)
+    args = parser.parse_args()
+    s = speed()
+    print_table(["policy", "requests", "wall s", "requests/s"],
+                [[p, s["requests"], s[f"{p}_s"], s["requests"] / s[f"{p}_s"]] for p in ("dynamic", "none")],
+                title="simulation speed (goal: >= 1,000,000 requests in <= 10 s)")  # fmt: skip
+    run = Path(args.run) if args.run else live_run(args.duration_s)
+    profile = simulate.fit_profile_from_run(run)
+    validation = simulate.validate(run, profile, seeds=5)
+    table = validation.pivot(index="cell", columns="metric", values="error")
+    print_table(["cell", *table.columns],
+                [[cell, *(float(v) for v in row)] for cell, row in table.iterrows()],
+                title=f"simulated vs measured ({run}); error in %, SLO in points")  # fmt: skip
+    worst = (
+        validation.assign(abs_error=validation["error"].abs()).groupby("metric")["abs_error"].max()
+    )
+    print_figures({"requests": s["requests"], "dynamic_wall_s": round(s["dynamic_s"], 2),
+                   "none_wall_s": round(s["none_s"], 2),
+                   **{_error_key(m): round(float(v), 2) for m, v in worst.items()},
+                   "calibration_run": str(run)})  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

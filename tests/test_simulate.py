@@ -1,0 +1,120 @@
+"""The simulator: live record schema, nothing lost, determinism, the platform's rules, and
+profile fitting that recovers what it was given."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labkit import metrics, simulate
+from labkit.batching import DynamicBatching, NoBatching, SloAwareBatching, StaticBatching
+from labkit.loadgen import INVOCATION_COLUMNS, REQUEST_COLUMNS
+
+PROFILE = simulate.PlatformProfile(base_ms=10, per_image_ms=1, sigma=0.0, overhead_ms=[5.0],
+                                   init_ms=[1000.0], keep_alive_s=60)  # fmt: skip
+
+
+def test_records_have_the_live_schema_and_nothing_is_lost() -> None:
+    arrivals = np.sort(np.random.default_rng(0).uniform(0, 30, 600))
+    result = simulate.simulate(arrivals, DynamicBatching(5, 0.3), PROFILE)
+    assert list(result.requests.columns) == REQUEST_COLUMNS
+    assert list(result.invocations.columns) == INVOCATION_COLUMNS
+    assert len(result.requests) == 600 and result.complete
+    assert result.invocations["batch_size"].sum() == 600
+    assert (result.requests["latency_ms"] > 0).all()
+    metrics.summarize(result.requests, result.invocations)  # the analysis works unchanged
+
+
+def test_latency_by_hand() -> None:
+    # One request: cold start 1000 ms + service 11 ms + overhead 5 ms, no waiting.
+    result = simulate.simulate(np.array([0.0]), NoBatching(), PROFILE)
+    assert result.requests["latency_ms"].iloc[0] == pytest.approx(1016.0)
+    assert result.invocations["billed_duration_ms"].iloc[0] == 1011
+    # Static batch of 2: the first waits 0.1 s for the second; the instance is warm by then?
+    warm = simulate.simulate(np.array([0.0, 2.0, 2.1]), StaticBatching(2), PROFILE,
+                             simulate.SimConfig(concurrency=1))  # fmt: skip
+    assert warm.invocations["cold_start"].tolist() == [True, False]
+
+
+def test_same_seed_same_result_and_policy_reuse() -> None:
+    arrivals = np.sort(np.random.default_rng(1).uniform(0, 20, 300))
+    profile = simulate.PlatformProfile(
+        sigma=0.3, overhead_ms=[3.0, 5.0, 9.0], init_ms=[900.0, 1500.0]
+    )
+    a = simulate.simulate(arrivals, DynamicBatching(), profile, simulate.SimConfig(seed=4))
+    b = simulate.simulate(arrivals, DynamicBatching(), profile, simulate.SimConfig(seed=4))
+    pd.testing.assert_frame_equal(a.requests, b.requests)
+
+
+def test_keep_alive_retires_idle_instances() -> None:
+    arrivals = np.array([0.0, 30.0, 200.0])  # 170 s idle > keep-alive 60 s
+    result = simulate.simulate(arrivals, NoBatching(), PROFILE, simulate.SimConfig(concurrency=1))
+    assert result.invocations["cold_start"].tolist() == [True, False, True]
+
+
+def test_provisioned_instances_never_cold_start() -> None:
+    result = simulate.simulate(np.arange(0, 5, 0.1), NoBatching(), PROFILE,
+                               simulate.SimConfig(concurrency=2, provisioned=2))  # fmt: skip
+    assert not result.invocations["cold_start"].any()
+
+
+def test_client_concurrency_queues_and_the_limit_throttles() -> None:
+    burst = np.zeros(50)  # 50 requests at once, 10 in flight at most
+    result = simulate.simulate(burst, NoBatching(), PROFILE, simulate.SimConfig(concurrency=10))
+    assert simulate.peak_concurrency(result.invocations) == 10
+    assert result.invocations["cold_start"].sum() == 10
+    limited = simulate.PlatformProfile(**{**PROFILE.__dict__, "concurrency_limit": 3})
+    throttled = simulate.simulate(burst, NoBatching(), limited, simulate.SimConfig(concurrency=10))
+    assert simulate.peak_concurrency(throttled.invocations) == 3 and throttled.complete
+
+
+def test_scaling_rate_caps_new_instances() -> None:
+    burst = np.zeros(3000)
+    profile = simulate.PlatformProfile(base_ms=50, per_image_ms=0, sigma=0.0, overhead_ms=[0.0],
+                                       init_ms=[20000.0], concurrency_limit=5000)  # fmt: skip
+    result = simulate.simulate(burst, NoBatching(), profile, simulate.SimConfig(concurrency=5000))
+    first_10s = result.invocations[result.invocations["t_start"] < 10.0]
+    assert first_10s["cold_start"].sum() == simulate.SCALING_PER_10S
+    assert result.complete
+
+
+def test_slo_aware_policy_runs_in_the_simulator_and_learns() -> None:
+    arrivals = np.sort(np.random.default_rng(2).uniform(0, 60, 3000))
+    result = simulate.simulate(arrivals, SloAwareBatching(16), PROFILE)
+    figures = metrics.summarize(result.requests, result.invocations)
+    assert figures["mean_batch_size"] > 3 and figures["slo_attainment_pct"] > 90
+
+
+def test_fit_profile_recovers_the_service_model() -> None:
+    profile = simulate.PlatformProfile(base_ms=8, per_image_ms=2, sigma=0.1, overhead_ms=[4.0],
+                                       init_ms=[1500.0, 1700.0])  # fmt: skip
+    arrivals = np.sort(np.random.default_rng(3).uniform(0, 300, 6000))
+    result = simulate.simulate(arrivals, DynamicBatching(8, 0.05), profile)
+    fitted = simulate.fit_profile(result.invocations)
+    assert fitted.base_ms == pytest.approx(8, rel=0.15)
+    assert fitted.per_image_ms == pytest.approx(2, rel=0.15)
+    assert np.median(fitted.overhead_ms) == pytest.approx(4.0, abs=0.5)
+    assert set(fitted.init_ms) <= {1500.0, 1700.0}
+
+
+def test_profiles_load_and_round_trip(tmp_path) -> None:
+    aws = simulate.PlatformProfile.load("paper-aws")
+    assert aws.name == "paper-aws" and "stated" in aws.source
+    path = PROFILE.save(tmp_path / "p.json")
+    assert simulate.PlatformProfile.load(path) == PROFILE
+    with pytest.raises(FileNotFoundError):
+        simulate.PlatformProfile.load("no-such-profile")
+    with pytest.raises(ValueError, match="at least 5 warm"):
+        simulate.fit_profile(pd.DataFrame(columns=INVOCATION_COLUMNS))
+
+
+def test_synthetic_day_and_nxt_sweep() -> None:
+    counts = simulate.synthetic_day_counts(2.0, seed=0)
+    assert len(counts) == 1440 and counts.sum() / 86400 == pytest.approx(2.0, rel=0.05)
+    table = simulate.nxt_sweep(np.sort(np.random.default_rng(0).uniform(0, 30, 600)), PROFILE,
+                               [1, 5], [0.1, 0.3])  # fmt: skip
+    assert len(table) == 4
+    one = table[table["N"] == 1]["cost_per_1m_requests_usd"].iloc[0]
+    five = table[table["N"] == 5]["cost_per_1m_requests_usd"].max()
+    assert five < one  # batching cuts the cost per request
