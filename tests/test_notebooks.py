@@ -121,7 +121,7 @@ def test_07_compares_policies_and_mitigations(quick_run: lab.LabRun) -> None:
     torch = cells["dynamic (paper)"].invocations["init_duration_ms"].dropna()
     assert len(onnx) and len(torch) and onnx.median() < torch.median()
     sweep = report.summary(report.load_run(quick_run.run_dir / "memory-sweep"))
-    assert sorted(sweep["memory_mb"]) == [512, 1769]
+    assert sorted(sweep["memory_mb"]) == [1769, 3008]
 
 
 def test_08_simulation_agrees_with_the_live_run(quick_run: lab.LabRun) -> None:
