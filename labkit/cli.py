@@ -220,8 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="A papermill sweep: for every combination of the --grid values, run the "
         "chosen notebooks (default 04 and 05, on the already trained model) into "
         "results/sweeps/<time>-<preset>/<combination>/, then write sweep.csv with one row "
-        "per (combination, cell). Example: --grid 04_run_batching_experiments.dynamic_timeout_s="
-        "[0.1,0.3] --grid 04_run_batching_experiments.uniform_rate=[10,40]",
+        "per (combination, cell). Example: --grid 04_run_workloads.dynamic_timeout_s="
+        "[0.1,0.3] --grid 04_run_workloads.uniform_rate=[10,40]",
     )
     sweep.add_argument("--preset", default="quick", help="preset name or YAML path")
     sweep.add_argument("--grid", action="append", required=True, metavar="NB.KEY=[V1,V2]",

@@ -98,7 +98,7 @@ def test_failing_notebook_marks_the_run_failed(isolated_dirs: Path, tmp_path: Pa
 def test_sweep_grid_is_validated_before_anything_runs(isolated_dirs: Path) -> None:
     assert lab.parse_grid("04.rate=[1, 2]") == ("04", "rate", [1, 2])
     assert lab.parse_grid("04.rate=3") == ("04", "rate", [3])
-    grid = [("04_run_batching_experiments", "no_such_parameter", [1, 2])]
+    grid = [("04_run_workloads", "no_such_parameter", [1, 2])]
     with pytest.raises(lab.LabError, match="no_such_parameter"):
         lab.run_sweep("quick", grid, progress=False)
     assert paths.latest_run_dir("sweeps") is None

@@ -146,3 +146,33 @@ def test_bad_arrivals_are_refused() -> None:
         run_load([1.0, 0.5], NoBatching(), FakeFunction(), payloads(), quiet())
     with pytest.raises(ValueError, match="max_in_flight"):
         LoadConfig(max_in_flight=0)
+
+
+@pytest.mark.slow
+def test_end_to_end_on_the_local_lambda_with_failures_and_throttling() -> None:
+    """Against the embedded local Lambda: one instance at most, three invocations in flight,
+    so the emulator throttles (429) and the generator retries; batches with an id ending in 3
+    fail. Every arrival still has exactly one record."""
+    from pathlib import Path
+
+    from labkit.emulator import FunctionConfig, LocalLambda
+    from labkit.invoke import LambdaInvoker
+
+    handlers = Path(__file__).parent / "handlers"
+    config = FunctionConfig(name="f", code_dir=handlers, handler="fault_handlers.mnist_like",
+                            concurrency=1)  # fmt: skip
+    payloads_ = Payloads([{"id": "x", "image_b64": "AA=="}], np.zeros(1, dtype=int))
+    with LocalLambda(config) as lam:
+        invoker = LambdaInvoker(endpoint_url=lam.endpoint_url, max_connections=3)
+        result = run_load(np.arange(0, 1.0, 0.02), StaticBatching(2), invoker.invoke, payloads_,
+                          quiet(function_name="f", max_in_flight=3, throttle_retry_s=20))  # fmt: skip
+    requests = result.requests.set_index("request_id")
+    assert len(requests) == 50 and result.complete
+    assert result.invocations["throttles"].sum() > 0
+    failed = requests[requests["error"].notna()]
+    assert set(failed.index) == {
+        i for i in range(50) if i // 2 in {j // 2 for j in range(3, 50, 10)}
+    }
+    assert (failed["error"] == "ValueError").all()
+    assert requests.loc[requests["error"].isna(), "correct"].all()  # label 0 == label 0
+    assert result.invocations["cold_start"].sum() == 1

@@ -44,3 +44,12 @@ def hog(event, context):
 
 def big_response(event, context):
     return {"data": "x" * (7 * 1024 * 1024)}
+
+
+def mnist_like(event, context):
+    """Answers like the MNIST function (label 0), slowly; fails batches holding an id ending in 3."""
+    ids = [instance["id"] for instance in event["instances"]]
+    if any(int(i) % 10 == 3 for i in ids):
+        raise ValueError("injected failure")
+    time.sleep(0.03)
+    return {"predictions": [{"id": i, "label": 0} for i in ids]}
