@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,8 +197,9 @@ class SloAwareBatching(BatchingPolicy):
     Every request carries its deadline (arrival + SLO). The policy keeps an online estimate of
     how long an invocation of ``n`` requests takes, learned from the round trips it observes
     (``observe``): a least-squares line ``a + b*n`` over exponentially weighted means per batch
-    size, plus the expected cold-start cost (the share of observed invocations that were cold
-    starts, times the mean extra time of a cold invocation). The queue is sent when
+    size, plus the expected cold-start cost (the share of cold starts among the last 64 observed
+    invocations, times the mean extra time of a cold invocation: a run's first cold starts
+    stop weighing once the function is warm). The queue is sent when
 
     - it holds ``max_size`` requests, or
     - waiting any longer would make its oldest request miss its deadline:
@@ -223,13 +225,13 @@ class SloAwareBatching(BatchingPolicy):
         self._warm: dict[int, float] = {}  # batch size -> EWMA of warm invocation seconds
         self._cold_extra_s = 0.0
         self._colds = 0
-        self._observed = 0
+        self._recent: deque[bool] = deque(maxlen=64)  # cold start or not, last invocations
         self._line: tuple[float, float, float] | None = None
         self._since_fit = 0
 
     def observe(self, batch_size: int, service_s: float, cold_start: bool) -> None:
         a = self.smoothing
-        self._observed += 1
+        self._recent.append(cold_start)
         if cold_start:
             extra = max(service_s - self.estimate_warm(batch_size), 0.0)
             self._cold_extra_s = (self._cold_extra_s * self._colds + extra) / (self._colds + 1)
@@ -266,7 +268,7 @@ class SloAwareBatching(BatchingPolicy):
 
     def estimate(self, n: int) -> float:
         """Expected invocation time (s) for ``n`` requests, cold-start risk included."""
-        cold_chance = self._colds / self._observed if self._observed else 0.0
+        cold_chance = sum(self._recent) / len(self._recent) if self._recent else 0.0
         return self.estimate_warm(n) + cold_chance * self._cold_extra_s
 
     def offer(self, request: Request, now: float) -> list[Batch]:
