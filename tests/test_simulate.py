@@ -101,6 +101,8 @@ def test_fit_profile_recovers_the_service_model() -> None:
 def test_profiles_load_and_round_trip(tmp_path) -> None:
     aws = simulate.PlatformProfile.load("paper-aws")
     assert aws.name == "paper-aws" and "stated" in aws.source
+    local = simulate.PlatformProfile.load("local")
+    assert "fitted" in local.source and local.init_ms and local.base_ms > 0
     path = PROFILE.save(tmp_path / "p.json")
     assert simulate.PlatformProfile.load(path) == PROFILE
     with pytest.raises(FileNotFoundError):
