@@ -324,10 +324,15 @@ VALIDATION_METRICS = (
 )
 
 
-def validate(run: str | os.PathLike[str], profile: PlatformProfile, seeds: int = 5) -> pd.DataFrame:
+def validate(run: str | os.PathLike[str], profile: PlatformProfile, seeds: int = 5, *,
+             own_inits: bool = False) -> pd.DataFrame:  # fmt: skip
     """Simulate every cell of a live run with ``profile`` (median over ``seeds``) and compare:
     one row per (cell, metric) with live, simulated, and the error (% or, for SLO attainment,
-    percentage points)."""
+    percentage points).
+
+    ``own_inits`` draws each cell's cold starts from that cell's measured Init Durations
+    instead of the pooled samples: in short cells one cold start decides most of the mean,
+    and concurrent inits on a small machine vary from cell to cell."""
     from labkit import metrics
     from labkit.experiment import cell_folders, load_cell
 
@@ -338,8 +343,14 @@ def validate(run: str | os.PathLike[str], profile: PlatformProfile, seeds: int =
         memory = config.function.memory_mb
         live = metrics.summarize(cell["requests"], cell["invocations"], slo_ms=config.slo_ms,
                                  memory_mb=memory)  # fmt: skip
+        cell_profile = profile
+        if own_inits:
+            inits = cell["invocations"]["init_duration_ms"].dropna().astype(float).tolist()
+            cell_profile = PlatformProfile(
+                **{**asdict(profile), "init_ms": inits or profile.init_ms}
+            )
         sims = [metrics.summarize(r.requests, r.invocations, slo_ms=config.slo_ms, memory_mb=memory)
-                for r in (simulate_config(config, profile, seed) for seed in range(seeds))]  # fmt: skip
+                for r in (simulate_config(config, cell_profile, seed) for seed in range(seeds))]  # fmt: skip
         for metric in VALIDATION_METRICS:
             simulated = float(np.median([s[metric] for s in sims]))
             if metric == "slo_attainment_pct":

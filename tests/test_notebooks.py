@@ -125,20 +125,21 @@ def test_07_compares_policies_and_mitigations(quick_run: lab.LabRun) -> None:
 
 
 def test_08_simulation_agrees_with_the_live_run(quick_run: lab.LabRun) -> None:
-    """Stated tolerances for the quick run's 4 s cells (80 requests, more than half of them
-    waiting for the first cold start, whose length the model draws from the pooled samples):
-    per cell the mean within 35 %, p99 within 15 %, SLO attainment within 10 points, the same
-    number of cold starts, cost within 15 %; across cells the median error of the mean within
-    15 %. The median latency is bimodal here and not compared. bench/simulate.py checks the
-    tighter goals on 30 s cells."""
+    """Stated tolerances for the quick run's 4 s cells (80 requests, most of them waiting for
+    the first cold start), each cell simulated with its own measured Init Durations
+    (``own_inits``; with pooled samples one long concurrent init decides a short cell's mean):
+    mean within 25 %, p99 within 10 %, SLO attainment within 10 points, the same number of
+    cold starts, cost within 5 %. The median is bimodal here and not compared.
+    bench/simulate.py checks the goals on 30 s cells with pooled samples."""
     from labkit import simulate
 
     profile = simulate.PlatformProfile.load(quick_run.run_dir / "calibrated_profile.json")
-    validation = simulate.validate(quick_run.run_dir / "experiments", profile, seeds=3)
+    validation = simulate.validate(
+        quick_run.run_dir / "experiments", profile, seeds=3, own_inits=True
+    )
     errors = validation.pivot(index="cell", columns="metric", values="error").abs()
-    assert (errors["mean_ms"] <= 35).all(), errors
-    assert errors["mean_ms"].median() <= 15, errors
-    assert (errors["p99_ms"] <= 15).all(), errors
+    assert (errors["mean_ms"] <= 25).all(), errors
+    assert (errors["p99_ms"] <= 10).all(), errors
     assert (errors["cold_starts"] == 0).all(), errors
     assert (errors["slo_attainment_pct"] <= 10).all(), errors
-    assert (errors["cost_usd"] <= 15).all(), errors
+    assert (errors["cost_usd"] <= 5).all(), errors
