@@ -108,7 +108,29 @@ class StaticBatching(BatchingPolicy):
         return {"policy": self.name, "size": self.size}
 
 
-class DynamicBatching(BatchingPolicy):
+class _TimedBatching(BatchingPolicy):
+    """Shared by the policies that send a batch as soon as it is full, and the queue's head
+    (up to ``max_size``) once ``next_deadline()`` has passed."""
+
+    max_size: int
+
+    def full_size(self) -> int:
+        """How many queued requests make a batch full now."""
+        return self.max_size
+
+    def offer(self, request: Request, now: float) -> list[Batch]:
+        self.queue.append(request)
+        batches = self.poll(now)
+        while len(self.queue) >= (size := self.full_size()):
+            batches.append(self._take(size))
+        return batches
+
+    def poll(self, now: float) -> list[Batch]:
+        deadline = self.next_deadline()
+        return [self._take(self.max_size)] if deadline is not None and now >= deadline else []
+
+
+class DynamicBatching(_TimedBatching):
     """Sent at ``max_size`` queued requests or ``timeout_s`` after the batch's first request
     arrived, whichever is first (the paper: ``max_size=5``, ``timeout_s=0.3``)."""
 
@@ -119,19 +141,6 @@ class DynamicBatching(BatchingPolicy):
         self.max_size = _positive_int("max_size", max_size)
         self.timeout_s = _positive_seconds("timeout_s", timeout_s)
 
-    def offer(self, request: Request, now: float) -> list[Batch]:
-        self.queue.append(request)
-        batches = self.poll(now)
-        if len(self.queue) >= self.max_size:
-            batches.append(self._take(self.max_size))
-        return batches
-
-    def poll(self, now: float) -> list[Batch]:
-        deadline = self.next_deadline()
-        if deadline is not None and now >= deadline:
-            return [self._take(self.max_size)]
-        return []
-
     def next_deadline(self) -> float | None:
         return self.queue[0].t_arrive + self.timeout_s if self.queue else None
 
@@ -139,7 +148,7 @@ class DynamicBatching(BatchingPolicy):
         return {"policy": self.name, "max_size": self.max_size, "timeout_s": self.timeout_s}
 
 
-class QueueAdaptiveBatching(BatchingPolicy):
+class QueueAdaptiveBatching(_TimedBatching):
     """The paper's queue-watching rule: the batch size follows the traffic.
 
     The target size is the number of requests expected within ``max_wait_s`` at the current
@@ -168,21 +177,16 @@ class QueueAdaptiveBatching(BatchingPolicy):
         expected = self.max_wait_s / self._mean_gap
         return max(1, min(self.max_size, math.floor(expected)))
 
+    def full_size(self) -> int:
+        return self.target_size
+
     def offer(self, request: Request, now: float) -> list[Batch]:
         if self._last_arrival is not None:
             gap = max(request.t_arrive - self._last_arrival, 1e-6)
             a = self.smoothing
             self._mean_gap = gap if self._mean_gap is None else (1 - a) * self._mean_gap + a * gap
         self._last_arrival = request.t_arrive
-        self.queue.append(request)
-        batches = self.poll(now)
-        while len(self.queue) >= self.target_size:
-            batches.append(self._take(self.target_size))
-        return batches
-
-    def poll(self, now: float) -> list[Batch]:
-        deadline = self.next_deadline()
-        return [self._take(self.max_size)] if deadline is not None and now >= deadline else []
+        return super().offer(request, now)
 
     def next_deadline(self) -> float | None:
         return self.queue[0].t_arrive + self.max_wait_s if self.queue else None
@@ -191,7 +195,7 @@ class QueueAdaptiveBatching(BatchingPolicy):
         return {"policy": self.name, "max_size": self.max_size, "max_wait_s": self.max_wait_s}
 
 
-class SloAwareBatching(BatchingPolicy):
+class SloAwareBatching(_TimedBatching):
     """Dispatch as late as the SLO allows, so batches grow without missing deadlines.
 
     Every request carries its deadline (arrival + SLO). The policy keeps an online estimate of
@@ -270,17 +274,6 @@ class SloAwareBatching(BatchingPolicy):
         """Expected invocation time (s) for ``n`` requests, cold-start risk included."""
         cold_chance = sum(self._recent) / len(self._recent) if self._recent else 0.0
         return self.estimate_warm(n) + cold_chance * self._cold_extra_s
-
-    def offer(self, request: Request, now: float) -> list[Batch]:
-        self.queue.append(request)
-        batches = self.poll(now)
-        if len(self.queue) >= self.max_size:
-            batches.append(self._take(self.max_size))
-        return batches
-
-    def poll(self, now: float) -> list[Batch]:
-        deadline = self.next_deadline()
-        return [self._take(self.max_size)] if deadline is not None and now >= deadline else []
 
     def next_deadline(self) -> float | None:
         if not self.queue:

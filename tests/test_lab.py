@@ -73,21 +73,26 @@ def test_cli_bad_input_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.slow
-def test_failing_notebook_marks_the_run_failed(isolated_dirs: Path, tmp_path: Path) -> None:
+def write_notebook(path: Path, parameters: str, body: str) -> Path:
+    """A two-cell notebook (a ``parameters`` cell, then ``body``); returns its folder."""
     import nbformat
 
-    nb_dir = tmp_path / "nbs"
-    nb_dir.mkdir()
-    cell = nbformat.v4.new_code_cell("x = 1")
-    cell.metadata["tags"] = ["parameters"]
-    boom = nbformat.v4.new_code_cell("raise ValueError('boom in the lab')")
-    nb = nbformat.v4.new_notebook(cells=[cell, boom])
+    params = nbformat.v4.new_code_cell(parameters)
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(body)])
     nb.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
         "language": "python",
     }
-    nbformat.write(nb, nb_dir / "01_boom.ipynb")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path.parent
+
+
+def test_failing_notebook_marks_the_run_failed(isolated_dirs: Path, tmp_path: Path) -> None:
+    nb_dir = write_notebook(tmp_path / "nbs" / "01_boom.ipynb", "x = 1",
+                            "raise ValueError('boom in the lab')")  # fmt: skip
     with pytest.raises(lab.NotebookFailedError, match="boom in the lab"):
         lab.run_lab(lab.Preset("t", "", {}), notebooks_dir=nb_dir, progress=False)
     run_dir = paths.latest_run_dir("lab")
@@ -110,26 +115,15 @@ def test_sweep_grid_is_validated_before_anything_runs(isolated_dirs: Path) -> No
 def test_sweep_runs_each_combination_and_collects_one_table(
     isolated_dirs: Path, tmp_path: Path
 ) -> None:
-    import nbformat
-
     project = Path(__file__).resolve().parents[1]
-    nb_dir = tmp_path / "nbs"
-    nb_dir.mkdir()
-    params = nbformat.v4.new_code_cell("wait_ms = 100.0\nrun_dir = None")
-    params.metadata["tags"] = ["parameters"]
-    body = nbformat.v4.new_code_cell(
+    nb_dir = write_notebook(
+        tmp_path / "nbs" / "04_fake.ipynb",
+        "wait_ms = 100.0\nrun_dir = None",
         f"import sys; sys.path.insert(0, {str(project)!r})\n"
         "from pathlib import Path\nfrom tests.test_report import fake_cell\n"
         "for kind in ('static', 'dynamic'):\n"
-        "    fake_cell(Path(run_dir) / 'experiments' / f'{kind}-uniform', kind, 'uniform', wait_ms)"
+        "    fake_cell(Path(run_dir) / 'experiments' / f'{kind}-uniform', kind, 'uniform', wait_ms)",
     )
-    nb = nbformat.v4.new_notebook(cells=[params, body])
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, nb_dir / "04_fake.ipynb")
     sweep = lab.run_sweep(lab.Preset("t", "", {}), [("04", "wait_ms", [50.0, 300.0])], only=["04"],
                           progress=False, notebooks_dir=nb_dir)  # fmt: skip
     assert [r.status for r in sweep.runs] == ["complete", "complete"]
