@@ -80,6 +80,24 @@ def decode_instance(instance: Any) -> Decoded:
     raise InstanceError("MissingImage", 'the instance has neither "image_b64" nor "pixels"')
 
 
+def decode_batch(instances: list[Any]) -> tuple[list[dict[str, Any]], list[int], list[np.ndarray]]:
+    """Decode every instance: (one response entry each, in order: ``{"id"}`` for a good one
+    or its error entry; the indices of the good ones; their pixels)."""
+    entries: list[dict[str, Any]] = []
+    good: list[int] = []
+    pixels: list[np.ndarray] = []
+    for i, instance in enumerate(instances):
+        try:
+            decoded = decode_instance(instance)
+        except InstanceError as err:
+            entries.append(error_entry(instance, err))
+            continue
+        good.append(i)
+        pixels.append(decoded.pixels)
+        entries.append({"id": decoded.id})
+    return entries, good, pixels
+
+
 def error_entry(instance: Any, error: InstanceError) -> dict[str, Any]:
     """The response entry for a bad instance (its id echoed when it has one)."""
     ident = instance.get("id") if isinstance(instance, dict) else None

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from .codec import DEFAULT_MAX_BATCH, InstanceError, decode_instance, error_entry, instances_of
+from .codec import DEFAULT_MAX_BATCH, decode_batch, instances_of
 
 NORMALISE_MEAN, NORMALISE_STD = 0.1307, 0.3081  # as labkit.function.net (training)
 
@@ -44,17 +44,7 @@ class OnnxPredictor:
 
     def handle(self, event: Any) -> dict[str, Any]:
         instances = instances_of(event, self.max_batch)
-        entries: list[dict[str, Any]] = []
-        good, pixels = [], []
-        for i, instance in enumerate(instances):
-            try:
-                decoded = decode_instance(instance)
-            except InstanceError as err:
-                entries.append(error_entry(instance, err))
-                continue
-            good.append(i)
-            pixels.append(decoded.pixels)
-            entries.append({"id": decoded.id})
+        entries, good, pixels = decode_batch(instances)
         start = time.perf_counter()
         if pixels:
             x = (np.stack(pixels).astype(np.float32) / 255.0 - NORMALISE_MEAN) / NORMALISE_STD

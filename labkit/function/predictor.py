@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .codec import DEFAULT_MAX_BATCH, InstanceError, decode_instance, error_entry, instances_of
+from .codec import DEFAULT_MAX_BATCH, decode_batch, instances_of
 from .model_io import load_model
 from .net import inference_module, preprocess
 
@@ -51,18 +51,7 @@ class Predictor:
     def handle(self, event: Any) -> dict[str, Any]:
         """Classify every instance of ``event``; one prediction or error entry each, in order."""
         instances = instances_of(event, self.max_batch)
-        entries: list[dict[str, Any] | None] = [None] * len(instances)
-        good: list[int] = []
-        pixels: list[np.ndarray] = []
-        for i, instance in enumerate(instances):
-            try:
-                decoded = decode_instance(instance)
-            except InstanceError as err:
-                entries[i] = error_entry(instance, err)
-                continue
-            good.append(i)
-            pixels.append(decoded.pixels)
-            entries[i] = {"id": decoded.id}
+        entries, good, pixels = decode_batch(instances)
         start = time.perf_counter()
         if pixels:
             with torch.inference_mode():
@@ -70,8 +59,8 @@ class Predictor:
                 probs = torch.softmax(self.model(preprocess(batch)), dim=1)
                 best, labels = probs.max(dim=1)
             for i, label, probability in zip(good, labels.tolist(), best.tolist(), strict=True):
-                entries[i]["label"] = label  # type: ignore[index]
-                entries[i]["probability"] = round(probability, 6)  # type: ignore[index]
+                entries[i]["label"] = label
+                entries[i]["probability"] = round(probability, 6)
         inference_ms = (time.perf_counter() - start) * 1000.0
         return {
             "predictions": entries,
