@@ -128,16 +128,29 @@ def test_slo_aware_keeps_the_contract(gap_list: list[float], n: int, headroom: f
         )
 
 
-def test_slo_aware_learns_the_invocation_time() -> None:
+def _trained_slo_aware() -> SloAwareBatching:
     policy = SloAwareBatching(32, headroom_s=0.01, prior_ms=30)
     for size, seconds in [(1, 0.011), (4, 0.014), (8, 0.018)] * 20:
         policy.observe(size, seconds, cold_start=False)
-    assert policy.estimate(10) == pytest.approx(0.020, abs=0.001)  # 10 ms + 1 ms per request
     policy.offer(Request(0, 0.0, 0.2), 0.0)
+    return policy
+
+
+def test_slo_aware_learns_the_invocation_time() -> None:
+    policy = _trained_slo_aware()
+    assert policy.estimate(10) == pytest.approx(0.020, abs=0.001)  # 10 ms + 1 ms per request
     # the oldest request must leave by 0.2 - estimate(2) - headroom = 0.2 - 0.012 - 0.01
     assert policy.next_deadline() == pytest.approx(0.178, abs=0.001)
-    policy.observe(1, 2.5, cold_start=True)  # a cold start makes it leave earlier
-    assert policy.next_deadline() < 0.178
+
+
+def test_slo_aware_hedges_only_against_cold_starts_it_can_survive() -> None:
+    survivable = _trained_slo_aware()
+    survivable.observe(1, 0.100, cold_start=True)  # ~89 ms extra: fits in a 200 ms SLO
+    # cold chance 1/61 of the last invocations x 89 ms: leaves ~1.5 ms earlier
+    assert survivable.next_deadline() == pytest.approx(0.178 - 0.089 / 61, abs=0.0005)
+    hopeless = _trained_slo_aware()
+    hopeless.observe(1, 2.5, cold_start=True)  # misses a 200 ms SLO whenever it is sent
+    assert hopeless.next_deadline() == pytest.approx(0.178, abs=0.001)
 
 
 def test_slo_aware_sends_a_late_request_at_once() -> None:

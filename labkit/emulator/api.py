@@ -1,50 +1,32 @@
 """The Lambda Invoke API (the subset boto3 and the AWS CLI use) and a small admin API.
 
 Errors use AWS's shapes (``x-amzn-errortype`` header and a JSON body with ``Type`` and
-``message``), so botocore raises the right exception classes.
+``message``), so botocore raises the right exception classes. The HTTP server underneath is
+:mod:`labkit.emulator.httpserver`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
+import re
 import urllib.parse
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
-
+from labkit.emulator.httpserver import Answer, Request, Response, json_response
 from labkit.emulator.instance import MAX_PAYLOAD_BYTES
 from labkit.emulator.service import FunctionService, Throttled
 
 FUNCTIONS = "/2015-03-31/functions"
+BODY_LIMIT = MAX_PAYLOAD_BYTES + 1  # bytes kept of a request body: enough to tell it is too big
 
 
-def _aws_error(status: int, error_type: str, message: str, **extra: Any) -> web.Response:
+def _aws_error(status: int, error_type: str, message: str, **extra: Any) -> Response:
     body = {"Type": "User", "message": message, **extra}
     headers = {"x-amzn-errortype": error_type, "x-amzn-RequestId": str(uuid.uuid4())}
-    return web.json_response(body, status=status, headers=headers)
-
-
-Handler = Callable[["InvokeApi", web.Request, FunctionService], Awaitable[web.StreamResponse]]
-
-
-def _with_service(
-    handler: Handler,
-) -> Callable[[InvokeApi, web.Request], Awaitable[web.StreamResponse]]:
-    """Resolve the function the path names (name or ARN) before ``handler`` runs; answer
-    ResourceNotFoundException when there is none."""
-
-    @functools.wraps(handler)
-    async def resolved(self: InvokeApi, request: web.Request) -> web.StreamResponse:
-        service = self._service(request)
-        if isinstance(service, web.Response):
-            return service
-        return await handler(self, request, service)
-
-    return resolved
+    return json_response(body, status=status, headers=headers)
 
 
 class InvokeApi:
@@ -53,24 +35,39 @@ class InvokeApi:
     def __init__(self, services: dict[str, FunctionService]) -> None:
         self.services = services
         self._background: set[asyncio.Task[Any]] = set()
+        # (method, path pattern, route, whether the pattern names a function)
+        self.routes: list[tuple[str, re.Pattern[str], Callable[..., Answer], bool]] = [
+            ("POST", re.compile(FUNCTIONS + r"/([^/]+)/invocations"), InvokeApi.invoke, True),
+            ("GET", re.compile(FUNCTIONS + "/?"), InvokeApi.list_functions, False),
+            ("GET", re.compile(FUNCTIONS + r"/([^/]+)"), InvokeApi.get_function, True),
+            ("GET", re.compile(FUNCTIONS + r"/([^/]+)/configuration"),
+             InvokeApi.get_configuration, True),
+            ("GET", re.compile("/labkit/health"), InvokeApi.health, False),
+            ("GET", re.compile(r"/labkit/functions/([^/]+)/logs"), InvokeApi.logs, True),
+            ("GET", re.compile(r"/labkit/functions/([^/]+)/instances"), InvokeApi.instances, True),
+            ("PUT", re.compile(r"/labkit/functions/([^/]+)/provisioned"),
+             InvokeApi.provisioned, True),
+        ]  # fmt: skip
 
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=2 * MAX_PAYLOAD_BYTES)
-        app.router.add_post(FUNCTIONS + "/{name}/invocations", self.invoke)
-        app.router.add_get(FUNCTIONS + "/", self.list_functions)
-        app.router.add_get(FUNCTIONS, self.list_functions)
-        app.router.add_get(FUNCTIONS + "/{name}", self.get_function)
-        app.router.add_get(FUNCTIONS + "/{name}/configuration", self.get_configuration)
-        app.router.add_get("/labkit/health", self.health)
-        app.router.add_get("/labkit/functions/{name}/logs", self.logs)
-        app.router.add_get("/labkit/functions/{name}/instances", self.instances)
-        app.router.add_put("/labkit/functions/{name}/provisioned", self.provisioned)
-        return app
+    def handle(self, request: Request) -> Answer:
+        """Route ``request``; a route naming a function gets its service, or a 404 in AWS's
+        shape when there is none."""
+        for method, pattern, route, names_function in self.routes:
+            match = pattern.fullmatch(request.path)
+            if match is None or method != request.method:
+                continue
+            if not names_function:
+                return route(self, request)
+            service = self._service(match.group(1), request.query.get("Qualifier"))
+            if isinstance(service, Response):
+                return service
+            return route(self, request, service)
+        return _aws_error(404, "UnknownOperationException",
+                          f"Unknown operation {request.method} {request.path}")  # fmt: skip
 
-    def _service(self, request: web.Request) -> FunctionService | web.Response:
-        raw = urllib.parse.unquote(request.match_info["name"])
+    def _service(self, quoted: str, qualifier: str | None) -> FunctionService | Response:
+        raw = urllib.parse.unquote(quoted)
         name = raw.split(":")[6] if raw.startswith("arn:") and raw.count(":") >= 6 else raw
-        qualifier = request.query.get("Qualifier")
         service = self.services.get(name)
         if service is None or qualifier not in (None, "$LATEST"):
             what = f"{name}:{qualifier}" if qualifier else name
@@ -78,13 +75,10 @@ class InvokeApi:
                               f"Function not found: arn:aws:lambda:us-east-1:000000000000:function:{what}")  # fmt: skip
         return service
 
-    @_with_service
-    async def invoke(self, request: web.Request, service: FunctionService) -> web.StreamResponse:
-        if request.content_length is not None and request.content_length > MAX_PAYLOAD_BYTES:
-            return _too_large(request.content_length)
-        payload = await request.read()
-        if len(payload) > MAX_PAYLOAD_BYTES:
-            return _too_large(len(payload))
+    def invoke(self, request: Request, service: FunctionService) -> Answer:
+        if request.size > MAX_PAYLOAD_BYTES:
+            return _too_large(request.size)
+        payload = request.body
         if payload:
             try:
                 json.loads(payload)
@@ -95,30 +89,31 @@ class InvokeApi:
             payload = b"{}"
         kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if kind == "DryRun":
-            return web.Response(status=204, headers={"X-Amz-Executed-Version": "$LATEST"})
+            return Response(204, headers={"X-Amz-Executed-Version": "$LATEST"})
         if kind == "Event":
             task = asyncio.create_task(self._invoke_async(service, payload))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-            return web.Response(status=202, headers={"x-amzn-RequestId": str(uuid.uuid4())})
+            return Response(202, headers={"x-amzn-RequestId": str(uuid.uuid4())})
         if kind != "RequestResponse":
             return _aws_error(400, "InvalidParameterValueException",
                               f"Unsupported invocation type {kind!r}")  # fmt: skip
+        return self._invoke_now(
+            service, payload, tail=request.headers.get("X-Amz-Log-Type") == "Tail"
+        )
+
+    async def _invoke_now(self, service: FunctionService, payload: bytes, tail: bool) -> Response:
         try:
             result = await service.invoke(payload)
         except Throttled as exc:
             return _aws_error(429, "TooManyRequestsException", str(exc),
                               Reason="ReservedFunctionConcurrentInvocationLimitExceeded")  # fmt: skip
-        headers = {
-            "X-Amz-Executed-Version": "$LATEST",
-            "x-amzn-RequestId": result.request_id,
-            "Content-Type": "application/json",
-        }
+        headers = {"X-Amz-Executed-Version": "$LATEST", "x-amzn-RequestId": result.request_id}
         if result.outcome.error_type is not None:
             headers["X-Amz-Function-Error"] = "Unhandled"
-        if request.headers.get("X-Amz-Log-Type") == "Tail":
+        if tail:
             headers["X-Amz-Log-Result"] = result.log_result
-        return web.Response(body=result.outcome.body, headers=headers)
+        return Response(200, result.outcome.body, headers)
 
     async def _invoke_async(self, service: FunctionService, payload: bytes) -> None:
         """Event invocations wait for capacity (Lambda's internal queue) instead of failing."""
@@ -129,49 +124,52 @@ class InvokeApi:
             except Throttled:
                 await asyncio.sleep(0.05)
 
-    async def list_functions(self, request: web.Request) -> web.Response:
-        return web.json_response(
+    def list_functions(self, request: Request) -> Response:
+        return json_response(
             {"Functions": [_configuration(s) for s in self.services.values()], "NextMarker": None}
         )
 
-    @_with_service
-    async def get_function(self, request: web.Request, service: FunctionService) -> web.Response:
-        return web.json_response({
+    def get_function(self, request: Request, service: FunctionService) -> Response:
+        return json_response({
             "Configuration": _configuration(service),
             "Code": {"RepositoryType": "Local", "Location": str(service.config.code_dir)},
             "Concurrency": {"ReservedConcurrentExecutions": service.config.concurrency},
             "Tags": {"labkit": "local"},
         })  # fmt: skip
 
-    @_with_service
-    async def get_configuration(
-        self, request: web.Request, service: FunctionService
-    ) -> web.Response:
-        return web.json_response(_configuration(service))
+    def get_configuration(self, request: Request, service: FunctionService) -> Response:
+        return json_response(_configuration(service))
 
-    async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "functions": sorted(self.services)})
+    def health(self, request: Request) -> Response:
+        return json_response({"status": "ok", "functions": sorted(self.services)})
 
-    @_with_service
-    async def logs(self, request: web.Request, service: FunctionService) -> web.Response:
-        lines, position = service.logs.since(int(request.query.get("since", "0")))
-        return web.json_response({"lines": lines, "next": position})
-
-    @_with_service
-    async def instances(self, request: web.Request, service: FunctionService) -> web.Response:
-        return web.json_response(service.describe())
-
-    @_with_service
-    async def provisioned(self, request: web.Request, service: FunctionService) -> web.Response:
+    def logs(self, request: Request, service: FunctionService) -> Response:
         try:
-            count = int((await request.json())["count"])
-            await service.set_provisioned(count)
+            since = int(request.query.get("since", "0"))
+        except ValueError as exc:
+            return _aws_error(400, "InvalidParameterValueException", str(exc))
+        lines, position = service.logs.since(since)
+        return json_response({"lines": lines, "next": position})
+
+    def instances(self, request: Request, service: FunctionService) -> Response:
+        return json_response(service.describe())
+
+    def provisioned(self, request: Request, service: FunctionService) -> Answer:
+        try:
+            count = int(json.loads(request.body)["count"])
         except (ValueError, KeyError, TypeError) as exc:
             return _aws_error(400, "InvalidParameterValueException", str(exc))
-        return web.json_response(service.describe())
+        return self._set_provisioned(service, count)
+
+    async def _set_provisioned(self, service: FunctionService, count: int) -> Response:
+        try:
+            await service.set_provisioned(count)
+        except ValueError as exc:
+            return _aws_error(400, "InvalidParameterValueException", str(exc))
+        return json_response(service.describe())
 
 
-def _too_large(size: int) -> web.Response:
+def _too_large(size: int) -> Response:
     return _aws_error(413, "RequestTooLargeException",
                       f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the "
                       f"InvokeFunction operation (got {size})")  # fmt: skip

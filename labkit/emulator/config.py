@@ -1,6 +1,6 @@
 """Configuration of one function in the embedded local Lambda, and its command-line form.
 
-Kept free of the server's imports, so ``labkit --help`` does not load aiohttp."""
+Kept free of the server's imports, so ``labkit --help`` does not load the server."""
 
 from __future__ import annotations
 

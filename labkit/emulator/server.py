@@ -15,10 +15,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from aiohttp import web
-
-from labkit.emulator.api import InvokeApi
+from labkit.emulator.api import BODY_LIMIT, InvokeApi
 from labkit.emulator.config import FunctionConfig, add_arguments, configs_from_args
+from labkit.emulator.httpserver import HttpServer
 from labkit.emulator.service import FunctionService
 
 
@@ -28,11 +27,8 @@ async def serve(
 ) -> None:  # fmt: skip
     """Serve ``configs`` until ``stop`` is set (or SIGINT/SIGTERM)."""
     services = {c.name: FunctionService(c) for c in configs}
-    runner = web.AppRunner(InvokeApi(services).app(), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+    server = HttpServer(InvokeApi(services).handle, body_limit=BODY_LIMIT)
+    bound = await server.start(host, port)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -46,7 +42,7 @@ async def serve(
         await stop.wait()
     finally:
         await asyncio.gather(*(s.close() for s in services.values()), return_exceptions=True)
-        await runner.cleanup()
+        await server.close()
 
 
 def run(args: argparse.Namespace) -> int:
