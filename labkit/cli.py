@@ -369,14 +369,27 @@ def _add_deploy_parser(sub: Any) -> None:
     dep.set_defaults(func=_cmd_deploy)
 
 
+# Errors that mean bad input or a failed step, by module. Looked up only among modules already
+# imported (one not imported cannot have raised), so `labkit --help` does not pay for torch.
+_ERRORS = {
+    "labkit.data": ["MnistNotFoundError"],
+    "labkit.model": ["ModelArtifactError"],
+    "labkit.function.model_io": ["ModelLoadError"],
+    "labkit.lab": ["LabError"],
+}
+
+
+def _loaded_error_types(errors: dict[str, list[str]]) -> tuple[type[BaseException], ...]:
+    return tuple(
+        getattr(sys.modules[module], name)
+        for module, names in errors.items()
+        if module in sys.modules
+        for name in names
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``labkit`` command; returns the exit code."""
-    from labkit.data import MnistNotFoundError
-    from labkit.deploy import DeployError
-    from labkit.function.model_io import ModelLoadError
-    from labkit.lab import LabError, NotebookFailedError
-    from labkit.model import ModelArtifactError
-
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
@@ -384,13 +397,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (
-        LabError, MnistNotFoundError, ModelArtifactError, ModelLoadError, FileNotFoundError,
-        ValueError,
-    ) as exc:  # fmt: skip
+    except (FileNotFoundError, ValueError, *_loaded_error_types(_ERRORS)) as exc:
         print(f"labkit: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED if isinstance(exc, NotebookFailedError) else EXIT_BAD_INPUT
-    except DeployError as exc:
+        failed = type(exc).__name__ == "NotebookFailedError"  # a step failed, not bad input
+        return EXIT_FAILED if failed else EXIT_BAD_INPUT
+    except Exception as exc:
+        if not isinstance(exc, _loaded_error_types({"labkit.deploy": ["DeployError"]})):
+            raise
         print(f"labkit: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
 

@@ -52,9 +52,11 @@ def test_real_test_split() -> None:
 
 
 @needs_mnist
-def test_read_only_root_is_copied_not_written(
+def test_read_only_root_is_read_in_place_and_matches_torchvision(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_download: None
 ) -> None:
+    from torchvision.datasets import MNIST
+
     source_raw = tmp_path / "mirror" / "MNIST" / "raw"
     source_raw.mkdir(parents=True)
     for name in MNIST_FILES:
@@ -67,7 +69,26 @@ def test_read_only_root_is_copied_not_written(
         source_raw.chmod(0o755)
     assert len(split) == 10_000
     assert sorted(p.name for p in source_raw.iterdir()) == sorted(MNIST_FILES)
-    assert (tmp_path / "cache" / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file()
+    assert not (tmp_path / "cache").exists()  # nothing copied or extracted
+    shutil.copytree(tmp_path / "mirror", tmp_path / "writable")
+    reference = MNIST(root=str(tmp_path / "writable"), train=False, download=True)  # extracts
+    assert torch.equal(split.images, reference.data)
+    assert torch.equal(split.labels, reference.targets.long())
+
+
+def test_idx_reader_rejects_other_and_truncated_files(tmp_path: Path) -> None:
+    import gzip
+
+    good = b"\0\0\x08\x02" + np.array([2, 3], ">u4").tobytes() + bytes(range(6))
+    path = tmp_path / "a.gz"
+    path.write_bytes(gzip.compress(good))
+    assert data._read_idx(path).tolist() == [[0, 1, 2], [3, 4, 5]]
+    path.write_bytes(gzip.compress(good[:-1]))
+    with pytest.raises(MnistNotFoundError, match="truncated"):
+        data._read_idx(path)
+    path.write_bytes(gzip.compress(b"\0\0\x0d\x01" + good[4:]))  # float32, not uint8
+    with pytest.raises(MnistNotFoundError, match="not an MNIST IDX"):
+        data._read_idx(path)
 
 
 def test_missing_files_give_one_clear_message(
