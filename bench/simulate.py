@@ -5,7 +5,11 @@
 2. Agreement: fit a profile from a live run of the paper matrix on the embedded local Lambda
    (``--run FOLDER``, or one is run now with ``--duration-s`` seconds per cell), simulate its
    cells (median of 5 seeds) and compare. Goals: mean, p50, p99 within 10 %, SLO attainment
-   within 1 point, cost within 5 %.
+   within 1 point, cost within 5 %. Compared twice: with the run's pooled Init Duration
+   samples, and with each cell's own (``own_inits``). The goals are judged on the second: in
+   30 s cells the two cold starts decide most of the mean, and a cell whose inits ran 10 %
+   long (machine noise, not anything the model could know) is off by that much with pooled
+   samples whatever the rest of the model does.
 Run: ``python bench/simulate.py [--run FOLDER] [--duration-s 30]``.
 """
 

@@ -26,6 +26,7 @@ from typing import Any
 from labkit import paths
 from labkit.batching import PolicyConfig
 from labkit.loadgen import LoadConfig, LoadResult, Payloads, run_load
+from labkit.prewarm import PredictivePrewarm, PrewarmConfig
 from labkit.workloads import WorkloadConfig
 
 PAPER_SLO_MS = 200.0
@@ -58,6 +59,7 @@ class ExperimentConfig:
     n_images: int = 1000  # distinct test images the requests cycle through
     data_root: str | None = None
     name: str | None = None  # the cell's folder name; default "<policy>-<workload>"
+    prewarm: bool = False  # predictive pre-warm (labkit.prewarm) with warm-up invocations
 
     def __post_init__(self) -> None:
         if self.backend not in ("local", "aws"):
@@ -242,14 +244,34 @@ def _run_on_backend(config: ExperimentConfig, arrivals: Any, payloads: Payloads,
 
     policy = config.policy.build()
     slo_s = config.slo_ms / 1000.0
+    f = config.function
+    prewarm = (
+        PredictivePrewarm(PrewarmConfig(keep_alive_s=f.keep_alive_s, max_instances=f.concurrency))
+        if config.prewarm
+        else None
+    )
     if config.backend == "aws":
         invoker = LambdaInvoker(region=config.region, max_connections=load.max_in_flight)
         facts["region"] = invoker.client.meta.region_name
-        return run_load(arrivals, policy, invoker.invoke, payloads, load, slo_s=slo_s)
+        result = run_load(arrivals, policy, invoker.invoke, payloads, load, slo_s=slo_s,
+                          prewarm=prewarm)  # fmt: skip
+    else:
+        result = _run_locally(config, arrivals, policy, payloads, load, facts, prewarm)
+    if prewarm is not None:
+        facts["prewarm"] = prewarm.describe()
+    return result
+
+
+def _run_locally(config: ExperimentConfig, arrivals: Any, policy: Any, payloads: Payloads,
+                 load: LoadConfig, facts: dict[str, Any],
+                 prewarm: PredictivePrewarm | None) -> LoadResult:  # fmt: skip
+    """One cell on a fresh embedded local Lambda (cold starts included, as on a new deploy)."""
     from labkit.emulator import FunctionConfig, LocalLambda
     from labkit.image import Bundle
+    from labkit.invoke import LambdaInvoker
 
-    f = config.function
+    f, slo_s = config.function, config.slo_ms / 1000.0
+
     function = FunctionConfig(
         name=f.name, code_dir=Path(config.bundle_dir), memory_mb=f.memory_mb,  # type: ignore[arg-type]
         handler=Bundle.open(config.bundle_dir).handler,  # type: ignore[arg-type]
@@ -260,7 +282,8 @@ def _run_on_backend(config: ExperimentConfig, arrivals: Any, payloads: Payloads,
         if f.provisioned:
             lam.wait_until_idle(f.name, timeout_s=120.0)
         invoker = LambdaInvoker(endpoint_url=lam.endpoint_url, max_connections=load.max_in_flight)
-        result = run_load(arrivals, policy, invoker.invoke, payloads, load, slo_s=slo_s)
+        result = run_load(arrivals, policy, invoker.invoke, payloads, load, slo_s=slo_s,
+                          prewarm=prewarm)  # fmt: skip
         facts["local_lambda"] = lam.instances(f.name)
     return result
 

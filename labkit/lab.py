@@ -186,9 +186,6 @@ def run_lab(
                     kernel_name="python3",
                     progress_bar=progress,
                     log_output=False,
-                    # Saved once at the end (and on failure), not after every cell: the
-                    # notebooks with many figures spent seconds rewriting themselves.
-                    request_save_on_cell_execute=False,
                 )
             except PapermillExecutionError as exc:
                 run.status = "failed"

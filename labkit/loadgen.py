@@ -34,6 +34,7 @@ import pandas as pd
 
 from labkit.batching import Batch, BatchingPolicy, Request
 from labkit.invoke import InvocationResult, ThrottledError
+from labkit.prewarm import PredictivePrewarm
 
 REQUEST_COLUMNS = [
     "request_id", "t_arrive", "t_release", "batch_id", "batch_size", "t_dispatch", "t_done",
@@ -122,8 +123,12 @@ def run_load(
     config: LoadConfig | None = None,
     *,
     slo_s: float = math.inf,
+    prewarm: PredictivePrewarm | None = None,
 ) -> LoadResult:
-    """Drive ``invoke`` with ``arrivals`` (seconds from start) batched by ``policy``."""
+    """Drive ``invoke`` with ``arrivals`` (seconds from start) batched by ``policy``.
+
+    With ``prewarm``, warm-up invocations (batch size 0 in the invocation records) are sent
+    when it says the arrival rate is about to outgrow the warm instances."""
     config = config or LoadConfig()
     times = np.asarray(arrivals, dtype=float)
     if times.ndim != 1 or (times.size and (np.diff(times) < 0).any()):
@@ -141,11 +146,16 @@ def run_load(
         return time.perf_counter() - start
 
     def dispatch(batch: Batch, now: float) -> None:
+        """Send ``batch`` (an empty one is a warm-up)."""
         batch_id = len(pending)
         with state.lock:
             state.in_flight += 1
-        future = pool.submit(_invoke_batch, state, invoke, payloads, config, batch, batch_id,
-                             now, clock, releases)  # fmt: skip
+            in_flight = state.in_flight
+        if prewarm is not None:
+            prewarm.started(now, in_flight)
+        event = payloads.event(batch) if batch else prewarm.event()  # type: ignore[union-attr]
+        future = pool.submit(_invoke_batch, state, invoke, event, payloads, config, batch,
+                             batch_id, now, clock, releases)  # fmt: skip
         pending[future] = batch
 
     i = 0
@@ -162,14 +172,23 @@ def run_load(
         while True:
             now = clock()
             while not state.feedback.empty():
-                policy.observe(*state.feedback.get())
+                size, service_s, cold = state.feedback.get()
+                if size:
+                    policy.observe(size, service_s, cold)
+                if prewarm is not None:
+                    prewarm.observe(size, service_s, cold)
             while i < n and schedule[i] <= now:
                 releases[i] = now
+                if prewarm is not None:
+                    prewarm.arrived(schedule[i])
                 for batch in policy.offer(Request(i, schedule[i], schedule[i] + slo_s), now):
                     dispatch(batch, now)
                 i += 1
             for batch in policy.poll(now):
                 dispatch(batch, now)
+            if prewarm is not None and i < n:
+                for _ in range(prewarm.warmups_due(now)):
+                    dispatch([], now)
             if i >= n and policy.next_deadline() is None:
                 for batch in policy.flush(now):
                     dispatch(batch, now)
@@ -230,10 +249,10 @@ def _drain(pending: dict[Future[None], Batch], timeout_s: float | None, bar: Any
 
 
 def _invoke_batch(
-    state: _Run, invoke: Invoke, payloads: Payloads, config: LoadConfig, batch: Batch,
-    batch_id: int, t_dispatch: float, clock: Callable[[], float], releases: dict[int, float],
+    state: _Run, invoke: Invoke, event: dict[str, Any], payloads: Payloads, config: LoadConfig,
+    batch: Batch, batch_id: int, t_dispatch: float, clock: Callable[[], float],
+    releases: dict[int, float],
 ) -> None:  # fmt: skip
-    event = payloads.event(batch)
     t_start = clock()
     throttles, result, error = 0, None, None
     give_up = time.perf_counter() + config.throttle_retry_s

@@ -67,6 +67,7 @@ def summarize(
         provisioned_instances=provisioned_instances, provisioned_seconds=provisioned_seconds,
     )  # fmt: skip
     answered = req.loc[~failed]
+    sizes = inv["batch_size"].to_numpy(dtype=float)
     figures = {
         "n": float(len(req)),
         "mean_ms": float(ok.mean()) if ok.size else float("nan"),
@@ -78,7 +79,9 @@ def summarize(
         "errors": float(failed.sum()),
         "throttles": float(inv["throttles"].sum()) if "throttles" in inv else 0.0,
         "invocations": float(len(inv)),
-        "mean_batch_size": float(inv["batch_size"].mean()) if len(inv) else float("nan"),
+        # Warm-ups (batch size 0, see labkit.prewarm) are invocations and billed, not batches.
+        "mean_batch_size": float(sizes[sizes > 0].mean()) if (sizes > 0).any() else float("nan"),
+        "warmups": float((sizes == 0).sum()),
         "cold_starts": float(len(init)),
         "init_mean_ms": float(init.mean()) if len(init) else 0.0,
         "init_duration_ms": float(init.sum()),

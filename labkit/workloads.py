@@ -46,6 +46,19 @@ def poisson(rate: float, duration_s: float, seed: int = 0) -> np.ndarray:
     return np.sort(rng.uniform(0.0, duration_s, n))
 
 
+def ramp(start_rate: float, end_rate: float, duration_s: float, seed: int = 0) -> np.ndarray:
+    """A Poisson process whose rate rises (or falls) linearly from ``start_rate`` to
+    ``end_rate`` over ``duration_s``: where concurrency must grow (thinning of a process at
+    the larger rate)."""
+    _check("start_rate", start_rate, allow_zero=True), _check("end_rate", end_rate)
+    _check("duration_s", duration_s)
+    top = max(start_rate, end_rate)
+    rng = np.random.default_rng(seed)
+    times = np.sort(rng.uniform(0.0, duration_s, rng.poisson(top * duration_s)))
+    rate = start_rate + (end_rate - start_rate) * times / duration_s
+    return times[rng.uniform(0.0, top, len(times)) < rate]
+
+
 def bursty(
     base_rate: float,
     burst_rate: float,
@@ -151,11 +164,11 @@ def spread_per_minute(counts: np.ndarray | list[int], seed: int = 0) -> np.ndarr
 class WorkloadConfig:
     """A workload by name and parameters, as presets and result files hold it."""
 
-    kind: str = "uniform"  # uniform | poisson | bursty | csv | azure
-    rate: float = 20.0  # uniform/poisson: requests per second
+    kind: str = "uniform"  # uniform | poisson | bursty | ramp | csv | azure
+    rate: float = 20.0  # uniform/poisson: requests per second; ramp: the final rate
     duration_s: float = 30.0
     seed: int = 0
-    base_rate: float = 8.0  # bursty: between bursts
+    base_rate: float = 8.0  # bursty: between bursts; ramp: the starting rate
     burst_rate: float = 60.0  # bursty: during bursts
     burst_s: float = 1.0
     period_s: float = 5.0
@@ -172,6 +185,8 @@ class WorkloadConfig:
         if kind == "bursty":
             return bursty(self.base_rate, self.burst_rate, self.burst_s, self.period_s,
                           self.duration_s, self.seed)  # fmt: skip
+        if kind == "ramp":
+            return ramp(self.base_rate, self.rate, self.duration_s, self.seed)
         if kind in ("csv", "azure"):
             if not self.trace:
                 raise ValueError(f"workload kind {kind!r} needs trace=<file>")
@@ -179,7 +194,7 @@ class WorkloadConfig:
                 return from_csv(self.trace, self.column)
             return azure_trace(self.trace, self.function, seed=self.seed)
         raise ValueError(
-            f"unknown workload {self.kind!r}; known: uniform, poisson, bursty, csv, azure"
+            f"unknown workload {self.kind!r}; known: uniform, poisson, bursty, ramp, csv, azure"
         )
 
     @property

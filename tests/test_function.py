@@ -161,3 +161,39 @@ def test_predictions_agree_with_labkit_model_on_the_test_set(trained_model_dir: 
 
 def test_predictions_agree_with_labkit_model_on_generated_digits(trained_model_dir: Path) -> None:
     _agreement(trained_model_dir, synthetic_mnist(300, seed=9).images)
+
+
+def test_warmup_events_are_answered_without_inference(predictor: Predictor) -> None:
+    from labkit.function.codec import WARMUP_EVENT, is_warmup
+
+    answer = predictor.handle(dict(WARMUP_EVENT))
+    assert answer["warmup"] is True and "predictions" not in answer and answer["held_ms"] == 0
+    assert not is_warmup({"warmup": True, "instances": []})  # a batch is never a warm-up
+    with pytest.raises(InvalidEventError):
+        predictor.handle({"warmup": "yes"})
+
+
+def test_onnx_variant_answers_warmups_and_predicts_as_pytorch(
+    trained_model_dir: Path, predictor: Predictor, tmp_path: Path
+) -> None:
+    from labkit.function.codec import WARMUP_EVENT
+    from labkit.image import build_bundle, load_handler
+
+    handler = load_handler(build_bundle(trained_model_dir, tmp_path / "onnx", variant="onnx"))
+    assert handler(dict(WARMUP_EVENT), None)["warmup"] is True
+    event = make_event(synthetic_mnist(8, seed=2).images)
+    onnx = [p["label"] for p in handler(event, None)["predictions"]]
+    assert onnx == [p["label"] for p in predictor.handle(event)["predictions"]]
+
+
+def test_a_warmup_holds_its_instance_for_hold_ms_at_most_a_second(
+    predictor: Predictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labkit.function import codec
+
+    slept: list[float] = []
+    monkeypatch.setattr(codec.time, "sleep", slept.append)
+    assert predictor.handle({"warmup": True, "hold_ms": 50})["held_ms"] == 50
+    assert predictor.handle({"warmup": True, "hold_ms": 5000})["held_ms"] == 1000
+    assert predictor.handle({"warmup": True, "hold_ms": "x"})["held_ms"] == 0
+    assert slept == [0.05, 1.0, 0.0]

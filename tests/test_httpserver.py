@@ -108,3 +108,24 @@ def test_connection_close_is_honoured() -> None:
     raw = b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     answer = asyncio.run(_exchange(_echo, raw, reads=5))  # reads until the server closes
     assert answer.count(b"HTTP/1.1 200") == 1 and b"Connection: close" in answer
+
+
+def test_expect_100_continue_is_answered_before_the_body() -> None:
+    async def scenario() -> tuple[bytes, bytes]:
+        server = HttpServer(_echo, body_limit=1024)
+        host, port = await server.start()
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(b"POST /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                         b"Content-Length: 3\r\n\r\n")  # fmt: skip
+            interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+            writer.write(b"abc")
+            final = await asyncio.wait_for(reader.readuntil(b'"header": null}'), 2)
+            writer.close()
+            return interim, final
+        finally:
+            await server.close()
+
+    interim, final = asyncio.run(scenario())
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert final.startswith(b"HTTP/1.1 200 OK") and b'"body": "abc"' in final

@@ -37,6 +37,16 @@ def test_latency_by_hand() -> None:
     assert warm.invocations["cold_start"].tolist() == [True, False]
 
 
+def test_measured_per_size_service_and_client_time_are_used() -> None:
+    profile = simulate.PlatformProfile(**{**PROFILE.__dict__, "service_ms_by_size": {"1": 20.0},
+                                          "client_ms": 0.5})  # fmt: skip
+    result = simulate.simulate(np.array([0.0]), NoBatching(), profile)
+    # cold start 1000 + the measured 20 ms for one image (not the line's 11) + 5 + 0.5
+    assert result.requests["latency_ms"].iloc[0] == pytest.approx(1025.5)
+    pair = simulate.simulate(np.array([0.0, 0.01]), StaticBatching(2), profile)
+    assert pair.invocations["duration_ms"].iloc[0] == pytest.approx(12.0)  # size 2: the line
+
+
 def test_same_seed_same_result_and_policy_reuse() -> None:
     arrivals = np.sort(np.random.default_rng(1).uniform(0, 20, 300))
     profile = simulate.PlatformProfile(
@@ -96,6 +106,8 @@ def test_fit_profile_recovers_the_service_model() -> None:
     assert fitted.per_image_ms == pytest.approx(2, rel=0.15)
     assert np.median(fitted.overhead_ms) == pytest.approx(4.0, abs=0.5)
     assert set(fitted.init_ms) <= {1500.0, 1700.0}
+    for size, median in fitted.service_ms_by_size.items():  # per-size medians near the line
+        assert median == pytest.approx(8 + 2 * int(size), rel=0.1)
 
 
 def test_profiles_load_and_round_trip(tmp_path) -> None:

@@ -87,3 +87,15 @@ def test_config_round_trip_and_plot() -> None:
         {"bursty": config.arrivals(), "uniform": workloads.uniform(10, 10)}
     )
     assert len(fig.axes) == 2
+
+
+def test_ramp_rises_linearly_and_is_seeded() -> None:
+    ramp = workloads.ramp
+    arrivals = ramp(10, 90, 100.0, seed=1)
+    first, last = (arrivals < 10).sum(), (arrivals >= 90).sum()
+    # expected 10 s x 14/s = 140 and 10 s x 86/s = 860 (Poisson: within ~4 sigma)
+    assert abs(first - 140) < 50 and abs(last - 860) < 120
+    assert abs(len(arrivals) - 5000) < 300 and np.all(np.diff(arrivals) >= 0)
+    config = WorkloadConfig("ramp", base_rate=10, rate=90, duration_s=100.0, seed=1)
+    assert np.array_equal(config.arrivals(), arrivals)
+    assert not np.array_equal(ramp(10, 90, 100.0, seed=2), arrivals)

@@ -104,6 +104,12 @@ class _Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers[name.decode("latin-1").title()] = value.decode("latin-1")
 
+    def on_headers_complete(self) -> None:
+        # curl (inside awslambdaric) asks before posting a large body, and waits a second for
+        # this answer if it does not come.
+        if self.headers.get("Expect", "").lower() == "100-continue" and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
         room = self.server.body_limit - self.kept

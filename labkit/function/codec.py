@@ -3,6 +3,11 @@
 Request: ``{"instances": [{"id": ..., "image_b64": "<base64 of 784 uint8 pixels>"}, ...]}``;
 an instance may carry ``"pixels"`` (a 28x28 nested list of numbers 0-255) instead.
 
+A warm-up event ``{"warmup": true, "hold_ms": 50}`` (no instances) is answered without
+inference after holding the instance ``hold_ms`` (default 0, at most 1,000):
+clients send it to start an execution environment before traffic needs it (a predictive
+pre-warm), as is common practice on Lambda.
+
 A bad instance becomes its own error entry (its batchmates are still classified); an event
 that is not a batch at all raises :class:`InvalidEventError`, which Lambda reports as a
 function error.
@@ -13,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +47,30 @@ class Decoded:
 
     id: Any
     pixels: np.ndarray
+
+
+WARMUP_EVENT = {"warmup": True}
+
+
+MAX_WARMUP_HOLD_MS = 1000
+
+
+def is_warmup(event: Any) -> bool:
+    """Whether ``event`` is a warm-up ping rather than a batch."""
+    return isinstance(event, dict) and event.get("warmup") is True and "instances" not in event
+
+
+def answer_warmup(event: dict[str, Any], model_info: dict[str, Any]) -> dict[str, Any]:
+    """Hold the instance for the event's ``hold_ms`` (0-1000), then answer.
+
+    Holding is what makes concurrent warm-ups reach *new* instances: Lambda gives an
+    invocation to an idle instance when there is one."""
+    hold = event.get("hold_ms", 0)
+    hold_ms = (
+        min(max(float(hold), 0.0), MAX_WARMUP_HOLD_MS) if isinstance(hold, int | float) else 0.0
+    )
+    time.sleep(hold_ms / 1000.0)
+    return {"warmup": True, "held_ms": hold_ms, "model": model_info}
 
 
 def instances_of(event: Any, max_batch: int = DEFAULT_MAX_BATCH) -> list[Any]:

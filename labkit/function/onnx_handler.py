@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from .codec import DEFAULT_MAX_BATCH, decode_batch, instances_of
+from .codec import DEFAULT_MAX_BATCH, answer_warmup, decode_batch, instances_of, is_warmup
 
 NORMALISE_MEAN, NORMALISE_STD = 0.1307, 0.3081  # as labkit.function.net (training)
 
@@ -43,6 +43,8 @@ class OnnxPredictor:
         self.session.run(["logits"], {"x": np.zeros((1, 1, 28, 28), np.float32)})
 
     def handle(self, event: Any) -> dict[str, Any]:
+        if is_warmup(event):
+            return answer_warmup(event, self.model_info)
         instances = instances_of(event, self.max_batch)
         entries, good, pixels = decode_batch(instances)
         start = time.perf_counter()

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .codec import DEFAULT_MAX_BATCH, decode_batch, instances_of
+from .codec import DEFAULT_MAX_BATCH, answer_warmup, decode_batch, instances_of, is_warmup
 from .model_io import load_model
 from .net import inference_module, preprocess
 
@@ -49,7 +49,10 @@ class Predictor:
         return cls(default_model_dir(), max_batch=max_batch)
 
     def handle(self, event: Any) -> dict[str, Any]:
-        """Classify every instance of ``event``; one prediction or error entry each, in order."""
+        """Classify every instance of ``event``; one prediction or error entry each, in order.
+        A warm-up event is answered at once (the environment is started; nothing to classify)."""
+        if is_warmup(event):
+            return answer_warmup(event, self.model_info)
         instances = instances_of(event, self.max_batch)
         entries, good, pixels = decode_batch(instances)
         start = time.perf_counter()
