@@ -135,7 +135,7 @@ def test_07_compares_policies_and_mitigations(quick_run: lab.LabRun) -> None:
 
 
 def test_08_simulation_agrees_with_the_live_run(quick_run: lab.LabRun) -> None:
-    """Stated tolerances for the quick run's 4 s cells (80 requests, most of them waiting for
+    """Stated tolerances for the quick run's 3 s cells (60 requests, most of them waiting for
     the first cold start), each cell simulated with its own measured Init Durations
     (``own_inits``; with pooled samples one long concurrent init decides a short cell's mean):
     mean within 25 %, p99 within 10 %, SLO attainment within 10 points, the same number of
