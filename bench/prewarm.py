@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _setup import mnist_bundle_and_payloads
 from _table import print_figures, print_table
 
-from labkit import image, metrics, paths
+from labkit import image, metrics
 from labkit.batching import NoBatching
-from labkit.data import load_mnist
 from labkit.emulator import FunctionConfig, LocalLambda
 from labkit.invoke import LambdaInvoker
 from labkit.loadgen import LoadConfig, Payloads, run_load
@@ -54,9 +54,7 @@ def main() -> None:
     parser.add_argument("--end-rate", type=float, default=150.0)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    model = paths.resolve_model_dir(None)
-    bundle = image.build_bundle(model, paths.default_bundle_dir(model))
-    payloads = Payloads.from_split(load_mnist(train=False), 1000)
+    bundle, payloads = mnist_bundle_and_payloads()
     rows, better = [], 0
     totals: dict[str, list[dict]] = {"off": [], "on": []}
     for seed in range(args.repeats):

@@ -19,13 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _setup import mnist_bundle_and_payloads
 from _table import print_figures, print_table
 
-from labkit import image, metrics, paths
+from labkit import metrics
 from labkit.batching import PolicyConfig
-from labkit.data import load_mnist
 from labkit.experiment import ExperimentConfig, load_cell, run_experiment
-from labkit.loadgen import Payloads
 from labkit.workloads import WorkloadConfig
 
 POLICIES = {"dynamic": PolicyConfig("dynamic", 5, 0.3), "slo-aware": PolicyConfig("slo-aware", 16)}
@@ -36,9 +35,7 @@ def main() -> None:
     parser.add_argument("--duration-s", type=float, default=90.0)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    model = paths.resolve_model_dir(None)
-    bundle = image.build_bundle(model, paths.default_bundle_dir(model))
-    payloads = Payloads.from_split(load_mnist(train=False), 1000)
+    bundle, payloads = mnist_bundle_and_payloads()
     rows, wins = [], 0
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.repeats):

@@ -19,6 +19,7 @@ import base64
 import binascii
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,3 +164,31 @@ def _from_pixels(value: Any) -> np.ndarray:
             if not 0 <= v <= 255:
                 raise InstanceError("ValueOutOfRange", f"pixel value {v} is outside 0-255")
     return np.rint(np.asarray(value, dtype=np.float64)).astype(np.uint8)
+
+
+Classify = Callable[[list[np.ndarray]], tuple[Sequence[int], Sequence[float]]]
+
+
+def respond(
+    event: Any, max_batch: int, model_info: dict[str, Any], classify: Classify
+) -> dict[str, Any]:
+    """The whole event contract around one model: a warm-up is answered without inference;
+    a batch is decoded, its good instances classified together (``classify`` returns labels
+    and probabilities for the pixel arrays, in order), and the response shaped. Both
+    function variants (PyTorch, ONNX Runtime) differ only in ``classify``."""
+    if is_warmup(event):
+        return answer_warmup(event, model_info)
+    instances = instances_of(event, max_batch)
+    entries, good, pixels = decode_batch(instances)
+    start = time.perf_counter()
+    if pixels:
+        labels, probabilities = classify(pixels)
+        for i, label, probability in zip(good, labels, probabilities, strict=True):
+            entries[i]["label"] = int(label)
+            entries[i]["probability"] = round(float(probability), 6)
+    return {
+        "predictions": entries,
+        "batch_size": len(instances),
+        "inference_ms": round((time.perf_counter() - start) * 1000.0, 3),
+        "model": model_info,
+    }

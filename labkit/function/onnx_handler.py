@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from .codec import DEFAULT_MAX_BATCH, answer_warmup, decode_batch, instances_of, is_warmup
+from .codec import DEFAULT_MAX_BATCH, respond
 
 NORMALISE_MEAN, NORMALISE_STD = 0.1307, 0.3081  # as labkit.function.net (training)
 
@@ -43,25 +42,14 @@ class OnnxPredictor:
         self.session.run(["logits"], {"x": np.zeros((1, 1, 28, 28), np.float32)})
 
     def handle(self, event: Any) -> dict[str, Any]:
-        if is_warmup(event):
-            return answer_warmup(event, self.model_info)
-        instances = instances_of(event, self.max_batch)
-        entries, good, pixels = decode_batch(instances)
-        start = time.perf_counter()
-        if pixels:
-            x = (np.stack(pixels).astype(np.float32) / 255.0 - NORMALISE_MEAN) / NORMALISE_STD
-            logits = self.session.run(["logits"], {"x": x[:, None, :, :]})[0]
-            exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-            probs = exp / exp.sum(axis=1, keepdims=True)
-            for i, row in zip(good, probs, strict=True):
-                entries[i]["label"] = int(row.argmax())
-                entries[i]["probability"] = round(float(row.max()), 6)
-        return {
-            "predictions": entries,
-            "batch_size": len(instances),
-            "inference_ms": round((time.perf_counter() - start) * 1000.0, 3),
-            "model": self.model_info,
-        }
+        return respond(event, self.max_batch, self.model_info, self._classify)
+
+    def _classify(self, pixels: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        x = (np.stack(pixels).astype(np.float32) / 255.0 - NORMALISE_MEAN) / NORMALISE_STD
+        logits = self.session.run(["logits"], {"x": x[:, None, :, :]})[0]
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = exp / exp.sum(axis=1, keepdims=True)
+        return probs.argmax(axis=1), probs.max(axis=1)
 
 
 def _model_dir() -> Path:

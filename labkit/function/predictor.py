@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .codec import DEFAULT_MAX_BATCH, answer_warmup, decode_batch, instances_of, is_warmup
+from .codec import DEFAULT_MAX_BATCH, respond
 from .model_io import load_model
 from .net import inference_module, preprocess
 
@@ -51,23 +50,10 @@ class Predictor:
     def handle(self, event: Any) -> dict[str, Any]:
         """Classify every instance of ``event``; one prediction or error entry each, in order.
         A warm-up event is answered at once (the environment is started; nothing to classify)."""
-        if is_warmup(event):
-            return answer_warmup(event, self.model_info)
-        instances = instances_of(event, self.max_batch)
-        entries, good, pixels = decode_batch(instances)
-        start = time.perf_counter()
-        if pixels:
-            with torch.inference_mode():
-                batch = torch.from_numpy(np.stack(pixels))
-                probs = torch.softmax(self.model(preprocess(batch)), dim=1)
-                best, labels = probs.max(dim=1)
-            for i, label, probability in zip(good, labels.tolist(), best.tolist(), strict=True):
-                entries[i]["label"] = label
-                entries[i]["probability"] = round(probability, 6)
-        inference_ms = (time.perf_counter() - start) * 1000.0
-        return {
-            "predictions": entries,
-            "batch_size": len(instances),
-            "inference_ms": round(inference_ms, 3),
-            "model": self.model_info,
-        }
+        return respond(event, self.max_batch, self.model_info, self._classify)
+
+    def _classify(self, pixels: list[np.ndarray]) -> tuple[list[int], list[float]]:
+        with torch.inference_mode():
+            probs = torch.softmax(self.model(preprocess(torch.from_numpy(np.stack(pixels)))), dim=1)
+            best, labels = probs.max(dim=1)
+        return labels.tolist(), best.tolist()
