@@ -145,6 +145,8 @@ def run_load(
     def clock() -> float:
         return time.perf_counter() - start
 
+    warmup_event = prewarm.event() if prewarm is not None else {}
+
     def dispatch(batch: Batch, now: float) -> None:
         """Send ``batch`` (an empty one is a warm-up)."""
         batch_id = len(pending)
@@ -153,8 +155,7 @@ def run_load(
             in_flight = state.in_flight
         if prewarm is not None:
             prewarm.started(now, in_flight)
-        event = payloads.event(batch) if batch else prewarm.event()  # type: ignore[union-attr]
-        future = pool.submit(_invoke_batch, state, invoke, event, payloads, config, batch,
+        future = pool.submit(_invoke_batch, state, invoke, warmup_event, payloads, config, batch,
                              batch_id, now, clock, releases)  # fmt: skip
         pending[future] = batch
 
@@ -249,10 +250,12 @@ def _drain(pending: dict[Future[None], Batch], timeout_s: float | None, bar: Any
 
 
 def _invoke_batch(
-    state: _Run, invoke: Invoke, event: dict[str, Any], payloads: Payloads, config: LoadConfig,
-    batch: Batch, batch_id: int, t_dispatch: float, clock: Callable[[], float],
-    releases: dict[int, float],
+    state: _Run, invoke: Invoke, warmup_event: dict[str, Any], payloads: Payloads,
+    config: LoadConfig, batch: Batch, batch_id: int, t_dispatch: float,
+    clock: Callable[[], float], releases: dict[int, float],
 ) -> None:  # fmt: skip
+    # Built here, in the worker, not in the scheduling loop that must release on time.
+    event = payloads.event(batch) if batch else warmup_event
     t_start = clock()
     throttles, result, error = 0, None, None
     give_up = time.perf_counter() + config.throttle_retry_s

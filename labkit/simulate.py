@@ -3,9 +3,11 @@
 The same workloads and the *same policy objects* as live runs (``labkit.batching``; one
 implementation of each policy) drive a model of the serverless platform:
 
-- an invocation of ``n`` requests takes ``overhead + service(n)`` on a warm instance, where
-  ``service(n)`` is lognormal around ``base_ms + per_image_ms * n`` and the overhead (client
-  and network round trip beyond the REPORT Duration) is drawn from measured samples;
+- an invocation of ``n`` requests takes ``client + overhead + service(n)`` on a warm
+  instance, where ``service(n)`` is lognormal around the measured median Duration for size
+  ``n`` (the line ``base_ms + per_image_ms * n`` for sizes never measured), the overhead
+  (round trip beyond the REPORT Duration) is drawn from measured samples, and ``client`` is
+  the load generator's own time per invocation;
 - a cold start adds an Init Duration drawn from measured samples; billed time is
   ``ceil(duration + init)`` as for container images;
 - instances serve one invocation at a time, are reused when idle, retire after
@@ -54,7 +56,7 @@ class PlatformProfile:
     overhead_ms: list[float] = field(default_factory=lambda: [4.0])  # round trip - Duration
     # warm service medians per observed batch size (the line above for other sizes)
     service_ms_by_size: dict[str, float] = field(default_factory=dict)
-    client_ms: float = 0.0  # the load generator's own time: release lag + worker hand-off
+    client_ms: float = 0.0  # the load generator's own time: release lag, hand-off, wrap-up
     init_ms: list[float] = field(default_factory=lambda: [2400.0])  # cold-start samples
     memory_mb: int = 1024
     concurrency_limit: int = 1000

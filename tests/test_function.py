@@ -164,9 +164,9 @@ def test_predictions_agree_with_labkit_model_on_generated_digits(trained_model_d
 
 
 def test_warmup_events_are_answered_without_inference(predictor: Predictor) -> None:
-    from labkit.function.codec import WARMUP_EVENT, is_warmup
+    from labkit.function.codec import is_warmup
 
-    answer = predictor.handle(dict(WARMUP_EVENT))
+    answer = predictor.handle({"warmup": True})
     assert answer["warmup"] is True and "predictions" not in answer and answer["held_ms"] == 0
     assert not is_warmup({"warmup": True, "instances": []})  # a batch is never a warm-up
     with pytest.raises(InvalidEventError):
@@ -176,11 +176,10 @@ def test_warmup_events_are_answered_without_inference(predictor: Predictor) -> N
 def test_onnx_variant_answers_warmups_and_predicts_as_pytorch(
     trained_model_dir: Path, predictor: Predictor, tmp_path: Path
 ) -> None:
-    from labkit.function.codec import WARMUP_EVENT
     from labkit.image import build_bundle, load_handler
 
     handler = load_handler(build_bundle(trained_model_dir, tmp_path / "onnx", variant="onnx"))
-    assert handler(dict(WARMUP_EVENT), None)["warmup"] is True
+    assert handler({"warmup": True}, None)["warmup"] is True
     event = make_event(synthetic_mnist(8, seed=2).images)
     onnx = [p["label"] for p in handler(event, None)["predictions"]]
     assert onnx == [p["label"] for p in predictor.handle(event)["predictions"]]

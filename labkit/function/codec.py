@@ -50,9 +50,6 @@ class Decoded:
     pixels: np.ndarray
 
 
-WARMUP_EVENT = {"warmup": True}
-
-
 MAX_WARMUP_HOLD_MS = 1000
 
 
