@@ -5,10 +5,12 @@ Goals (issue 4): warm no-op round trip over a kept-alive connection median <= 1 
 invocations/s with zero errors; the MNIST cold start's Init Duration beside the paper's
 4,369-8,250 ms on AWS.
 
-Round trips are measured twice: as the processes fall on the CPUs, and with every process
-pinned to one core. The first TCP loopback ping-pong line shows why: on some virtual machines
-waking a process on the *other* core costs ~150 us, which no server code can remove.
-Run: ``python bench/emulator.py [--model-dir DIR]``.
+Round trips are measured three ways: as the processes fall on the CPUs ("free"); the same
+with the emulator holding idle CPUs' wake-up latency at 0 us (``cpu_latency_us=0``, the
+kernel's PM QoS request; root only, else the column says why); and with every process pinned
+to one core. The TCP loopback ping-pong line shows why: on virtual machines whose idle CPUs
+halt, waking a process on the *other* core costs 100-200 us, four times per invocation, and
+that no server code can remove. Run: ``python bench/emulator.py [--model-dir DIR]``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +36,7 @@ from _table import print_figures, print_table
 from labkit import paths
 from labkit.data import make_event, synthetic_mnist
 from labkit.emulator import FunctionConfig, LocalLambda
+from labkit.emulator.cpu_latency import hold_cpu_latency
 from labkit.image import build_bundle
 from labkit.invoke import LambdaInvoker
 from labkit.model import TrainConfig, train_and_export
@@ -83,8 +87,9 @@ def call(conn: http.client.HTTPConnection) -> int:
     return response.status
 
 
-def round_trips(n: int) -> dict[str, float]:
-    with LocalLambda(FunctionConfig(name="noop", code_dir=NOOP_DIR, handler="noop.handler")) as lam:
+def round_trips(n: int, cpu_latency_us: int | None = None) -> dict[str, float]:
+    config = FunctionConfig(name="noop", code_dir=NOOP_DIR, handler="noop.handler")
+    with LocalLambda(config, cpu_latency_us=cpu_latency_us) as lam:
         conn = connection(lam.endpoint_url)
         for _ in range(200):
             call(conn)
@@ -107,11 +112,13 @@ def round_trips(n: int) -> dict[str, float]:
     }  # fmt: skip
 
 
-def throughput(total: int, callers: int = 8, instances: int = 2) -> tuple[float, int]:
+def throughput(
+    total: int, callers: int = 8, instances: int = 2, cpu_latency_us: int | None = None
+) -> tuple[float, int]:
     config = FunctionConfig(name="noop", code_dir=NOOP_DIR, handler="noop.handler",
                             concurrency=instances, provisioned=instances, throttle_wait_s=5.0)  # fmt: skip
     errors = [0]
-    with LocalLambda(config) as lam:
+    with LocalLambda(config, cpu_latency_us=cpu_latency_us) as lam:
         per_caller = total // callers
         barrier = threading.Barrier(callers + 1)
 
@@ -159,29 +166,45 @@ def main() -> None:
     args = parser.parse_args()
 
     cpus = sorted(os.sched_getaffinity(0))
-    rtt_free = loopback_rtt_us()
-    free = round_trips(args.calls)
-    rate, errors = throughput(args.throughput_calls)
+    placements: dict[str, dict[str, Any]] = {}
+
+    def measure(name: str, cpu_latency_us: int | None = None) -> None:
+        hold = hold_cpu_latency(cpu_latency_us)  # the ping-pong under the same condition
+        figures: dict[str, Any] = {"rtt_us": loopback_rtt_us(), "hold": hold.status}
+        hold.release()
+        figures |= round_trips(args.calls, cpu_latency_us)
+        figures["rate"], figures["errors"] = throughput(args.throughput_calls,
+                                                        cpu_latency_us=cpu_latency_us)  # fmt: skip
+        placements[name] = figures
+
+    measure(f"free ({len(cpus)} CPUs)")
+    probe = hold_cpu_latency(0)
+    allowed = probe.held
+    probe.release()
+    if allowed:
+        measure("free, wake-up hold 0 us", 0)
+    else:
+        print(f"(no wake-up hold column: {probe.status})")
     os.sched_setaffinity(0, {cpus[0]})  # children inherit: emulator, instances, this client
-    rtt_pinned = loopback_rtt_us()
-    pinned = round_trips(args.calls)
-    pinned_rate, pinned_errors = throughput(args.throughput_calls)
+    measure("pinned (1 CPU)")
     os.sched_setaffinity(0, set(cpus))
     model_dir = train_and_export(
         TrainConfig(), paths.resolve_model_dir(args.model_dir), reuse=True
     ).model_dir
     inits = cold_starts(model_dir, args.cold_starts)
 
-    rows = [
-        ["TCP loopback ping-pong (us)", round(rtt_free, 1), round(rtt_pinned, 1), ""],
-        ["warm no-op, raw HTTP keep-alive, median (ms)", free["raw_median_ms"], pinned["raw_median_ms"], "<= 1"],
-        ["warm no-op, raw HTTP keep-alive, p99 (ms)", free["raw_p99_ms"], pinned["raw_p99_ms"], "<= 3"],
-        ["warm no-op, boto3, median (ms)", free["boto3_median_ms"], pinned["boto3_median_ms"], "<= 3"],
-        ["warm no-op, boto3, p99 (ms)", free["boto3_p99_ms"], pinned["boto3_p99_ms"], ""],
-        ["2 instances, 8 callers (invocations/s)", round(rate), round(pinned_rate), ">= 1000"],
-        ["  errors", errors, pinned_errors, "0"],
-    ]  # fmt: skip
-    print_table(["figure", f"free ({len(cpus)} CPUs)", "pinned (1 CPU)", "goal"], rows,
+    lines = [
+        ("TCP loopback ping-pong (us)", "rtt_us", 1, ""),
+        ("warm no-op, raw HTTP keep-alive, median (ms)", "raw_median_ms", 3, "<= 1"),
+        ("warm no-op, raw HTTP keep-alive, p99 (ms)", "raw_p99_ms", 3, "<= 3"),
+        ("warm no-op, boto3, median (ms)", "boto3_median_ms", 3, "<= 3"),
+        ("warm no-op, boto3, p99 (ms)", "boto3_p99_ms", 3, ""),
+        ("2 instances, 8 callers (invocations/s)", "rate", 0, ">= 1000"),
+        ("  errors", "errors", 0, "0"),
+    ]
+    rows = [[label] + [round(p[key], digits) if digits else round(p[key]) for p in placements.values()]
+            + [goal] for label, key, digits, goal in lines]  # fmt: skip
+    print_table(["figure", *placements, "goal"], rows,
                 title="bench/emulator.py: embedded local Lambda")  # fmt: skip
     if inits:
         print_table(
@@ -190,17 +213,24 @@ def main() -> None:
              ["  min / max (ms)", f"{min(inits):.0f} / {max(inits):.0f}"],
              ["paper, AWS Lambda, Init Duration per run (ms)", "4,369 - 8,250"]],
         )  # fmt: skip
-    print_figures({
-        "loopback_rtt_us": round(rtt_free, 1), "loopback_rtt_pinned_us": round(rtt_pinned, 1),
-        "raw_median_ms": round(free["raw_median_ms"], 3), "raw_p99_ms": round(free["raw_p99_ms"], 3),
-        "boto3_median_ms": round(free["boto3_median_ms"], 3),
-        "raw_pinned_median_ms": round(pinned["raw_median_ms"], 3),
-        "raw_pinned_p99_ms": round(pinned["raw_p99_ms"], 3),
-        "boto3_pinned_median_ms": round(pinned["boto3_median_ms"], 3),
-        "throughput_per_s": round(rate), "throughput_errors": errors,
-        "throughput_pinned_per_s": round(pinned_rate),
-        "mnist_init_duration_median_ms": round(statistics.median(inits), 1) if inits else None,
-    })  # fmt: skip
+    keys = {"free": next(iter(placements)), "held": "free, wake-up hold 0 us",
+            "pinned": "pinned (1 CPU)"}  # fmt: skip
+    figures: dict[str, Any] = {}
+    for prefix, name in keys.items():
+        p = placements.get(name)
+        if p is None:
+            continue
+        tag = "" if prefix == "free" else f"{prefix}_"
+        figures |= {
+            f"loopback_rtt_{tag}us": round(p["rtt_us"], 1),
+            f"raw_{tag}median_ms": round(p["raw_median_ms"], 3),
+            f"raw_{tag}p99_ms": round(p["raw_p99_ms"], 3),
+            f"boto3_{tag}median_ms": round(p["boto3_median_ms"], 3),
+            f"throughput_{tag}per_s": round(p["rate"]),
+            f"throughput_{tag}errors": p["errors"],
+        }
+    figures["mnist_init_duration_median_ms"] = round(statistics.median(inits), 1) if inits else None
+    print_figures(figures)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from typing import Any
 
 from labkit import paths
 from labkit.batching import PolicyConfig
+from labkit.emulator.cpu_latency import check_limit
 from labkit.loadgen import LoadConfig, LoadResult, Payloads, run_load
 from labkit.prewarm import PredictivePrewarm, PrewarmConfig
 from labkit.workloads import WorkloadConfig
@@ -60,6 +61,7 @@ class ExperimentConfig:
     data_root: str | None = None
     name: str | None = None  # the cell's folder name; default "<policy>-<workload>"
     prewarm: bool = False  # predictive pre-warm (labkit.prewarm) with warm-up invocations
+    cpu_latency_us: int | None = None  # local: hold idle CPUs' wake-up latency (needs root)
 
     def __post_init__(self) -> None:
         if self.backend not in ("local", "aws"):
@@ -68,6 +70,7 @@ class ExperimentConfig:
             raise ValueError("the local backend needs bundle_dir (see `labkit bundle`)")
         if self.slo_ms <= 0:
             raise ValueError(f"slo_ms must be > 0, not {self.slo_ms}")
+        check_limit(self.cpu_latency_us)
 
     @property
     def label(self) -> str:
@@ -278,7 +281,8 @@ def _run_locally(config: ExperimentConfig, arrivals: Any, policy: Any, payloads:
         timeout_s=f.timeout_s, concurrency=f.concurrency, keep_alive_s=f.keep_alive_s,
         provisioned=f.provisioned, cpu_share=f.cpu_share,
     )  # fmt: skip
-    with LocalLambda(function) as lam:
+    with LocalLambda(function, cpu_latency_us=config.cpu_latency_us) as lam:
+        facts["cpu_latency"] = lam.cpu_latency
         if f.provisioned:
             lam.wait_until_idle(f.name, timeout_s=120.0)
         invoker = LambdaInvoker(endpoint_url=lam.endpoint_url, max_connections=load.max_in_flight)

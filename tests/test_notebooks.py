@@ -129,6 +129,7 @@ def test_07_compares_policies_and_mitigations(quick_run: lab.LabRun) -> None:
         (quick_run.run_dir / "beyond" / prewarmed.name / "environment.json").read_text()
     )
     assert facts["prewarm"]["warmups_sent"] == warmups
+    assert facts["cpu_latency"] == "not asked for"  # the lab's default: the machine as it is
     assert prewarmed.requests["error"].isna().all()
     sweep = report.summary(report.load_run(quick_run.run_dir / "memory-sweep"))
     assert list(sweep["memory_mb"]) == [3008]

@@ -137,6 +137,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--cpu-share", action="store_true",
                         help="give instances Lambda's CPU share (memory/1769 vCPU) via cgroups")  # fmt: skip
+    parser.add_argument("--cpu-latency-us", type=int, default=None, metavar="US",
+                        help="while serving, keep CPUs' idle wake-up latency <= US via "
+                             "/dev/cpu_dma_latency (0: idle CPUs poll; needs root; costs power)")  # fmt: skip
     parser.add_argument("--throttle-wait-s", type=float, default=0.0,
                         help="queue this long at the concurrency limit before a 429 (0: as Lambda)")  # fmt: skip
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.emulator.config import FunctionConfig
+from labkit.emulator.cpu_latency import check_limit
 from labkit.emulator.lifetime import die_with_parent
 
 
@@ -39,11 +40,18 @@ class LocalLambda:
         host: str = "127.0.0.1",
         port: int = 0,
         startup_timeout_s: float = 60.0,
+        cpu_latency_us: int | None = None,
     ) -> None:
+        """``cpu_latency_us``: while running, hold idle CPUs' wake-up latency at most this
+        (:mod:`labkit.emulator.cpu_latency`; 0 makes idle CPUs poll; needs root).
+        :attr:`cpu_latency` says afterwards whether the hold was granted."""
         self.functions = [functions] if isinstance(functions, FunctionConfig) else list(functions)
         if not self.functions:
             raise ValueError("LocalLambda needs at least one function")
+        check_limit(cpu_latency_us)
         self.host, self.port, self.startup_timeout_s = host, port, startup_timeout_s
+        self.cpu_latency_us = cpu_latency_us
+        self.cpu_latency = ""  # once started: "held at 0 us (...)", "not asked for", ...
         self.endpoint_url = ""
         self._process: subprocess.Popen[bytes] | None = None
         # Lives as long as this object: the emulator's stderr, shown if it fails to start.
@@ -56,12 +64,15 @@ class LocalLambda:
         ]
         command = [sys.executable, "-m", "labkit.emulator", "--host", self.host,
                    "--port", str(self.port), "--configs-json", json.dumps(configs)]  # fmt: skip
+        if self.cpu_latency_us is not None:
+            command += ["--cpu-latency-us", str(self.cpu_latency_us)]
         self._process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL,
             preexec_fn=die_with_parent(signal.SIGTERM),
         )  # fmt: skip
         ready = self._read_ready_line()
         self.endpoint_url = ready["endpoint_url"]
+        self.cpu_latency = ready.get("cpu_latency", "")
         threading.Thread(target=self._drain, daemon=True).start()
         return self
 

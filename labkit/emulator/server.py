@@ -17,32 +17,41 @@ from collections.abc import Sequence
 
 from labkit.emulator.api import BODY_LIMIT, InvokeApi
 from labkit.emulator.config import FunctionConfig, add_arguments, configs_from_args
+from labkit.emulator.cpu_latency import hold_cpu_latency
 from labkit.emulator.httpserver import HttpServer
 from labkit.emulator.service import FunctionService
 
 
 async def serve(
     configs: Sequence[FunctionConfig], host: str = "127.0.0.1", port: int = 0,
-    stop: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None, cpu_latency_us: int | None = None,
 ) -> None:  # fmt: skip
-    """Serve ``configs`` until ``stop`` is set (or SIGINT/SIGTERM)."""
+    """Serve ``configs`` until ``stop`` is set (or SIGINT/SIGTERM).
+
+    ``cpu_latency_us``: hold the CPUs' wake-up latency at most this while serving (see
+    :mod:`labkit.emulator.cpu_latency`); the ready line says whether it is held."""
+    hold = hold_cpu_latency(cpu_latency_us)  # a bad limit raises before anything starts
+    if cpu_latency_us is not None and not hold.held:
+        print(f"labkit emulator: CPU wake-up latency {hold.status}", file=sys.stderr, flush=True)
     services = {c.name: FunctionService(c) for c in configs}
     server = HttpServer(InvokeApi(services).handle, body_limit=BODY_LIMIT)
-    bound = await server.start(host, port)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     try:
+        bound = await server.start(host, port)
         for service in services.values():
             await service.start()
-        ready = {"endpoint_url": f"http://{bound[0]}:{bound[1]}", "functions": sorted(services)}
+        ready = {"endpoint_url": f"http://{bound[0]}:{bound[1]}", "functions": sorted(services),
+                 "cpu_latency": hold.status}  # fmt: skip
         print(json.dumps(ready), flush=True)
         await stop.wait()
     finally:
         await asyncio.gather(*(s.close() for s in services.values()), return_exceptions=True)
         await server.close()
+        hold.release()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    runner(serve(configs, args.host, args.port))
+    runner(serve(configs, args.host, args.port, cpu_latency_us=args.cpu_latency_us))
     return 0
 
 
