@@ -166,27 +166,26 @@ def main() -> None:
     args = parser.parse_args()
 
     cpus = sorted(os.sched_getaffinity(0))
-    placements: dict[str, dict[str, Any]] = {}
+    titles = {"free": f"free ({len(cpus)} CPUs)", "held": "free, wake-up hold 0 us",
+              "pinned": "pinned (1 CPU)"}  # fmt: skip
+    placements: dict[str, dict[str, Any]] = {}  # by tag, in the order measured
 
-    def measure(name: str, cpu_latency_us: int | None = None) -> None:
+    def measure(tag: str, cpu_latency_us: int | None = None) -> None:
         hold = hold_cpu_latency(cpu_latency_us)  # the ping-pong under the same condition
-        figures: dict[str, Any] = {"rtt_us": loopback_rtt_us(), "hold": hold.status}
+        if cpu_latency_us is not None and not hold.held:
+            print(f"(no '{titles[tag]}' column: {hold.status})")
+            return
+        rtt_us = loopback_rtt_us()
         hold.release()
-        figures |= round_trips(args.calls, cpu_latency_us)
+        figures: dict[str, Any] = {"rtt_us": rtt_us, **round_trips(args.calls, cpu_latency_us)}
         figures["rate"], figures["errors"] = throughput(args.throughput_calls,
                                                         cpu_latency_us=cpu_latency_us)  # fmt: skip
-        placements[name] = figures
+        placements[tag] = figures
 
-    measure(f"free ({len(cpus)} CPUs)")
-    probe = hold_cpu_latency(0)
-    allowed = probe.held
-    probe.release()
-    if allowed:
-        measure("free, wake-up hold 0 us", 0)
-    else:
-        print(f"(no wake-up hold column: {probe.status})")
+    measure("free")
+    measure("held", cpu_latency_us=0)
     os.sched_setaffinity(0, {cpus[0]})  # children inherit: emulator, instances, this client
-    measure("pinned (1 CPU)")
+    measure("pinned")
     os.sched_setaffinity(0, set(cpus))
     model_dir = train_and_export(
         TrainConfig(), paths.resolve_model_dir(args.model_dir), reuse=True
@@ -204,7 +203,7 @@ def main() -> None:
     ]
     rows = [[label] + [round(p[key], digits) if digits else round(p[key]) for p in placements.values()]
             + [goal] for label, key, digits, goal in lines]  # fmt: skip
-    print_table(["figure", *placements, "goal"], rows,
+    print_table(["figure", *(titles[tag] for tag in placements), "goal"], rows,
                 title="bench/emulator.py: embedded local Lambda")  # fmt: skip
     if inits:
         print_table(
@@ -213,21 +212,16 @@ def main() -> None:
              ["  min / max (ms)", f"{min(inits):.0f} / {max(inits):.0f}"],
              ["paper, AWS Lambda, Init Duration per run (ms)", "4,369 - 8,250"]],
         )  # fmt: skip
-    keys = {"free": next(iter(placements)), "held": "free, wake-up hold 0 us",
-            "pinned": "pinned (1 CPU)"}  # fmt: skip
     figures: dict[str, Any] = {}
-    for prefix, name in keys.items():
-        p = placements.get(name)
-        if p is None:
-            continue
-        tag = "" if prefix == "free" else f"{prefix}_"
+    for tag, p in placements.items():
+        prefix = "" if tag == "free" else f"{tag}_"
         figures |= {
-            f"loopback_rtt_{tag}us": round(p["rtt_us"], 1),
-            f"raw_{tag}median_ms": round(p["raw_median_ms"], 3),
-            f"raw_{tag}p99_ms": round(p["raw_p99_ms"], 3),
-            f"boto3_{tag}median_ms": round(p["boto3_median_ms"], 3),
-            f"throughput_{tag}per_s": round(p["rate"]),
-            f"throughput_{tag}errors": p["errors"],
+            f"loopback_rtt_{prefix}us": round(p["rtt_us"], 1),
+            f"raw_{prefix}median_ms": round(p["raw_median_ms"], 3),
+            f"raw_{prefix}p99_ms": round(p["raw_p99_ms"], 3),
+            f"boto3_{prefix}median_ms": round(p["boto3_median_ms"], 3),
+            f"throughput_{prefix}per_s": round(p["rate"]),
+            f"throughput_{prefix}errors": p["errors"],
         }
     figures["mnist_init_duration_median_ms"] = round(statistics.median(inits), 1) if inits else None
     print_figures(figures)
