@@ -25,7 +25,7 @@ from typing import Any
 
 from labkit import paths
 from labkit.batching import PolicyConfig
-from labkit.emulator.cpu_latency import check_limit
+from labkit.emulator.cpu_latency import check_limit, hold_cpu_latency
 from labkit.loadgen import LoadConfig, LoadResult, Payloads, run_load
 from labkit.prewarm import PredictivePrewarm, PrewarmConfig
 from labkit.workloads import WorkloadConfig
@@ -61,7 +61,7 @@ class ExperimentConfig:
     data_root: str | None = None
     name: str | None = None  # the cell's folder name; default "<policy>-<workload>"
     prewarm: bool = False  # predictive pre-warm (labkit.prewarm) with warm-up invocations
-    cpu_latency_us: int | None = None  # local: hold idle CPUs' wake-up latency (needs root)
+    cpu_latency_us: int | None = None  # hold idle CPUs' wake-up latency while measuring (root)
 
     def __post_init__(self) -> None:
         if self.backend not in ("local", "aws"):
@@ -167,7 +167,13 @@ def run_experiment(
     facts = environment_facts(config)
     load = LoadConfig(config.function.name, max_in_flight=config.function.concurrency,
                       progress=progress)  # fmt: skip
-    result = _run_on_backend(config, arrivals, payloads, load, facts)
+    # Held by this process, so on either backend: the load generator's own wake-ups count too.
+    hold = hold_cpu_latency(config.cpu_latency_us)
+    facts["cpu_latency"] = hold.status
+    try:
+        result = _run_on_backend(config, arrivals, payloads, load, facts)
+    finally:
+        hold.release()
     _save(folder, result, facts)
     if result.stopped_by == "KeyboardInterrupt":
         raise KeyboardInterrupt
@@ -281,8 +287,7 @@ def _run_locally(config: ExperimentConfig, arrivals: Any, policy: Any, payloads:
         timeout_s=f.timeout_s, concurrency=f.concurrency, keep_alive_s=f.keep_alive_s,
         provisioned=f.provisioned, cpu_share=f.cpu_share,
     )  # fmt: skip
-    with LocalLambda(function, cpu_latency_us=config.cpu_latency_us) as lam:
-        facts["cpu_latency"] = lam.cpu_latency
+    with LocalLambda(function) as lam:
         if f.provisioned:
             lam.wait_until_idle(f.name, timeout_s=120.0)
         invoker = LambdaInvoker(endpoint_url=lam.endpoint_url, max_connections=load.max_in_flight)

@@ -105,3 +105,38 @@ def test_the_emulator_holds_the_limit_while_it_runs_and_drops_it_on_exit() -> No
             lam.client().invoke(FunctionName="e", Payload=b"{}")["Payload"].read()
         ) == {"ok": True}
     assert _effective_limit_us() == before
+
+
+@pytest.mark.slow
+def test_an_experiment_holds_the_limit_itself_and_records_it(
+    trained_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labkit.data import synthetic_mnist
+    from labkit.experiment import FunctionSettings, run_experiment
+    from labkit.image import build_bundle
+    from labkit.loadgen import Payloads
+    from labkit.workloads import WorkloadConfig
+
+    device = tmp_path / "cpu_dma_latency"
+    device.write_bytes(b"")
+    monkeypatch.setattr(cpu_latency, "DEVICE", device)
+    released = []
+    release = cpu_latency.CpuLatencyHold.release
+    monkeypatch.setattr(
+        cpu_latency.CpuLatencyHold,
+        "release",
+        lambda self: (released.append(self.fd), release(self)),
+    )
+    bundle = build_bundle(trained_model_dir, tmp_path / "bundle")
+    config = ExperimentConfig(
+        workload=WorkloadConfig("uniform", rate=10, duration_s=0.5), bundle_dir=str(bundle.path),
+        cpu_latency_us=3, function=FunctionSettings(cpu_share=False),
+    )  # fmt: skip
+    folder = run_experiment(
+        config, tmp_path / "cell", payloads=Payloads.from_split(synthetic_mnist(10), 10),
+        progress=False,
+    )  # fmt: skip
+    facts = json.loads((folder / "environment.json").read_text())
+    assert facts["cpu_latency"] == f"held at 3 us ({device})"
+    assert device.read_bytes() == struct.pack("=i", 3)
+    assert len(released) == 1 and released[0] is not None  # let go once the cell was measured
