@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,9 @@ def run_experiment(
     # Held by this process, so on either backend: the load generator's own wake-ups count too.
     hold = hold_cpu_latency(config.cpu_latency_us)
     facts["cpu_latency"] = hold.status
+    if hold.refused:
+        warnings.warn(f"CPU wake-up latency {hold.status}: measuring without it",
+                      RuntimeWarning, stacklevel=2)  # fmt: skip
     try:
         result = _run_on_backend(config, arrivals, payloads, load, facts)
     finally:

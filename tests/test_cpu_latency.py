@@ -7,6 +7,7 @@ import json
 import os
 import struct
 import urllib.request
+import warnings
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ HANDLERS = Path(__file__).with_name("handlers")
 NOOP = FunctionConfig(name="e", code_dir=HANDLERS, handler="fault_handlers.noop")
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, "0"])
+@pytest.mark.parametrize("bad", [-1, 1.5, "0", True])
 def test_bad_limits_are_refused_before_anything_starts(bad) -> None:
     with pytest.raises(ValueError, match="cpu_latency_us"):
         check_limit(bad)
@@ -45,8 +46,9 @@ def test_the_hold_writes_the_limit_and_release_closes_it(tmp_path: Path) -> None
 
 def test_a_refused_hold_says_why_and_raises_nothing(tmp_path: Path) -> None:
     assert hold_cpu_latency(None).status == "not asked for"
+    assert not hold_cpu_latency(None).refused
     hold = hold_cpu_latency(0, tmp_path / "missing")
-    assert not hold.held
+    assert not hold.held and hold.refused
     assert hold.status.startswith("not held") and "missing" in hold.status
 
 
@@ -108,8 +110,9 @@ def test_the_emulator_holds_the_limit_while_it_runs_and_drops_it_on_exit() -> No
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("granted", [True, False])
 def test_an_experiment_holds_the_limit_itself_and_records_it(
-    trained_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    granted: bool, trained_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from labkit.data import synthetic_mnist
     from labkit.experiment import FunctionSettings, run_experiment
@@ -118,25 +121,30 @@ def test_an_experiment_holds_the_limit_itself_and_records_it(
     from labkit.workloads import WorkloadConfig
 
     device = tmp_path / "cpu_dma_latency"
-    device.write_bytes(b"")
+    if granted:
+        device.write_bytes(b"")
     monkeypatch.setattr(cpu_latency, "DEVICE", device)
     released = []
     release = cpu_latency.CpuLatencyHold.release
-    monkeypatch.setattr(
-        cpu_latency.CpuLatencyHold,
-        "release",
-        lambda self: (released.append(self.fd), release(self)),
-    )
+    monkeypatch.setattr(cpu_latency.CpuLatencyHold, "release",
+                        lambda self: (released.append(self.fd), release(self)))  # fmt: skip
     bundle = build_bundle(trained_model_dir, tmp_path / "bundle")
     config = ExperimentConfig(
         workload=WorkloadConfig("uniform", rate=10, duration_s=0.5), bundle_dir=str(bundle.path),
         cpu_latency_us=3, function=FunctionSettings(cpu_share=False),
     )  # fmt: skip
-    folder = run_experiment(
-        config, tmp_path / "cell", payloads=Payloads.from_split(synthetic_mnist(10), 10),
-        progress=False,
-    )  # fmt: skip
+    payloads = Payloads.from_split(synthetic_mnist(10), 10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        folder = run_experiment(config, tmp_path / "cell", payloads=payloads, progress=False)
     facts = json.loads((folder / "environment.json").read_text())
-    assert facts["cpu_latency"] == f"held at 3 us ({device})"
-    assert device.read_bytes() == struct.pack("=i", 3)
-    assert len(released) == 1 and released[0] is not None  # let go once the cell was measured
+    refusals = [w for w in caught if "CPU wake-up latency not held" in str(w.message)]
+    if granted:
+        assert facts["cpu_latency"] == f"held at 3 us ({device})"
+        assert device.read_bytes() == struct.pack("=i", 3)
+        assert len(released) == 1 and released[0] is not None  # let go once measured
+        assert not refusals
+    else:  # measured anyway, and the user is told
+        assert facts["cpu_latency"].startswith("not held") and str(device) in facts["cpu_latency"]
+        assert len(refusals) == 1
+        assert json.loads((folder / "status.json").read_text())["status"] == "complete"

@@ -1,4 +1,4 @@
-"""Holding the CPUs' wake-up latency down while the emulator runs (Linux PM QoS).
+"""Holding the CPUs' wake-up latency down while measuring (Linux PM QoS).
 
 Every warm invocation crosses four process boundaries (client -> emulator -> instance ->
 emulator -> client), and each may wake a process on an idle CPU. On bare metal that wake-up
@@ -12,8 +12,8 @@ The kernel's own interface for this is the PM QoS request ``/dev/cpu_dma_latency
 32-bit limit in microseconds and keep the file open; while it is open no CPU enters an idle
 state slower to leave than the limit (0: idle CPUs poll instead of halting). It is what
 ``tuned``'s latency-performance profile and ``cyclictest`` use. The price is power: idle
-CPUs spin. So it is opt-in, held only as long as the emulator runs, and released by the
-kernel when the file is closed, even if the process is killed.
+CPUs spin. So it is opt-in, held only while the emulator runs or an experiment measures, and
+released by the kernel when the file is closed, even if the process is killed.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class CpuLatencyHold:
     limit_us: int | None
     status: str
     fd: int | None = None
+    refused: bool = False  # asked for, not granted: latencies include idle wake-ups
 
     @property
     def held(self) -> bool:
@@ -47,7 +48,9 @@ class CpuLatencyHold:
 
 def check_limit(limit_us: int | None) -> None:
     """Reject a limit the kernel would misread (negative) before anything starts."""
-    if limit_us is not None and (not isinstance(limit_us, int) or limit_us < 0):
+    if limit_us is not None and (
+        not isinstance(limit_us, int) or isinstance(limit_us, bool) or limit_us < 0
+    ):
         raise ValueError(
             f"cpu_latency_us must be a whole number >= 0 (microseconds), not {limit_us!r}"
         )
@@ -66,10 +69,12 @@ def hold_cpu_latency(limit_us: int | None, device: Path | None = None) -> CpuLat
     try:
         fd = os.open(device, os.O_WRONLY | os.O_CLOEXEC)
     except OSError as exc:
-        return CpuLatencyHold(limit_us, f"not held ({device}: {exc.strerror or exc})")
+        return CpuLatencyHold(limit_us, f"not held ({device}: {exc.strerror or exc})", None, True)
     try:
         os.write(fd, struct.pack("=i", limit_us))
     except OSError as exc:
         os.close(fd)
-        return CpuLatencyHold(limit_us, f"not held (writing {device}: {exc.strerror or exc})")
+        return CpuLatencyHold(
+            limit_us, f"not held (writing {device}: {exc.strerror or exc})", None, True
+        )
     return CpuLatencyHold(limit_us, f"held at {limit_us} us ({device})", fd)

@@ -31,7 +31,7 @@ async def serve(
     ``cpu_latency_us``: hold the CPUs' wake-up latency at most this while serving (see
     :mod:`labkit.emulator.cpu_latency`); the ready line says whether it is held."""
     hold = hold_cpu_latency(cpu_latency_us)  # a bad limit raises before anything starts
-    if cpu_latency_us is not None and not hold.held:
+    if hold.refused:
         print(f"labkit emulator: CPU wake-up latency {hold.status}", file=sys.stderr, flush=True)
     services = {c.name: FunctionService(c) for c in configs}
     server = HttpServer(InvokeApi(services).handle, body_limit=BODY_LIMIT)
