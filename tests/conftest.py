@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,18 @@ def real_mnist_available() -> bool:
 
     raw = resolve_root() / "MNIST" / "raw"
     return all((raw / name).is_file() or (raw / name[:-3]).is_file() for name in MNIST_FILES)
+
+
+def wait_for(
+    condition: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition"
+) -> None:
+    """Poll ``condition`` until true; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 needs_mnist = pytest.mark.skipif(not real_mnist_available(), reason="real MNIST files not present")

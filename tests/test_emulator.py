@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from labkit.data import make_event, synthetic_mnist
 from labkit.emulator import FunctionConfig, LocalLambda
 from labkit.image import build_bundle
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow
 HANDLERS = Path(__file__).with_name("handlers")
@@ -36,15 +37,6 @@ def tail(response: dict) -> str:
 
 def payload(response: dict) -> dict:
     return json.loads(response["Payload"].read())
-
-
-def wait_for(condition, timeout_s: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,15 @@ temporary results and models folders); each notebook then has its own test.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from labkit import lab
-from tests.conftest import needs_mnist
+from tests.conftest import needs_mnist, wait_for
 from tests.notebook_runs import error_outputs
 
 pytestmark = [pytest.mark.slow, needs_mnist]
@@ -52,6 +54,26 @@ def test_notebook_executes_without_errors(quick_run: lab.LabRun, name: str) -> N
     executed = quick_run.run_dir / "notebooks" / f"{name}.ipynb"
     assert executed.is_file()
     assert error_outputs(executed) == []
+
+
+def test_the_lab_leaves_no_process_behind(quick_run: lab.LabRun) -> None:
+    """Kernels are killed at once after their last cell; what they started (emulators and
+    their instances) must stop by itself, not linger as orphans."""
+    root = str(Path(quick_run.run_dir).parents[2])
+
+    def started_by_the_lab() -> list[str]:
+        found = []
+        for process in psutil.process_iter(["pid", "cmdline", "cwd", "environ"]):
+            info = process.info
+            if info["pid"] == os.getpid():
+                continue
+            env, cwd = info["environ"] or {}, info["cwd"] or ""
+            if env.get("LABKIT_RESULTS_DIR", "").startswith(root) or cwd.startswith(root):
+                found.append(" ".join(info["cmdline"] or [])[:120])
+        return found
+
+    wait_for(lambda: not started_by_the_lab(), timeout_s=30.0,
+             what="the lab's processes to exit")  # fmt: skip
 
 
 def test_01_exports_the_model(quick_run: lab.LabRun) -> None:
