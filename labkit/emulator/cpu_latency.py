@@ -69,12 +69,12 @@ def hold_cpu_latency(limit_us: int | None, device: Path | None = None) -> CpuLat
     try:
         fd = os.open(device, os.O_WRONLY | os.O_CLOEXEC)
     except OSError as exc:
-        return CpuLatencyHold(limit_us, f"not held ({device}: {exc.strerror or exc})", None, True)
+        reason = f"not held ({device}: {exc.strerror or exc})"
+        return CpuLatencyHold(limit_us, reason, refused=True)
     try:
         os.write(fd, struct.pack("=i", limit_us))
     except OSError as exc:
         os.close(fd)
-        return CpuLatencyHold(
-            limit_us, f"not held (writing {device}: {exc.strerror or exc})", None, True
-        )
+        reason = f"not held (writing {device}: {exc.strerror or exc})"
+        return CpuLatencyHold(limit_us, reason, refused=True)
     return CpuLatencyHold(limit_us, f"held at {limit_us} us ({device})", fd)
