@@ -172,7 +172,7 @@ def main() -> None:
 
     def measure(tag: str, cpu_latency_us: int | None = None) -> None:
         hold = hold_cpu_latency(cpu_latency_us)  # the ping-pong under the same condition
-        if cpu_latency_us is not None and not hold.held:
+        if hold.refused:
             print(f"(no '{titles[tag]}' column: {hold.status})")
             return
         rtt_us = loopback_rtt_us()

@@ -1,4 +1,5 @@
-"""Holding idle CPUs' wake-up latency (PM QoS) while the emulator runs, and doing without."""
+"""Holding idle CPUs' wake-up latency (PM QoS) while the emulator runs or an experiment
+measures, and doing without."""
 
 from __future__ import annotations
 

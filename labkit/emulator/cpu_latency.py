@@ -60,7 +60,7 @@ def hold_cpu_latency(limit_us: int | None, device: Path | None = None) -> CpuLat
     """Ask the kernel to keep every CPU's wake-up latency <= ``limit_us`` until released.
 
     ``None`` asks for nothing. Where the request cannot be made (not Linux, no permission:
-    the device is root's), the hold says why and the emulator runs without it; measured
+    the device is root's), the hold says why and the caller runs without it; measured
     latencies then include the machine's idle wake-ups, which the caller should record."""
     check_limit(limit_us)
     if limit_us is None:
