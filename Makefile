@@ -31,6 +31,7 @@ lab: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy labkit
 	$(BIN)/python -m pytest
 
 lint: setup

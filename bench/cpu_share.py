@@ -1,4 +1,4 @@
-"""Lambda's CPU share on the embedded local Lambda (issue 9).
+"""Lambda's CPU share on the embedded local Lambda.
 
 A CPU-bound handler (a fixed amount of pure-Python work, ~150 ms on one core) runs in a
 1,024 MB function with and without the CPU share. With the share, the instance's cgroup

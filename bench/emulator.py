@@ -1,6 +1,6 @@
 """The embedded local Lambda: warm round trip, throughput, and the MNIST function's cold start.
 
-Goals (issue 4): warm no-op round trip over a kept-alive connection median <= 1 ms and p99
+Goals: warm no-op round trip over a kept-alive connection median <= 1 ms and p99
 <= 3 ms, through boto3 median <= 3 ms; 2 instances with 8 concurrent callers >= 1,000
 invocations/s with zero errors; the MNIST cold start's Init Duration beside the paper's
 4,369-8,250 ms on AWS.

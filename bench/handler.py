@@ -1,6 +1,6 @@
 """In-process handler time per batch size, ONNX Runtime beside it, and import-to-ready time.
 
-Goals (issue 3): batch of 5 under 1 ms median (event JSON in to response JSON out); per-image
+Goals: batch of 5 under 1 ms median (event JSON in to response JSON out); per-image
 time at batch 64 at least 2.5x lower than at batch 1. Import-to-ready is the local share of
 a cold start: median over fresh processes of importing the handler module (torch + model).
 Run: ``python bench/handler.py [--model-dir DIR]`` (trains the default model if missing).

@@ -1,4 +1,4 @@
-"""The open-loop load generator's own precision (issue 6), against a no-op backend.
+"""The open-loop load generator's own precision, against a no-op backend.
 
 1. Schedule accuracy: lag between each request's scheduled arrival and its actual release,
    p50 and p99, at 200, 1,000 and 2,000 requests/s (uniform, no batching, a backend that
@@ -29,7 +29,7 @@ from labkit.workloads import poisson, uniform
 REPORT = ReportFields("r", 1.0, 1, 1024, 100)
 
 
-def noop(name: str, event: dict) -> InvocationResult:
+def noop(event: dict) -> InvocationResult:
     predictions = [{"id": i["id"], "label": 0} for i in event["instances"]]
     return InvocationResult("r", 200, {"predictions": predictions}, None, REPORT, "", 0.0)
 
@@ -40,7 +40,7 @@ def main() -> None:
     rows, figures = [], {}
     for rate in (200, 1000, 2000):
         result = run_load(uniform(rate, 10.0), NoBatching(), noop, payloads, config)
-        lag_ms = (result.requests["t_release"] - result.requests["t_arrive"]).to_numpy() * 1000
+        lag_ms = (result.requests["t_release_s"] - result.requests["t_arrive_s"]).to_numpy() * 1000
         p50, p99 = float(np.percentile(lag_ms, 50)), float(np.percentile(lag_ms, 99))
         rows.append([f"{rate}/s uniform", len(lag_ms), p50, p99, float(lag_ms.max())])
         figures |= {f"lag_p50_ms_at_{rate}": round(p50, 3), f"lag_p99_ms_at_{rate}": round(p99, 3)}
@@ -48,10 +48,10 @@ def main() -> None:
                 title="release lag behind schedule (goal: p99 <= 1 ms at 1,000/s)")  # fmt: skip
     result = run_load(poisson(5, 120.0, seed=1), DynamicBatching(5, 0.3), noop, payloads, config)
     req = result.requests
-    first = req.groupby("batch_id").agg(t_first=("t_arrive", "min"), size=("batch_id", "size"),
-                                        t_dispatch=("t_dispatch", "first"))  # fmt: skip
+    first = req.groupby("batch_id").agg(t_first=("t_arrive_s", "min"), size=("batch_id", "size"),
+                                        t_dispatch_s=("t_dispatch_s", "first"))  # fmt: skip
     timed_out = first[first["size"] < 5]
-    late_ms = ((timed_out["t_dispatch"] - timed_out["t_first"] - 0.3) * 1000).to_numpy()
+    late_ms = ((timed_out["t_dispatch_s"] - timed_out["t_first"] - 0.3) * 1000).to_numpy()
     print_table(["batches timed out", "late p50 ms", "late p99 ms", "late max ms"],
                 [[len(late_ms), float(np.percentile(late_ms, 50)), float(np.percentile(late_ms, 99)),
                   float(late_ms.max())]],

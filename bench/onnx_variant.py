@@ -1,4 +1,4 @@
-"""The lighter function variant (issue 9): ONNX Runtime instead of PyTorch.
+"""The lighter function variant: ONNX Runtime instead of PyTorch.
 
 Cold starts of both bundles on the embedded local Lambda (a fresh local Lambda per cold
 start), their Init Duration, warm Duration at batch 5, and the predictions of both on 256

@@ -1,4 +1,4 @@
-"""Predictive pre-warm on a rising request rate, on the embedded local Lambda (issue 9).
+"""Predictive pre-warm on a rising request rate, on the embedded local Lambda.
 
 A ramp from 5 to 150 requests/s over 20 s, no batching, concurrency 2 (this machine's
 cores), one provisioned instance (so the run does not begin with both instances cold): the
@@ -21,12 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _setup import mnist_bundle_and_payloads
 from _table import print_figures, print_table
 
-from labkit import image, metrics
+from labkit import backends, image, metrics
 from labkit.batching import NoBatching
-from labkit.emulator import FunctionConfig, LocalLambda
-from labkit.invoke import LambdaInvoker
-from labkit.loadgen import LoadConfig, Payloads, run_load
+from labkit.loadgen import LoadConfig, Payloads
 from labkit.prewarm import PredictivePrewarm, PrewarmConfig
+from labkit.settings import FunctionSettings
 from labkit.workloads import ramp
 
 SLO_S = 0.2
@@ -34,15 +33,12 @@ CONCURRENCY = 2
 
 
 def one_run(bundle: image.Bundle, arrivals, payloads: Payloads, prewarm: bool) -> dict:
-    function = FunctionConfig(name="mnist", code_dir=bundle.path, handler=bundle.handler,
-                              concurrency=CONCURRENCY, provisioned=1, cpu_share=False)  # fmt: skip
+    function = FunctionSettings(concurrency=CONCURRENCY, provisioned=1, cpu_share=False)
+    backend = backends.create("local", function, bundle_dir=bundle.path)
     warm = PredictivePrewarm(PrewarmConfig(max_instances=CONCURRENCY)) if prewarm else None
-    with LocalLambda(function) as lam:
-        lam.wait_until_idle("mnist", timeout_s=120.0)
-        invoker = LambdaInvoker(endpoint_url=lam.endpoint_url, max_connections=CONCURRENCY)
-        result = run_load(arrivals, NoBatching(), invoker.invoke, payloads,
-                          LoadConfig(max_in_flight=CONCURRENCY, progress=False), slo_s=SLO_S,
-                          prewarm=warm)  # fmt: skip
+    result = backend.run_cell(arrivals, NoBatching(), payloads,
+                              LoadConfig(max_in_flight=CONCURRENCY, progress=False), slo_s=SLO_S,
+                              prewarm=warm)  # fmt: skip
     figures = metrics.summarize(result.requests, result.invocations, slo_ms=SLO_S * 1000)
     figures["requests_on_cold_starts"] = float(result.requests["cold_start"].sum())
     return figures

@@ -1,4 +1,4 @@
-"""The discrete-event simulator (issue 10): speed, and agreement with a measured run.
+"""The discrete-event simulator: speed, and agreement with a measured run.
 
 1. Speed: a Poisson workload of 1,000,000+ requests through the paper's dynamic policy and
    through no batching, on the AWS-shaped profile. Goal: >= 1,000,000 requests in <= 10 s.
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _table import print_figures, print_table
 
-from labkit import experiment, image, paths, simulate, workloads
+from labkit import calibrate, experiment, image, paths, simulate, workloads
 from labkit.batching import DynamicBatching, NoBatching
 from labkit.experiment import ExperimentConfig
 
@@ -66,10 +66,10 @@ def main() -> None:
                 [[p, s["requests"], s[f"{p}_s"], s["requests"] / s[f"{p}_s"]] for p in ("dynamic", "none")],
                 title="simulation speed (goal: >= 1,000,000 requests in <= 10 s)")  # fmt: skip
     run = Path(args.run) if args.run else live_run(args.duration_s)
-    profile = simulate.fit_profile_from_run(run)
+    profile = calibrate.fit_profile_from_run(run)
     worst_by = {}
     for own_inits in (False, True):
-        validation = simulate.validate(run, profile, seeds=5, own_inits=own_inits)
+        validation = calibrate.validate(run, profile, seeds=5, own_inits=own_inits)
         table = validation.pivot(index="cell", columns="metric", values="error")
         inits = "each cell's own Init Durations" if own_inits else "pooled Init Duration samples"
         print_table(["cell", *table.columns],

@@ -1,5 +1,5 @@
 """SLO-aware batching vs the paper's dynamic policy on the paper matrix's bursty workload
-(issue 9), on the embedded local Lambda (1,024 MB, CPU share where available).
+on the embedded local Lambda (1,024 MB, CPU share where available).
 
 Five seeded repetitions; each runs both policies on a fresh function. Goal: the SLO-aware
 policy's SLO attainment >= the dynamic policy's at equal or lower cost per 1M requests in at
@@ -24,7 +24,8 @@ from _table import print_figures, print_table
 
 from labkit import metrics
 from labkit.batching import PolicyConfig
-from labkit.experiment import ExperimentConfig, load_cell, run_experiment
+from labkit.experiment import ExperimentConfig, run_experiment
+from labkit.report import load_cell
 from labkit.workloads import WorkloadConfig
 
 POLICIES = {"dynamic": PolicyConfig("dynamic", 5, 0.3), "slo-aware": PolicyConfig("slo-aware", 16)}
@@ -50,7 +51,7 @@ def main() -> None:
                     config, Path(tmp) / f"{name}-{seed}", payloads=payloads, progress=False
                 )
                 cell = load_cell(folder)
-                figures[name] = metrics.summarize(cell["requests"], cell["invocations"])
+                figures[name] = metrics.summarize(cell.requests, cell.invocations)
                 f = figures[name]
                 rows.append([seed, name, f["slo_attainment_pct"], f["p99_ms"], f["mean_batch_size"],
                              f["cold_starts"], f["cost_per_1m_requests_usd"]])  # fmt: skip

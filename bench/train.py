@@ -1,6 +1,6 @@
 """Default training on the full 60,000 MNIST images: test accuracy and wall time.
 
-Goal (issue 2): >= 99.0 % test accuracy in <= 120 s on the 2-core reference machine.
+Goal: >= 99.0 % test accuracy in <= 120 s on the 2-core reference machine.
 Run: ``python bench/train.py`` (MNIST from ``$LABKIT_MNIST_ROOT`` or ``data/``).
 """
 

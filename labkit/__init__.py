@@ -1,3 +1,61 @@
-"""labkit: what batching does to ML inference on serverless platforms, measured and explained."""
+"""labkit: what batching does to ML inference on serverless platforms, measured and explained.
+
+The public surface is what this module names (``__all__``): what the notebooks and users
+import. Everything else is internal and free to change. Names load on first use, so
+``import labkit`` stays fast and does not pull in PyTorch.
+
+Modules for the analysis (``from labkit import report, plots, metrics, cost, simulate``)
+are public as modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+#: Public name -> the module that defines it.
+_PUBLIC = {
+    # configuration
+    "ExperimentConfig": "labkit.experiment",
+    "FunctionSettings": "labkit.settings",
+    "PolicyConfig": "labkit.batching",
+    "WorkloadConfig": "labkit.workloads",
+    # running experiments
+    "run_experiment": "labkit.experiment",
+    "run_matrix": "labkit.experiment",
+    "paper_matrix": "labkit.experiment",
+    "variant": "labkit.experiment",
+    "memory_sweep": "labkit.experiment",
+    "create_backend": "labkit.backends",
+    "Explorer": "labkit.explore",
+    "LocalLambda": "labkit.emulator",
+    # the function
+    "load_mnist": "labkit.data",
+    "train_and_export": "labkit.model",
+    "ensure_bundle": "labkit.image",
+    # results
+    "load_run": "labkit.report",
+    "run_lab": "labkit.lab",
+}
+_RENAMED = {"create_backend": "create"}
+_MODULES = ("backends", "batching", "calibrate", "checker", "cost", "data", "deploy", "emulator",
+            "experiment", "image", "invoke", "lab", "loadgen", "metrics", "model", "paths", "plots",
+            "records", "report", "settings", "simulate", "workloads")  # fmt: skip
+
+__all__ = ["__version__", *_PUBLIC, *_MODULES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), _RENAMED.get(name, name))
+        globals()[name] = value
+        return value
+    if name in _MODULES:
+        return importlib.import_module(f"labkit.{name}")
+    raise AttributeError(f"module 'labkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

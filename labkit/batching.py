@@ -212,9 +212,8 @@ class SloAwareBatching(_TimedBatching):
     mean extra time of a cold invocation) is added when a cold invocation sent at once could
     still meet the oldest deadline. When it could not (an 8 s init against a 0.5 s SLO), a cold
     start misses whenever the batch is sent, and sending early would only make batches smaller,
-    invocations more numerous and cold starts more likely: measured on the bursty workload,
-    hedging against hopeless cold starts cut the mean batch from ~4.2 to ~3.5 and raised the
-    cost per 1M requests by ~4 % (bench/slo_aware.py, README "Benchmarks").
+    invocations more numerous and cold starts more likely (``bench/slo_aware.py`` measures
+    both rules; bench/README.md).
 
     ``headroom_s`` is the cost-leaning knob: more headroom sends earlier (smaller batches,
     safer tail), less headroom lets batches grow (cheaper, riskier). Before any observation the

@@ -6,25 +6,25 @@ Two parts, both deterministic so every student is graded on the same ground:
    clock, every request is in exactly one batch, no batch is empty, order is kept within a
    batch, no batch leaves before its requests arrived, nothing is left after the flush, and
    no batch exceeds the policy's stated maximum (64, the function's limit, by default).
-2. **Score** (:func:`score`): the same workloads through a fixed model of the function (a warm
-   invocation takes ``base_ms + per_image_ms x batch size``; one instance per concurrent
-   batch, no cold starts) give each request's latency = wait for its batch + service time.
-   SLO attainment and cost per 1M requests are compared with the paper's dynamic policy
-   (N=5, T=0.3 s) on the same workloads. The model is stated, not measured: run the policy
-   live with :class:`labkit.explore.Explorer` to see it on the real function.
+2. **Score** (:func:`score`): the same workloads through the kit's one platform model
+   (:mod:`labkit.simulate`) with a stated profile, :data:`CHECKER_PROFILE`: a warm
+   invocation takes ``15 ms + 1 ms x batch size``, no noise, no network, no cold starts,
+   one instance per concurrent batch; so a request's latency is its wait for the batch plus
+   the service time. SLO attainment and cost per 1M requests (:func:`labkit.metrics.summarize`)
+   are compared with the paper's dynamic policy (N=5, T=0.3 s) on the same workloads. The
+   model is stated, not measured: run the policy live with :class:`labkit.explore.Explorer`
+   to see it on the real function.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
-from labkit import cost
+from labkit import metrics
 from labkit.batching import BatchingPolicy, DynamicBatching, Request, replay
+from labkit.simulate import PlatformProfile, SimConfig, simulate
 from labkit.workloads import WorkloadConfig
 
 PolicyFactory = Callable[[], BatchingPolicy]
@@ -43,16 +43,13 @@ CHECK_WORKLOADS: dict[str, WorkloadConfig] = {
 }
 
 
-@dataclass(frozen=True)
-class ServiceModel:
-    """The fixed function model used for scoring (warm, one instance per batch)."""
-
-    base_ms: float = 15.0  # invocation overhead: network, runtime, JSON
-    per_image_ms: float = 1.0
-    memory_mb: int = 1024
-
-    def service_ms(self, batch_size: int) -> float:
-        return self.base_ms + self.per_image_ms * batch_size
+#: The stated function the score is computed on (a model, not a measurement).
+CHECKER_PROFILE = PlatformProfile(
+    name="checker", source="stated: warm invocation 15 ms + 1 ms per image; no noise, no "
+    "network, no cold starts; one instance per concurrent batch", base_ms=15.0, per_image_ms=1.0,
+    sigma=0.0, overhead_ms=[0.0], init_ms=[0.0], memory_mb=1024, concurrency_limit=1_000_000,
+)  # fmt: skip
+UNLIMITED = 1_000_000  # instances in flight: the model never queues a batch
 
 
 class ContractViolation(AssertionError):
@@ -104,43 +101,25 @@ def _check_batches(name: str, arrivals: list[float], batches: list[tuple[float, 
         )
 
 
-def evaluate(factory: PolicyFactory, workload: WorkloadConfig, model: ServiceModel | None = None,
-             slo_ms: float = 200.0) -> dict[str, float]:  # fmt: skip
-    """SLO attainment, latency and cost of a policy on one workload under the service model."""
-    model = model or ServiceModel()
-    arrivals = workload.arrivals().tolist()
-    batches = replay(factory(), arrivals)
-    latency = np.empty(len(arrivals))
-    billed = []
-    for t, batch in batches:
-        service = model.service_ms(len(batch))
-        billed.append(math.ceil(service))
-        for r in batch:
-            latency[r.id] = (t - r.t_arrive) * 1000 + service
-    bill = cost.invocation_cost(billed, model.memory_mb)
-    return {
-        "requests": float(len(arrivals)),
-        "invocations": float(len(batches)),
-        "mean_batch_size": len(arrivals) / max(len(batches), 1),
-        "mean_ms": float(latency.mean()) if len(arrivals) else math.nan,
-        "p99_ms": float(np.percentile(latency, 99)) if len(arrivals) else math.nan,
-        "slo_attainment_pct": float((latency <= slo_ms).mean() * 100)
-        if len(arrivals)
-        else math.nan,
-        "cost_per_1m_requests_usd": bill.per_million(len(arrivals)),
-    }
+def evaluate(factory: PolicyFactory, workload: WorkloadConfig,
+             profile: PlatformProfile = CHECKER_PROFILE, slo_ms: float = 200.0) -> dict[str, float]:  # fmt: skip
+    """SLO attainment, latency and cost of a policy on one workload under ``profile``."""
+    result = simulate(workload.arrivals(), factory(), profile,
+                      SimConfig(concurrency=UNLIMITED, slo_s=slo_ms / 1000.0))  # fmt: skip
+    return metrics.summarize(result.requests, result.invocations, slo_ms=slo_ms,
+                             memory_mb=profile.memory_mb)  # fmt: skip
 
 
 def score(
-    factory: PolicyFactory, *, slo_ms: float = 200.0, model: ServiceModel | None = None
+    factory: PolicyFactory, *, slo_ms: float = 200.0, profile: PlatformProfile = CHECKER_PROFILE
 ) -> pd.DataFrame:
     """The student's policy beside the paper's dynamic policy on every check workload."""
     rows = []
     for name, workload in CHECK_WORKLOADS.items():
         if name.startswith("edge-"):
             continue
-        yours = evaluate(factory, workload, model, slo_ms)
-        paper = evaluate(lambda: DynamicBatching(5, 0.3), workload, model, slo_ms)
+        yours = evaluate(factory, workload, profile, slo_ms)
+        paper = evaluate(lambda: DynamicBatching(5, 0.3), workload, profile, slo_ms)
         rows.append({
             "workload": name,
             "slo_pct": yours["slo_attainment_pct"], "slo_pct_paper": paper["slo_attainment_pct"],

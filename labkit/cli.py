@@ -12,7 +12,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from labkit.backends import KINDS
+from labkit.settings import ARCHITECTURES, FunctionSettings
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+_FUNCTION = FunctionSettings()  # the defaults, for help texts
 
 
 def _cmd_lab_run(args: argparse.Namespace) -> int:
@@ -35,13 +39,13 @@ def _cmd_lab_run(args: argparse.Namespace) -> int:
 
 
 def _experiment_base(args: argparse.Namespace) -> Any:
-    from labkit import paths
+    from labkit import backends, paths
     from labkit.batching import PolicyConfig
-    from labkit.experiment import ExperimentConfig, FunctionSettings
+    from labkit.experiment import ExperimentConfig
     from labkit.workloads import WorkloadConfig
 
     bundle = args.bundle
-    if args.backend == "local" and bundle is None:
+    if bundle is None and "bundle_dir" in backends.backend_class(args.backend).options:
         bundle = str(paths.default_bundle_dir(paths.resolve_model_dir(None)))
         if not (Path(bundle) / "bundle.json").is_file():
             raise FileNotFoundError(
@@ -52,12 +56,12 @@ def _experiment_base(args: argparse.Namespace) -> Any:
         base_rate=args.base_rate, burst_rate=args.burst_rate, burst_s=args.burst_s,
         period_s=args.period_s, trace=args.trace,
     )  # fmt: skip
+    function = FunctionSettings.given(name=args.function_name, memory_mb=args.memory_mb,
+                                      concurrency=args.concurrency, provisioned=args.provisioned)  # fmt: skip
     return ExperimentConfig(
         workload=workload, policy=PolicyConfig(args.policy, args.size, args.timeout_s),
-        function=FunctionSettings(name=args.function_name, memory_mb=args.memory_mb,
-                                  concurrency=args.concurrency, provisioned=args.provisioned),
-        backend=args.backend, bundle_dir=bundle, region=args.region, slo_ms=args.slo_ms,
-        data_root=args.data_root,
+        function=function, backend=args.backend, bundle_dir=bundle, region=args.region,
+        profile=args.profile, slo_ms=args.slo_ms, data_root=args.data_root,
     )  # fmt: skip
 
 
@@ -101,10 +105,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_deploy(args: argparse.Namespace) -> int:
     from labkit import deploy
 
-    config = deploy.DeployConfig(
-        function_name=args.function_name, region=args.region, image_uri=args.image_uri,
-        memory_mb=args.memory_mb, timeout_s=args.timeout_s, architecture=args.architecture,
-    )  # fmt: skip
+    function = FunctionSettings.given(name=args.function_name, memory_mb=args.memory_mb,
+                                      timeout_s=args.timeout_s, architecture=args.architecture)  # fmt: skip
+    config = deploy.DeployConfig(function=function, region=args.region, image_uri=args.image_uri)
     deployment = deploy.AwsDeployment(config, progress=print)
     if args.action == "plan":
         plan = deployment.plan(expected_invocations=args.expected_invocations,
@@ -117,6 +120,16 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     else:
         deleted = deployment.teardown()
         print("deleted: " + (", ".join(deleted) if deleted else "nothing (no labkit resources)"))
+    return EXIT_OK
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from labkit import paths
+
+    root, copied, kept = paths.init_workspace(args.folder)
+    print(f"labkit workspace: {root}")
+    print(f"  notebooks copied: {len(copied)}; kept as they were: {len(kept)}")
+    print(f"  next: cd {root} && labkit lab run --preset quick")
     return EXIT_OK
 
 
@@ -166,11 +179,7 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
     from labkit.image import build_bundle, build_image
 
     model_dir = paths.resolve_model_dir(args.model)
-    out = args.out or (
-        paths.default_bundle_dir(model_dir)
-        if args.variant == "torch"
-        else Path(str(paths.default_bundle_dir(model_dir)) + f"-{args.variant}")
-    )
+    out = args.out or paths.default_bundle_dir(model_dir, variant=args.variant)
     bundle = build_bundle(model_dir, out, variant=args.variant)
     print(f"bundle of model {bundle.model_name} {bundle.model_version}: {bundle.path}")
     if args.image:
@@ -271,6 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     bundle.add_argument("--tag", default="labkit-mnist:latest", help="image tag for --image")
     bundle.set_defaults(func=_cmd_bundle)
 
+    init = sub.add_parser(
+        "init",
+        help="make a folder a labkit workspace and copy the lab notebooks into it",
+        description="Write the .labkit marker and copy the shipped notebooks into "
+        "FOLDER/notebooks (never overwriting one that is there). Models, bundles and results "
+        "then go under FOLDER whenever labkit runs in it (or LABKIT_HOME points at it).",
+    )
+    init.add_argument("folder", nargs="?", default=".", help="the workspace (default: here)")
+    init.set_defaults(func=_cmd_init)
+
     _add_run_parser(sub)
     _add_report_parser(sub)
     _add_deploy_parser(sub)
@@ -319,13 +338,19 @@ def _add_run_parser(sub: Any) -> None:
     )
     run.add_argument("--size", type=int, default=5, help="(maximum) batch size")
     run.add_argument("--timeout-s", type=float, default=0.3, help="dynamic: T; adaptive: max wait")
-    run.add_argument("--backend", choices=["local", "aws"], default="local")
+    run.add_argument("--backend", choices=list(KINDS), default="local",
+                     help="local (embedded local Lambda), aws (deployed function) or simulated")  # fmt: skip
     run.add_argument("--bundle", default=None, help="local: the bundle (default bundles/mnist-cnn)")
-    run.add_argument("--function-name", default="mnist")
+    run.add_argument("--profile", default=None,
+                     help="simulated: platform profile, shipped (local, paper-aws) or a file")  # fmt: skip
+    run.add_argument("--function-name", default=None,
+                     help=f"the function (default {_FUNCTION.name}, as `labkit deploy` names it)")  # fmt: skip
     run.add_argument("--region", default=None, help="aws: region (else the AWS chain)")
-    run.add_argument("--memory-mb", type=int, default=1024)
-    run.add_argument("--concurrency", type=int, default=2, help="instances / invocations in flight")
-    run.add_argument("--provisioned", type=int, default=0, help="local: pre-warmed instances")
+    run.add_argument("--memory-mb", type=int, default=None,
+                     help=f"default {_FUNCTION.memory_mb}")  # fmt: skip
+    run.add_argument("--concurrency", type=int, default=None,
+                     help="instances / invocations in flight (default: the backend's)")  # fmt: skip
+    run.add_argument("--provisioned", type=int, default=None, help="pre-warmed instances")
     run.add_argument("--slo-ms", type=float, default=200.0)
     run.add_argument("--data-root", default=None)
     run.add_argument("--out", default=None, help="results folder (default: a new one)")
@@ -355,13 +380,15 @@ def _add_deploy_parser(sub: Any) -> None:
         "Credentials and region come from the standard AWS chain.",
     )
     dep.add_argument("action", choices=["plan", "up", "down"])
-    dep.add_argument("--function-name", default="labkit-mnist")
+    dep.add_argument("--function-name", default=None,
+                     help=f"default {_FUNCTION.name} (what `labkit run` invokes)")  # fmt: skip
     dep.add_argument("--region", default=None)
     dep.add_argument("--image-uri", default=None, help="an image already in ECR (skips docker)")
     dep.add_argument("--tag", default="labkit-mnist:latest", help="local image to push (up)")
-    dep.add_argument("--memory-mb", type=int, default=1024)
-    dep.add_argument("--timeout-s", type=int, default=60)
-    dep.add_argument("--architecture", choices=["x86_64", "arm64"], default="x86_64")
+    dep.add_argument("--memory-mb", type=int, default=None, help=f"default {_FUNCTION.memory_mb}")
+    dep.add_argument("--timeout-s", type=int, default=None, help=f"default {_FUNCTION.timeout_s:g}")
+    dep.add_argument("--architecture", choices=list(ARCHITECTURES), default=None,
+                     help=f"default {_FUNCTION.architecture}")  # fmt: skip
     dep.add_argument("--expected-invocations", type=int, default=2000, help="for the cost estimate")
     dep.add_argument(
         "--max-budget-usd", type=float, default=None, help="refuse above this estimate"
@@ -377,6 +404,7 @@ _ERRORS = {
     "labkit.function.model_io": ["ModelLoadError"],
     "labkit.lab": ["LabError"],
 }
+_FAILED_STEPS = {"labkit.lab": ["NotebookFailedError"], "labkit.deploy": ["DeployError"]}
 
 
 def _loaded_error_types(errors: dict[str, list[str]]) -> tuple[type[BaseException], ...]:
@@ -397,15 +425,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (FileNotFoundError, ValueError, *_loaded_error_types(_ERRORS)) as exc:
-        print(f"labkit: error: {exc}", file=sys.stderr)
-        failed = type(exc).__name__ == "NotebookFailedError"  # a step failed, not bad input
-        return EXIT_FAILED if failed else EXIT_BAD_INPUT
     except Exception as exc:
-        if not isinstance(exc, _loaded_error_types({"labkit.deploy": ["DeployError"]})):
+        code = _exit_code(exc)
+        if code is None:
             raise
         print(f"labkit: error: {exc}", file=sys.stderr)
+        return code
+
+
+def _exit_code(error: Exception) -> int | None:
+    """The exit code for an error the user can act on (its message says how), else None."""
+    if isinstance(error, _loaded_error_types(_FAILED_STEPS)):
         return EXIT_FAILED
+    if isinstance(error, (FileNotFoundError, ValueError, *_loaded_error_types(_ERRORS))):
+        return EXIT_BAD_INPUT
+    return None
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
+from labkit.settings import ARCHITECTURES
+
 PRICES_SOURCE = "https://aws.amazon.com/lambda/pricing/ (retrieved 2026-11-28)"
 FREE_TIER_REQUESTS = 1_000_000  # per month
 FREE_TIER_GB_S = 400_000.0  # per month
@@ -46,7 +48,6 @@ SAME_PRICE_REGIONS = (
     "us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1",
     "ap-northeast-2", "ap-southeast-1", "ap-southeast-2",
 )  # fmt: skip
-ARCHITECTURES = ("x86_64", "arm64")
 
 
 def prices_for(region: str = "us-east-1", architecture: str = "x86_64") -> Prices:

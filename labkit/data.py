@@ -33,7 +33,6 @@ import torch
 
 ENV_ROOT = "LABKIT_MNIST_ROOT"
 ENV_CACHE = "LABKIT_DATA_DIR"
-PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 #: The four original files and the md5 sums torchvision checks.
 MNIST_FILES: dict[str, str] = {
@@ -75,8 +74,11 @@ class MnistSplit:
 
 
 def default_cache_dir() -> Path:
-    """Writable folder that receives copies of a read-only MNIST root."""
-    return Path(os.environ.get(ENV_CACHE) or PROJECT_DIR / "data").expanduser().resolve()
+    """Writable folder that receives copies of a read-only MNIST root (the workspace's
+    ``data/``, or ``LABKIT_DATA_DIR``)."""
+    from labkit import paths
+
+    return paths.data_dir()
 
 
 def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labkit import cost
+from labkit.settings import FunctionSettings
 
 MANAGED_TAG = ("labkit", "managed")
 BASIC_LOGGING_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
@@ -122,33 +123,31 @@ def aws_errors(step: str) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class DeployConfig:
-    """What to deploy and how; defaults are the paper's function (1,024 MB, 60 s)."""
+    """What to deploy and how: the function (:class:`labkit.settings.FunctionSettings`, the
+    same settings every backend reads, so deploy and run agree on its name) and where it
+    lives on AWS."""
 
-    function_name: str = "labkit-mnist"
+    function: FunctionSettings = field(default_factory=FunctionSettings)
     repository: str = "labkit-mnist"
     image_tag: str = "latest"
     image_uri: str | None = None  # an image already in ECR: skip build and push
     role_name: str = "labkit-lambda-basic-execution"
     region: str | None = None  # None: the standard chain (AWS_REGION, profile)
-    memory_mb: int = 1024
-    timeout_s: int = 60
-    architecture: str = "x86_64"
     environment: dict[str, str] = field(default_factory=dict)
     reserved_concurrency: int | None = None
-    provisioned_concurrency: int = 0
     alias: str = "live"  # provisioned concurrency needs a version or alias
 
     def __post_init__(self) -> None:
-        if not 128 <= self.memory_mb <= 10_240:
-            raise ValueError(f"memory_mb must be 128..10240, not {self.memory_mb}")
-        if not 1 <= self.timeout_s <= 900:
-            raise ValueError(f"timeout_s must be 1..900, not {self.timeout_s}")
-        if self.architecture not in cost.ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {cost.ARCHITECTURES}")
-        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.function_name):
-            raise ValueError(f"invalid function name {self.function_name!r}")
-        if self.provisioned_concurrency < 0 or (self.reserved_concurrency or 0) < 0:
-            raise ValueError("concurrency settings must be non-negative")
+        if not float(self.function.timeout_s).is_integer():
+            raise ValueError(
+                f"AWS Lambda takes a whole number of seconds: timeout_s={self.function.timeout_s}"
+            )
+        if (self.reserved_concurrency or 0) < 0:
+            raise ValueError("reserved_concurrency must be non-negative")
+
+    @property
+    def function_name(self) -> str:
+        return self.function.name
 
 
 @dataclass(frozen=True)
@@ -286,32 +285,32 @@ class AwsDeployment:
                 )
             )
             current = self._function_configuration()
-            detail = f"{c.memory_mb} MB, {c.timeout_s} s, {c.architecture}"
+            detail = f"{c.function.memory_mb} MB, {int(c.function.timeout_s)} s, {c.function.architecture}"
             if current is None:
                 action = "create"
             else:
                 changed = self._function_changes(current, c.image_uri, self._settings(role))
                 action = "update" if any(changed) else "keep"
-            changes.append(PlannedChange("lambda-function", c.function_name, action, detail))
+            changes.append(PlannedChange("lambda-function", c.function.name, action, detail))
             if c.reserved_concurrency is not None:
                 changes.append(
                     PlannedChange(
                         "reserved-concurrency",
-                        c.function_name,
+                        c.function.name,
                         "update",
                         str(c.reserved_concurrency),
                     )
                 )
-            if c.provisioned_concurrency:
-                changes.append(PlannedChange("provisioned-concurrency", f"{c.function_name}:{c.alias}", "update",
-                                             f"{c.provisioned_concurrency} instances (billed while set)"))  # fmt: skip
+            if c.function.provisioned:
+                changes.append(PlannedChange("provisioned-concurrency", f"{c.function.name}:{c.alias}", "update",
+                                             f"{c.function.provisioned} instances (billed while set)"))  # fmt: skip
         known = self.region in cost.SAME_PRICE_REGIONS
-        prices = cost.prices_for(self.region, c.architecture) if known else cost.Prices()
-        bill = cost.estimate(expected_invocations, expected_billed_ms, c.memory_mb,
+        prices = cost.prices_for(self.region, c.function.architecture) if known else cost.Prices()
+        bill = cost.estimate(expected_invocations, expected_billed_ms, c.function.memory_mb,
                              cold_starts=expected_cold_starts, init_ms=expected_init_ms, prices=prices)  # fmt: skip
-        if c.provisioned_concurrency and experiment_seconds:
-            provisioned = cost.invocation_cost([], c.memory_mb, prices=prices,
-                                               provisioned_instances=c.provisioned_concurrency,
+        if c.function.provisioned and experiment_seconds:
+            provisioned = cost.invocation_cost([], c.function.memory_mb, prices=prices,
+                                               provisioned_instances=c.function.provisioned,
                                                provisioned_seconds=max(300.0, experiment_seconds))  # fmt: skip
             bill = cost.Bill(**(bill.__dict__ | {"provisioned_usd": provisioned.provisioned_usd}))
         plan = Plan(self.region, changes, bill)
@@ -401,23 +400,23 @@ class AwsDeployment:
         with aws_errors("creating or updating the Lambda function"):
             current = self._function_configuration()
             if current is None:
-                self._progress(f"creating function {c.function_name}")
+                self._progress(f"creating function {c.function.name}")
                 arn = self._create_function(image_uri, settings)
                 self._wait("function_active_v2")
             else:
                 arn = current["FunctionArn"]
                 code_changed, config_changed = self._function_changes(current, image_uri, settings)
                 if code_changed:
-                    self._progress(f"updating code of {c.function_name}")
+                    self._progress(f"updating code of {c.function.name}")
                     self.lam.update_function_code(
-                        FunctionName=c.function_name,
+                        FunctionName=c.function.name,
                         ImageUri=image_uri,
-                        Architectures=[c.architecture],
+                        Architectures=[c.function.architecture],
                     )
                     self._wait("function_updated_v2")
                 if config_changed:
-                    self._progress(f"updating configuration of {c.function_name}")
-                    self.lam.update_function_configuration(FunctionName=c.function_name, **settings)
+                    self._progress(f"updating configuration of {c.function.name}")
+                    self.lam.update_function_configuration(FunctionName=c.function.name, **settings)
                     self._wait("function_updated_v2")
             self._apply_concurrency()
         return arn
@@ -425,8 +424,8 @@ class AwsDeployment:
     def _settings(self, role_arn: str | None) -> dict[str, Any]:
         c = self.config
         settings = {
-            "MemorySize": c.memory_mb,
-            "Timeout": c.timeout_s,
+            "MemorySize": c.function.memory_mb,
+            "Timeout": int(c.function.timeout_s),
             "Environment": {"Variables": dict(c.environment)},
             "Description": "labkit MNIST classifier (batched inference)",
         }
@@ -437,7 +436,7 @@ class AwsDeployment:
     ) -> tuple[bool, bool]:
         """(code differs, configuration differs) between the deployed function and the config."""
         code_changed = (image_uri is not None and current.get("ImageUri") != image_uri) or (
-            current.get("Architectures", ["x86_64"]) != [self.config.architecture]
+            current.get("Architectures", ["x86_64"]) != [self.config.function.architecture]
         )
         config_changed = (
             any(current.get(k) != v for k, v in settings.items() if k != "Environment")
@@ -451,8 +450,8 @@ class AwsDeployment:
         for attempt in range(8):
             try:
                 return self.lam.create_function(
-                    FunctionName=self.config.function_name, PackageType="Image",
-                    Code={"ImageUri": image_uri}, Architectures=[self.config.architecture],
+                    FunctionName=self.config.function.name, PackageType="Image",
+                    Code={"ImageUri": image_uri}, Architectures=[self.config.function.architecture],
                     Tags={MANAGED_TAG[0]: MANAGED_TAG[1]}, **settings,
                 )["FunctionArn"]  # fmt: skip
             except self.lam.exceptions.InvalidParameterValueException as exc:
@@ -465,26 +464,26 @@ class AwsDeployment:
         c = self.config
         if c.reserved_concurrency is not None:
             self.lam.put_function_concurrency(
-                FunctionName=c.function_name, ReservedConcurrentExecutions=c.reserved_concurrency
+                FunctionName=c.function.name, ReservedConcurrentExecutions=c.reserved_concurrency
             )
-        if c.provisioned_concurrency:
-            version = self.lam.publish_version(FunctionName=c.function_name)["Version"]
+        if c.function.provisioned:
+            version = self.lam.publish_version(FunctionName=c.function.name)["Version"]
             try:
                 self.lam.update_alias(
-                    FunctionName=c.function_name, Name=c.alias, FunctionVersion=version
+                    FunctionName=c.function.name, Name=c.alias, FunctionVersion=version
                 )
             except self.lam.exceptions.ResourceNotFoundException:
                 self.lam.create_alias(
-                    FunctionName=c.function_name, Name=c.alias, FunctionVersion=version
+                    FunctionName=c.function.name, Name=c.alias, FunctionVersion=version
                 )
             self.lam.put_provisioned_concurrency_config(
-                FunctionName=c.function_name, Qualifier=c.alias,
-                ProvisionedConcurrentExecutions=c.provisioned_concurrency,
+                FunctionName=c.function.name, Qualifier=c.alias,
+                ProvisionedConcurrentExecutions=c.function.provisioned,
             )  # fmt: skip
 
     def _wait(self, waiter: str) -> None:
         self.lam.get_waiter(waiter).wait(
-            FunctionName=self.config.function_name,
+            FunctionName=self.config.function.name,
             WaiterConfig={"Delay": self.wait_delay_s, "MaxAttempts": 150},
         )
 
@@ -507,8 +506,8 @@ class AwsDeployment:
             )
         role_arn = self.ensure_role()
         arn = self.ensure_function(image_uri, role_arn)
-        qualifier = c.alias if c.provisioned_concurrency else None
-        return Deployed(c.function_name, arn, image_uri, role_arn, self.region, qualifier)
+        qualifier = c.alias if c.function.provisioned else None
+        return Deployed(c.function.name, arn, image_uri, role_arn, self.region, qualifier)
 
     def smoke_test(self, event: Any, *, invoker: Any = None) -> Any:
         """One invocation through :class:`labkit.invoke.LambdaInvoker`; raises
@@ -517,7 +516,7 @@ class AwsDeployment:
 
         invoker = invoker or LambdaInvoker(region=self.region, session=self.session)
         with aws_errors("smoke-testing the function"):
-            result = invoker.invoke(self.config.function_name, event)
+            result = invoker.invoke(self.config.function.name, event)
         if result.function_error:
             raise DeployError(
                 f"the smoke invocation failed: {result.error_type}: {str(result.response)[:500]}"
@@ -535,8 +534,8 @@ class AwsDeployment:
             if current and self._tagged(
                 self.lam.list_tags(Resource=current["FunctionArn"])["Tags"]
             ):
-                self.lam.delete_function(FunctionName=c.function_name)
-                deleted.append(f"lambda-function {c.function_name}")
+                self.lam.delete_function(FunctionName=c.function.name)
+                deleted.append(f"lambda-function {c.function.name}")
             if self._role_arn() and self._tagged(
                 self.iam.list_role_tags(RoleName=c.role_name)["Tags"]
             ):
@@ -585,7 +584,7 @@ class AwsDeployment:
 
     def _function_configuration(self) -> dict[str, Any] | None:
         try:
-            found = self.lam.get_function(FunctionName=self.config.function_name)
+            found = self.lam.get_function(FunctionName=self.config.function.name)
         except self.lam.exceptions.ResourceNotFoundException:
             return None
         return found["Configuration"] | {"ImageUri": found.get("Code", {}).get("ImageUri")}
@@ -631,7 +630,7 @@ def plan_and_deploy(
                 "pass a bundle to build the image from, or DeployConfig(image_uri=...)"
             )
         local_tag = f"{config.repository}:{config.image_tag}"
-        built = build_image(bundle, local_tag, platform=_PLATFORMS[config.architecture])
+        built = build_image(bundle, local_tag, platform=_PLATFORMS[config.function.architecture])
         if not built.built:
             raise DockerUnavailableError(built.message)
     deployed = deployment.deploy(local_image_tag=local_tag)

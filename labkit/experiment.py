@@ -1,21 +1,13 @@
 """Experiments: one (workload, policy, backend) cell, or a matrix of them, run and saved.
 
-Each cell gets its own folder (DESIGN.md "Results on disk"), never overwritten:
-
-    <run>/<cell>/config.json       the full configuration
-    <run>/<cell>/environment.json  versions, CPU, backend facts
-    <run>/<cell>/requests.parquet  one row per request
-    <run>/<cell>/invocations.parquet  one row per invocation
-    <run>/<cell>/status.json       complete | incomplete, why, wall time
-
-On the local backend every cell starts a fresh embedded local Lambda, so each cell pays its
-own cold starts, as a newly deployed function on AWS would.
+Each cell gets its own folder of records (:mod:`labkit.records`), never overwritten. The
+backend (:mod:`labkit.backends`) starts a fresh function for every cell, so each cell pays
+its own cold starts, as a newly deployed function would.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import platform
 import time
@@ -24,39 +16,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit import paths
+from labkit import backends, paths, records
 from labkit.batching import PolicyConfig
 from labkit.emulator.cpu_latency import check_limit, hold_cpu_latency
-from labkit.loadgen import LoadConfig, LoadResult, Payloads, run_load
+from labkit.loadgen import LoadConfig, Payloads
 from labkit.prewarm import PredictivePrewarm, PrewarmConfig
+from labkit.settings import FunctionSettings
 from labkit.workloads import WorkloadConfig
 
 PAPER_SLO_MS = 200.0
 
 
 @dataclass(frozen=True)
-class FunctionSettings:
-    """The function under test (the paper's: 1,024 MB, 60 s)."""
-
-    name: str = "mnist"
-    memory_mb: int = 1024
-    timeout_s: float = 60.0
-    concurrency: int = 2  # local: more instances than cores only share the cores (see README)
-    keep_alive_s: float = 300.0
-    provisioned: int = 0
-    cpu_share: bool = True  # local: Lambda's CPU share per memory size, where cgroups allow
-
-
-@dataclass(frozen=True)
 class ExperimentConfig:
-    """One cell: what arrives, how it is batched, where it runs."""
+    """One cell: what arrives, how it is batched, what runs it and where.
+
+    ``backend`` is ``local`` (the embedded local Lambda, serving ``bundle_dir``), ``aws``
+    (the deployed function, in ``region`` or the AWS region chain's) or ``simulated`` (the
+    discrete-event model with ``profile``, a shipped name or a file, and ``sim_seed``). A
+    function concurrency left at ``None`` becomes the backend's default here, so the saved
+    configuration holds the number that ran.
+    """
 
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     function: FunctionSettings = field(default_factory=FunctionSettings)
-    backend: str = "local"  # "local" (embedded local Lambda) or "aws" (deployed function)
+    backend: str = "local"
     bundle_dir: str | None = None  # local: the function bundle
     region: str | None = None  # aws
+    profile: str | None = None  # simulated: the platform profile (default "local")
+    sim_seed: int = 0  # simulated: the model's random seed
     slo_ms: float = PAPER_SLO_MS
     n_images: int = 1000  # distinct test images the requests cycle through
     data_root: str | None = None
@@ -65,10 +54,12 @@ class ExperimentConfig:
     cpu_latency_us: int | None = None  # hold idle CPUs' wake-up latency while measuring (root)
 
     def __post_init__(self) -> None:
-        if self.backend not in ("local", "aws"):
-            raise ValueError(f"backend must be 'local' or 'aws', not {self.backend!r}")
-        if self.backend == "local" and not self.bundle_dir:
-            raise ValueError("the local backend needs bundle_dir (see `labkit bundle`)")
+        backends.check(self.backend, bundle_dir=self.bundle_dir, prewarm=self.prewarm)
+        if self.function.concurrency is None:
+            concurrency = backends.default_concurrency(self.backend)
+            object.__setattr__(
+                self, "function", dataclasses.replace(self.function, concurrency=concurrency)
+            )
         if self.slo_ms <= 0:
             raise ValueError(f"slo_ms must be > 0, not {self.slo_ms}")
         check_limit(self.cpu_latency_us)
@@ -83,12 +74,19 @@ class ExperimentConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
         data = dict(data)
+        function = dict(data.pop("function", {}))
+        known = {f.name for f in dataclasses.fields(FunctionSettings)}
         return cls(
             workload=WorkloadConfig(**data.pop("workload", {})),
             policy=PolicyConfig(**data.pop("policy", {})),
-            function=FunctionSettings(**data.pop("function", {})),
+            function=FunctionSettings(**{k: v for k, v in function.items() if k in known}),
             **data,
         )
+
+    def backend_instance(self) -> backends.Backend:
+        """The backend this cell runs on."""
+        return backends.create(self.backend, self.function, bundle_dir=self.bundle_dir,
+                               region=self.region, profile=self.profile, seed=self.sim_seed)  # fmt: skip
 
 
 def paper_matrix(
@@ -114,8 +112,19 @@ def paper_matrix(
     ]
 
 
-def environment_facts(config: ExperimentConfig) -> dict[str, Any]:
-    """Versions and machine facts saved beside the records."""
+def variant(base: ExperimentConfig, name: str, *, policy: PolicyConfig | None = None,
+            provisioned: int | None = None, **changes: Any) -> ExperimentConfig:  # fmt: skip
+    """``base`` renamed ``name`` with another policy, provisioned instances or any other
+    field changed (``prewarm=True``, ``bundle_dir=...``): one line per compared cell."""
+    function = base.function
+    if provisioned is not None:
+        function = dataclasses.replace(function, provisioned=provisioned)
+    return dataclasses.replace(base, name=name, policy=policy or base.policy, function=function,
+                               **changes)  # fmt: skip
+
+
+def environment_facts() -> dict[str, Any]:
+    """Versions and machine facts saved beside the records (the backend adds its own)."""
     import numpy
     import pandas
 
@@ -125,7 +134,7 @@ def environment_facts(config: ExperimentConfig) -> dict[str, Any]:
         "labkit": labkit.__version__, "python": platform.python_version(),
         "numpy": numpy.__version__, "pandas": pandas.__version__,
         "platform": platform.platform(), "machine": platform.machine(),
-        "cpu_count": os.cpu_count(), "backend": config.backend,
+        "cpu_count": os.cpu_count(),
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }  # fmt: skip
     try:
@@ -134,16 +143,6 @@ def environment_facts(config: ExperimentConfig) -> dict[str, Any]:
         facts["torch"] = torch.__version__
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
-    if config.backend == "local":
-        from labkit.emulator.cpu_share import cpu_fraction, detect
-
-        support = detect()
-        if config.function.cpu_share and support.available:
-            facts["cpu_share"] = (f"{cpu_fraction(config.function.memory_mb):.3f} vCPU per instance "
-                                  f"({support.reason})")  # fmt: skip
-        else:
-            why = "not asked for" if not config.function.cpu_share else support.reason
-            facts["cpu_share"] = f"none ({why}): instances may use whole cores"
     return facts
 
 
@@ -158,27 +157,41 @@ def run_experiment(
     (status ``incomplete``) and is raised again once the files are written."""
     folder = Path(out_dir) if out_dir else paths.new_run_dir("experiments", config.label)
     folder.mkdir(parents=True, exist_ok=True)
-    if (folder / "requests.parquet").exists():
+    if records.is_cell(folder):
         raise FileExistsError(f"{folder} already holds a run; results are never overwritten")
-    payloads = payloads or _default_payloads(config)
+    backend = config.backend_instance()
     arrivals = config.workload.arrivals()
     if len(arrivals) == 0:
         raise ValueError(f"workload {config.workload} produced no requests")
-    _write_json(folder / "config.json", config.as_dict())
-    facts = environment_facts(config)
-    load = LoadConfig(config.function.name, max_in_flight=config.function.concurrency,
-                      progress=progress)  # fmt: skip
-    # Held by this process, so on either backend: the load generator's own wake-ups count too.
+    if backend.live:
+        payloads = payloads or _default_payloads(config)
+    records.write_json(folder / records.CONFIG_FILE, config.as_dict())
+    facts = environment_facts()
+    load = LoadConfig(max_in_flight=backend.concurrency, progress=progress)
+    prewarm = (
+        PredictivePrewarm(PrewarmConfig(keep_alive_s=config.function.keep_alive_s,
+                                        max_instances=backend.concurrency))
+        if config.prewarm
+        else None
+    )  # fmt: skip
+    # Held by this process, so on either live backend: the load generator's wake-ups count too.
     hold = hold_cpu_latency(config.cpu_latency_us)
     facts["cpu_latency"] = hold.status
     if hold.refused:
         warnings.warn(f"CPU wake-up latency {hold.status}: measuring without it",
                       RuntimeWarning, stacklevel=2)  # fmt: skip
     try:
-        result = _run_on_backend(config, arrivals, payloads, load, facts)
+        result = backend.run_cell(arrivals, config.policy.build(), payloads or Payloads.empty(),
+                                  load, slo_s=config.slo_ms / 1000.0, prewarm=prewarm)  # fmt: skip
     finally:
         hold.release()
-    _save(folder, result, facts)
+    if prewarm is not None:
+        facts["prewarm"] = prewarm.describe()
+    records.save_cell(folder, result.requests, result.invocations, facts | result.facts, {
+        "status": "complete" if result.complete else "incomplete",
+        "stopped_by": result.stopped_by, "wall_s": round(result.wall_s, 3),
+        "requests": len(result.requests), "invocations": len(result.invocations),
+    })  # fmt: skip
     if result.stopped_by == "KeyboardInterrupt":
         raise KeyboardInterrupt
     if result.stopped_by:
@@ -200,8 +213,9 @@ def run_matrix(
         raise ValueError(f"cell names must be unique: {labels}")
     run = Path(out_dir) if out_dir else paths.new_run_dir("experiments", label)
     run.mkdir(parents=True, exist_ok=True)
-    payloads = _default_payloads(configs[0]) if configs else None
-    _write_json(run / "matrix.json", {"cells": labels, "status": "running"})
+    live = [c for c in configs if backends.backend_class(c.backend).live]
+    payloads = _default_payloads(live[0]) if live else None
+    records.write_json(run / records.MATRIX_FILE, {"cells": labels, "status": "running"})
     from tqdm.auto import tqdm
 
     status = "complete"
@@ -212,110 +226,14 @@ def run_matrix(
         status = "interrupted"
         raise
     finally:
-        _write_json(run / "matrix.json", {"cells": labels, "status": status})
+        records.write_json(run / records.MATRIX_FILE, {"cells": labels, "status": status})
     return run
-
-
-def load_cell(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """A saved cell: its config, facts, status and both record tables."""
-    import pandas as pd
-
-    folder = Path(folder)
-    if not (folder / "requests.parquet").is_file():
-        raise FileNotFoundError(f"{folder} holds no experiment records (requests.parquet)")
-    return {
-        "name": folder.name,
-        "config": ExperimentConfig.from_dict(json.loads((folder / "config.json").read_text())),
-        "environment": json.loads((folder / "environment.json").read_text()),
-        "status": json.loads((folder / "status.json").read_text()),
-        "requests": pd.read_parquet(folder / "requests.parquet"),
-        "invocations": pd.read_parquet(folder / "invocations.parquet"),
-    }
-
-
-def cell_folders(run: str | os.PathLike[str]) -> list[Path]:
-    """The cell folders of a matrix run (or the run itself if it is one cell), in order."""
-    run = Path(run)
-    if (run / "requests.parquet").is_file():
-        return [run]
-    matrix = run / "matrix.json"
-    if matrix.is_file():
-        names = json.loads(matrix.read_text())["cells"]
-        return [run / n for n in names if (run / n / "requests.parquet").is_file()]
-    return sorted(p.parent for p in run.glob("*/requests.parquet"))
 
 
 def _default_payloads(config: ExperimentConfig) -> Payloads:
     from labkit.data import load_mnist
 
     return Payloads.from_split(load_mnist(config.data_root, train=False), config.n_images)
-
-
-def _run_on_backend(config: ExperimentConfig, arrivals: Any, payloads: Payloads,
-                    load: LoadConfig, facts: dict[str, Any]) -> LoadResult:  # fmt: skip
-    from labkit.invoke import LambdaInvoker
-
-    policy = config.policy.build()
-    slo_s = config.slo_ms / 1000.0
-    f = config.function
-    prewarm = (
-        PredictivePrewarm(PrewarmConfig(keep_alive_s=f.keep_alive_s, max_instances=f.concurrency))
-        if config.prewarm
-        else None
-    )
-    if config.backend == "aws":
-        invoker = LambdaInvoker(region=config.region, max_connections=load.max_in_flight)
-        facts["region"] = invoker.client.meta.region_name
-        result = run_load(arrivals, policy, invoker.invoke, payloads, load, slo_s=slo_s,
-                          prewarm=prewarm)  # fmt: skip
-    else:
-        result = _run_locally(config, arrivals, policy, payloads, load, facts, prewarm)
-    if prewarm is not None:
-        facts["prewarm"] = prewarm.describe()
-    return result
-
-
-def _run_locally(config: ExperimentConfig, arrivals: Any, policy: Any, payloads: Payloads,
-                 load: LoadConfig, facts: dict[str, Any],
-                 prewarm: PredictivePrewarm | None) -> LoadResult:  # fmt: skip
-    """One cell on a fresh embedded local Lambda (cold starts included, as on a new deploy)."""
-    from labkit.emulator import FunctionConfig, LocalLambda
-    from labkit.image import Bundle
-    from labkit.invoke import LambdaInvoker
-
-    f, slo_s = config.function, config.slo_ms / 1000.0
-
-    function = FunctionConfig(
-        name=f.name, code_dir=Path(config.bundle_dir), memory_mb=f.memory_mb,  # type: ignore[arg-type]
-        handler=Bundle.open(config.bundle_dir).handler,  # type: ignore[arg-type]
-        timeout_s=f.timeout_s, concurrency=f.concurrency, keep_alive_s=f.keep_alive_s,
-        provisioned=f.provisioned, cpu_share=f.cpu_share,
-    )  # fmt: skip
-    with LocalLambda(function) as lam:
-        if f.provisioned:
-            lam.wait_until_idle(f.name, timeout_s=120.0)
-        invoker = LambdaInvoker(endpoint_url=lam.endpoint_url, max_connections=load.max_in_flight)
-        result = run_load(arrivals, policy, invoker.invoke, payloads, load, slo_s=slo_s,
-                          prewarm=prewarm)  # fmt: skip
-        facts["local_lambda"] = lam.instances(f.name)
-    return result
-
-
-def _save(folder: Path, result: LoadResult, facts: dict[str, Any]) -> None:
-    result.requests.to_parquet(folder / "requests.parquet", index=False)
-    result.invocations.to_parquet(folder / "invocations.parquet", index=False)
-    _write_json(folder / "environment.json", facts | result.facts)
-    _write_json(folder / "status.json", {
-        "status": "complete" if result.complete else "incomplete",
-        "stopped_by": result.stopped_by, "wall_s": round(result.wall_s, 3),
-        "requests": len(result.requests), "invocations": len(result.invocations),
-    })  # fmt: skip
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
 
 
 def memory_sweep(
@@ -327,8 +245,8 @@ def memory_sweep(
 ) -> Path:
     """One workload at several memory sizes (in the spirit of AWS Lambda Power Tuning); with
     the CPU share on, more memory means more CPU, as on Lambda. Returns the run folder."""
-    if not memories_mb or any(m < 128 or m > 10_240 for m in memories_mb):
-        raise ValueError(f"memory sizes must be 128..10240 MB, not {memories_mb}")
+    if not memories_mb:
+        raise ValueError("a memory sweep needs at least one memory size")
     cells = [
         dataclasses.replace(
             base,

@@ -1,10 +1,12 @@
 """Interactive exploration: rerun a short experiment with other settings and see the result.
 
-:class:`Explorer` keeps one embedded local Lambda running between runs (so only the first
-run pays a cold start, unless you ask for a fresh function), runs a short workload through
-a policy with the open-loop load generator, and draws latency CDF, SLO attainment and cost
-beside the earlier runs. :meth:`Explorer.widget` wraps it in ipywidgets controls for
-notebook 06; every call also works without widgets (headless, in tests).
+:class:`Explorer` keeps one function running on the local backend between runs (so only the
+first run pays a cold start, unless you ask for a fresh function), runs a short workload
+through a policy with the open-loop load generator, and draws latency CDF, SLO attainment
+and cost beside the earlier runs (:func:`labkit.plots.trials`). The function is the same as
+an experiment's (:mod:`labkit.backends`): the bundle's own handler, Lambda's CPU share.
+:meth:`Explorer.widget` wraps it in ipywidgets controls for notebook 06; every call also
+works without widgets (headless, in tests).
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any
 
 import pandas as pd
 
-from labkit import metrics
+from labkit import backends, metrics, plots
 from labkit.batching import PolicyConfig
-from labkit.loadgen import LoadConfig, LoadResult, Payloads, run_load
+from labkit.loadgen import LoadConfig, Payloads, run_load
+from labkit.records import LoadResult
+from labkit.settings import FunctionSettings
 from labkit.workloads import WorkloadConfig
 
 
@@ -25,6 +29,7 @@ from labkit.workloads import WorkloadConfig
 class Trial:
     """One exploration run: its settings, records and figures."""
 
+    number: int  # 1, 2, ... in the order run
     label: str
     policy: PolicyConfig
     workload: WorkloadConfig
@@ -33,18 +38,20 @@ class Trial:
 
 
 class Explorer:
-    """Short experiments against one long-lived local Lambda; use as a context manager."""
+    """Short experiments against one long-lived local function; use as a context manager."""
 
-    def __init__(self, bundle_dir: str | Path, *, payloads: Payloads | None = None,
-                 memory_mb: int = 1024, concurrency: int = 2, slo_ms: float = 200.0) -> None:  # fmt: skip
-        from labkit.emulator import FunctionConfig
-
-        self.function = FunctionConfig(name="mnist", code_dir=Path(bundle_dir), memory_mb=memory_mb,
-                                       concurrency=concurrency, keep_alive_s=3600.0)  # fmt: skip
+    def __init__(self, bundle_dir: str | Path, *, function: FunctionSettings | None = None,
+                 payloads: Payloads | None = None, slo_ms: float = 200.0) -> None:  # fmt: skip
+        function = function or FunctionSettings(keep_alive_s=3600.0)
+        self.backend = backends.create("local", function, bundle_dir=bundle_dir)
         self.payloads = payloads
         self.slo_ms = slo_ms
         self.trials: list[Trial] = []
-        self._lam: Any = None
+        self._started = False
+
+    @property
+    def function(self) -> FunctionSettings:
+        return self.backend.function
 
     def __enter__(self) -> Explorer:
         return self
@@ -53,39 +60,28 @@ class Explorer:
         self.close()
 
     def close(self) -> None:
-        if self._lam is not None:
-            self._lam.close()
-            self._lam = None
-
-    def _ensure_lambda(self, fresh: bool) -> Any:
-        from labkit.emulator import LocalLambda
-
-        if fresh:
-            self.close()
-        if self._lam is None:
-            self._lam = LocalLambda(self.function).start()
-        return self._lam
+        self.backend.stop()
+        self._started = False
 
     def run(self, policy: PolicyConfig, workload: WorkloadConfig, *, fresh_function: bool = False,
             progress: bool = False) -> Trial:  # fmt: skip
         """Run ``workload`` through ``policy``; ``fresh_function`` restarts the function so
         this run pays its own cold starts."""
         from labkit.data import load_mnist
-        from labkit.invoke import LambdaInvoker
 
         if self.payloads is None:
             self.payloads = Payloads.from_split(load_mnist(train=False), 500)
-        lam = self._ensure_lambda(fresh_function)
-        invoker = LambdaInvoker(
-            endpoint_url=lam.endpoint_url, max_connections=self.function.concurrency
-        )
-        load = LoadConfig("mnist", max_in_flight=self.function.concurrency, progress=progress)
-        result = run_load(workload.arrivals(), policy.build(), invoker.invoke, self.payloads, load,
-                          slo_s=self.slo_ms / 1000)  # fmt: skip
+        if fresh_function or not self._started:
+            self.backend.start()  # a restart: no instance, so this run pays its cold starts
+            self._started = True
+        load = LoadConfig(max_in_flight=self.backend.concurrency, progress=progress)
+        result = run_load(workload.arrivals(), policy.build(), self.backend.invoke, self.payloads,
+                          load, slo_s=self.slo_ms / 1000)  # fmt: skip
         figures = metrics.summarize(result.requests, result.invocations, slo_ms=self.slo_ms,
                                     memory_mb=self.function.memory_mb)  # fmt: skip
-        label = f"#{len(self.trials) + 1} {policy.label} {workload.kind}"
-        trial = Trial(label, policy, workload, result, figures)
+        number = len(self.trials) + 1
+        label = f"#{number} {policy.label} {workload.kind}"
+        trial = Trial(number, label, policy, workload, result, figures)
         self.trials.append(trial)
         return trial
 
@@ -98,39 +94,11 @@ class Explorer:
 
     def figure(self, last: int = 4) -> Any:
         """Latency CDF of the last trials, their SLO attainment and cost per 1M requests."""
-        import matplotlib.pyplot as plt
-        import numpy as np
-
-        trials = self.trials[-last:]
-        fig, (cdf, slo, cost) = plt.subplots(1, 3, figsize=(13, 3.6),
-                                             gridspec_kw={"width_ratios": [2, 1, 1]})  # fmt: skip
-        for t in trials:
-            lat = np.sort(t.result.requests["latency_ms"].dropna().to_numpy())
-            cdf.step(
-                lat,
-                np.arange(1, lat.size + 1) / len(t.result.requests),
-                where="post",
-                label=t.label,
-            )
-        cdf.axvline(self.slo_ms, color="black", linestyle="--", linewidth=1)
-        cdf.set(
-            xscale="log", xlabel="latency (ms, log)", ylabel="share of requests", ylim=(0, 1.01)
-        )
-        cdf.legend(fontsize=7, loc="lower right")
-        labels = [t.label.split(" ")[0] for t in trials]
-        slo.bar(labels, [t.figures["slo_attainment_pct"] for t in trials], color="#1f77b4")
-        slo.set(ylabel=f"SLO attainment (%), {self.slo_ms:g} ms", ylim=(0, 100))
-        cost.bar(labels, [t.figures["cost_per_1m_requests_usd"] for t in trials], color="#ff7f0e")
-        cost.set(ylabel="USD per 1M requests")
-        for ax in (cdf, slo, cost):
-            ax.grid(True, alpha=0.3)
-        fig.tight_layout()
-        return fig
+        return plots.trials(self.trials[-last:], self.slo_ms)
 
     def widget(self, duration_s: float = 8.0) -> Any:
         """ipywidgets controls (policy, N, T, rate, burst shape) and a Run button."""
         import ipywidgets as w
-        import matplotlib.pyplot as plt
         from IPython.display import display
 
         policy = w.Dropdown(options=["none", "static", "dynamic", "adaptive"], value="dynamic",
@@ -159,7 +127,6 @@ class Explorer:
                     out.clear_output(wait=True)
                     display(self.table())
                     display(self.figure())
-                    plt.close("all")
             finally:
                 button.disabled = False
 

@@ -30,11 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from labkit import paths
-from labkit.function.model_io import METADATA_FILE, WEIGHTS_FILE, load_model
 
 FUNCTION_PACKAGE = "labkit_function"
 HANDLER = f"{FUNCTION_PACKAGE}.handler.handler"
-DOCKER_DIR = paths.PROJECT_DIR / "docker"
 FUNCTION_SOURCE = Path(__file__).with_name("function")
 MANIFEST = "bundle.json"
 
@@ -88,6 +86,8 @@ def build_bundle(
     ``ModelLoadError`` rather than at the function's first cold start. An existing bundle at
     ``out_dir`` is replaced only once the new one is complete.
     """
+    from labkit.function.model_io import METADATA_FILE, WEIGHTS_FILE, load_model
+
     if variant not in VARIANTS:
         raise ValueError(f"unknown bundle variant {variant!r}; known: {', '.join(VARIANTS)}")
     spec = VARIANTS[variant]
@@ -112,7 +112,7 @@ def build_bundle(
         else:
             shutil.copy2(model_dir / WEIGHTS_FILE, staging / "model" / WEIGHTS_FILE)
         for source_name, name in spec["docker"].items():
-            shutil.copy2(DOCKER_DIR / source_name, staging / name)
+            shutil.copy2(paths.docker_dir() / source_name, staging / name)
         files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
         manifest = {
             "handler": spec["handler"],
@@ -131,12 +131,29 @@ def build_bundle(
     return Bundle.open(out)
 
 
+def ensure_bundle(
+    model_dir: str | os.PathLike[str] | None = None,
+    bundle_dir: str | os.PathLike[str] | None = None,
+    *,
+    run_dir: str | os.PathLike[str] | None = None,
+    variant: str = "torch",
+) -> Bundle:
+    """The bundle a notebook works with: ``bundle_dir`` opened as it is when given, else
+    built from the model (``model_dir``, default ``models/mnist-cnn``) into the lab run's
+    ``bundle`` folder or ``bundles/<model>`` (``-onnx`` appended for that variant)."""
+    if bundle_dir:
+        return Bundle.open(bundle_dir)
+    model = paths.resolve_model_dir(model_dir)
+    return build_bundle(model, paths.default_bundle_dir(model, run_dir, variant), variant=variant)
+
+
 def _export_checked_onnx(model_dir: Path, out: Path, n_check: int = 512) -> None:
     """Export to ONNX and check ONNX Runtime's labels equal PyTorch's on generated digits."""
     import numpy as np
     import torch
 
     from labkit.data import synthetic_mnist
+    from labkit.function.model_io import load_model
     from labkit.function.net import preprocess
     from labkit.onnx_export import OnnxClassifier, export_onnx
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -62,6 +63,23 @@ def parse_report(text: str) -> ReportFields | None:
         raise ValueError(f"malformed REPORT line ({exc}): {line!r}") from None
 
 
+REPORT_FIGURES = (
+    "init_duration_ms", "duration_ms", "billed_duration_ms", "memory_size_mb", "max_memory_used_mb",
+)  # fmt: skip
+
+
+def report_figures(report: ReportFields | None) -> dict[str, float]:
+    """The REPORT line's figures under their record column names (NaN where a figure is
+    absent: no REPORT line, or no Init Duration on a warm start). The one mapping from a
+    REPORT line to records (``labkit.records``)."""
+    if report is None:
+        return dict.fromkeys(REPORT_FIGURES, math.nan)
+    return {
+        name: math.nan if (value := getattr(report, name)) is None else float(value)
+        for name in REPORT_FIGURES
+    }
+
+
 class ThrottledError(RuntimeError):
     """The function is at its concurrency limit (HTTP 429, TooManyRequestsException)."""
 
@@ -83,18 +101,18 @@ class InvocationResult:
     round_trip_ms: float
 
     def as_row(self) -> dict[str, Any]:
-        """A flat record (round trip, REPORT fields, error) for tables."""
-        report = self.report
+        """A flat record (round trip, REPORT figures, error) for tables."""
         return {
             "request_id": self.request_id,
             "round_trip_ms": round(self.round_trip_ms, 2),
-            "cold_start": bool(report and report.cold_start),
-            "init_duration_ms": report.init_duration_ms if report else None,
-            "duration_ms": report.duration_ms if report else None,
-            "billed_duration_ms": report.billed_duration_ms if report else None,
-            "max_memory_used_mb": report.max_memory_used_mb if report else None,
+            "cold_start": self.cold_start,
+            **report_figures(self.report),
             "error_type": self.error_type,
         }
+
+    @property
+    def cold_start(self) -> bool:
+        return bool(self.report and self.report.cold_start)
 
     @property
     def error_type(self) -> str | None:

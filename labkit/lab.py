@@ -95,8 +95,10 @@ def load_preset(name_or_path: str | os.PathLike[str]) -> Preset:
     )
 
 
-def lab_notebooks(notebooks_dir: Path = paths.NOTEBOOKS_DIR) -> dict[str, Path]:
-    """The lab's numbered notebooks in order (``01_...`` to ``99_...``), by stem."""
+def lab_notebooks(notebooks_dir: Path | None = None) -> dict[str, Path]:
+    """The lab's numbered notebooks in order (``01_...`` to ``99_...``), by stem, from the
+    workspace's ``notebooks/`` unless ``notebooks_dir`` says otherwise."""
+    notebooks_dir = notebooks_dir or paths.notebooks_dir()
     found = sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
     return {p.stem: p for p in found}
 
@@ -119,7 +121,7 @@ def plan(
     preset: Preset,
     overrides: list[tuple[str, str, Any]] = (),  # type: ignore[assignment]
     only: list[str] | None = None,
-    notebooks_dir: Path = paths.NOTEBOOKS_DIR,
+    notebooks_dir: Path | None = None,
 ) -> dict[Path, dict[str, Any]]:
     """Notebook -> parameters to run, validated against each notebook's ``parameters`` cell."""
     available = lab_notebooks(notebooks_dir)
@@ -154,7 +156,7 @@ def run_lab(
     only: list[str] | None = None,
     run_dir: Path | None = None,
     progress: bool = True,
-    notebooks_dir: Path = paths.NOTEBOOKS_DIR,
+    notebooks_dir: Path | None = None,
 ) -> LabRun:
     """Execute the lab's notebooks in order with papermill into a new run folder.
 
@@ -170,6 +172,10 @@ def run_lab(
     (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     run = LabRun(run_dir=run_dir, preset=preset)
     _write_status(run, steps)
+    # Kernels inherit the environment: they resolve the same workspace as this process,
+    # wherever their notebooks lie.
+    previous_home = os.environ.get("LABKIT_HOME")
+    os.environ["LABKIT_HOME"] = str(paths.workspace())
     try:
         for number, (notebook, params) in enumerate(steps.items(), start=1):
             declared = declared_parameters(notebook)
@@ -186,10 +192,10 @@ def run_lab(
                     kernel_name="python3",
                     progress_bar=progress,
                     log_output=False,
-                    # Each cell has saved its results by the time the last one ends; a
-                    # graceful kernel exit (closing emulators, tearing down torch) took
-                    # 0.5-2.9 s per notebook. Killed at once, the kernel's emulator stops
-                    # by itself (it dies with its parent) while the next kernel starts.
+                    # Each cell has saved its results by the time the last one ends, and a
+                    # graceful kernel exit (closing emulators, tearing down torch) costs
+                    # seconds per notebook. Killed at once, the kernel's emulator stops by
+                    # itself (it dies with its parent) while the next kernel starts.
                     shutdown_kernel="immediate",
                 )
             except PapermillExecutionError as exc:
@@ -210,6 +216,10 @@ def run_lab(
         raise
     finally:
         _write_status(run, steps)
+        if previous_home is None:
+            os.environ.pop("LABKIT_HOME", None)
+        else:
+            os.environ["LABKIT_HOME"] = previous_home
     return run
 
 
@@ -228,7 +238,10 @@ def _declared(path: str, mtime_ns: int, size: int) -> frozenset[str]:
 
 def _select(available: dict[str, Path], only: list[str] | None) -> list[str]:
     if not available:
-        raise LabError("no lab notebooks found (expected notebooks/NN_*.ipynb)")
+        raise LabError(
+            f"no lab notebooks in {paths.notebooks_dir()} (expected NN_*.ipynb): run "
+            "`labkit init` to copy them into this workspace, or set LABKIT_HOME"
+        )
     if not only:
         return list(available)
     return [_resolve_stem(available, name) for name in only]
@@ -280,7 +293,7 @@ def run_sweep(
     overrides: list[tuple[str, str, Any]] = (),  # type: ignore[assignment]
     only: list[str] | None = None,
     progress: bool = True,
-    notebooks_dir: Path = paths.NOTEBOOKS_DIR,
+    notebooks_dir: Path | None = None,
 ) -> SweepRun:
     """Run the lab (by default notebooks 04 and 05, on an already trained model) once per
     combination of ``grid`` values, each in ``<sweep>/<combination>/``; collect one table.

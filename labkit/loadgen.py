@@ -26,34 +26,30 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from labkit.batching import Batch, BatchingPolicy, Request
-from labkit.invoke import InvocationResult, ThrottledError
+from labkit.invoke import InvocationResult, ThrottledError, report_figures
 from labkit.prewarm import PredictivePrewarm
+from labkit.records import (
+    InvocationRecord,
+    LoadResult,
+    RequestRecord,
+    invocations_frame,
+    requests_frame,
+)
 
-REQUEST_COLUMNS = [
-    "request_id", "t_arrive", "t_release", "batch_id", "batch_size", "t_dispatch", "t_done",
-    "latency_ms", "label", "predicted", "correct", "cold_start", "init_duration_ms",
-    "billed_duration_ms", "error",
-]  # fmt: skip
 SWITCH_INTERVAL_S = 0.0002
-INVOCATION_COLUMNS = [
-    "batch_id", "batch_size", "t_dispatch", "t_start", "t_done", "round_trip_ms", "throttles",
-    "cold_start", "init_duration_ms", "duration_ms", "billed_duration_ms", "memory_size_mb",
-    "max_memory_used_mb", "error", "aws_request_id",
-]  # fmt: skip
 
 
 @dataclass(frozen=True)
 class LoadConfig:
     """How the generator drives the function."""
 
-    function_name: str = "mnist"
     max_in_flight: int = 10  # concurrent invocations at most (the function's concurrency)
     throttle_retry_s: float = 30.0  # keep retrying a 429 for this long, with backoff
     drain_timeout_s: float = 60.0  # on stop: wait this long for invocations in flight
@@ -80,6 +76,11 @@ class Payloads:
         split = split.head(limit) if limit else split
         return cls(make_instances(split.images), np.asarray(split.labels))
 
+    @classmethod
+    def empty(cls) -> Payloads:
+        """No images: for backends that send no real invocations (the simulator)."""
+        return cls([], np.empty(0, dtype=np.int64))
+
     def event(self, batch: Batch) -> dict[str, Any]:
         n = len(self.instances)
         return {"instances": [{**self.instances[r.id % n], "id": str(r.id)} for r in batch]}
@@ -88,19 +89,8 @@ class Payloads:
         return int(self.labels[request_id % len(self.labels)])
 
 
-@dataclass
-class LoadResult:
-    """What a run produced: one row per request, one per invocation, and how it ended."""
-
-    requests: pd.DataFrame
-    invocations: pd.DataFrame
-    complete: bool
-    stopped_by: str | None = None  # "KeyboardInterrupt", an exception's text, or None
-    wall_s: float = 0.0
-    facts: dict[str, Any] = field(default_factory=dict)
-
-
-Invoke = Callable[[str, dict[str, Any]], InvocationResult]
+#: Invoke the function under test with one event (a backend's ``invoke``).
+Invoke = Callable[[dict[str, Any]], InvocationResult]
 
 
 class _Run:
@@ -108,8 +98,8 @@ class _Run:
 
     def __init__(self, n: int) -> None:
         self.lock = threading.Lock()
-        self.request_rows: dict[int, dict[str, Any]] = {}
-        self.invocation_rows: list[dict[str, Any]] = []
+        self.request_rows: dict[int, RequestRecord] = {}
+        self.invocation_rows: list[InvocationRecord] = []
         self.feedback: queue.SimpleQueue[tuple[int, float, bool]] = queue.SimpleQueue()
         self.done = self.errors = self.in_flight = 0
         self.n = n
@@ -220,9 +210,7 @@ def run_load(
     complete = stopped_by is None and not requests["error"].isin(["NotSent", "Abandoned"]).any()
     return LoadResult(
         requests=requests,
-        invocations=pd.DataFrame(state.invocation_rows, columns=INVOCATION_COLUMNS)
-        .sort_values("batch_id")
-        .reset_index(drop=True),
+        invocations=invocations_frame(state.invocation_rows),
         complete=complete,
         stopped_by=stopped_by,
         wall_s=wall_s,
@@ -262,7 +250,7 @@ def _invoke_batch(
     backoff = 0.02
     while True:
         try:
-            result = invoke(config.function_name, event)
+            result = invoke(event)
             break
         except ThrottledError:
             throttles += 1
@@ -275,13 +263,13 @@ def _invoke_batch(
             error = type(exc).__name__
             break
     t_done = clock()
-    report = result.report if result else None
     if result is not None and result.function_error:
         error = result.error_type or "Unhandled"
     predictions: dict[str, dict[str, Any]] = {}
     if result is not None and error is None and isinstance(result.response, dict):
         predictions = {p.get("id"): p for p in result.response.get("predictions", [])}
-    cold = bool(report and report.cold_start)
+    cold = result is not None and result.cold_start
+    figures = report_figures(result.report if result else None)
     rows = {}
     for request in batch:
         prediction = predictions.get(str(request.id), {})
@@ -289,33 +277,28 @@ def _invoke_batch(
                                   else (None if prediction else "MissingPrediction"))  # fmt: skip
         label = payloads.label(request.id)
         predicted = prediction.get("label")
-        rows[request.id] = {
-            "request_id": request.id, "t_arrive": request.t_arrive,
-            "t_release": releases.get(request.id, math.nan), "batch_id": batch_id,
-            "batch_size": len(batch), "t_dispatch": t_dispatch, "t_done": t_done,
-            "latency_ms": (t_done - request.t_arrive) * 1000.0, "label": label,
-            "predicted": predicted, "correct": predicted == label if predicted is not None else False,
-            "cold_start": cold, "init_duration_ms": report.init_duration_ms if report else None,
-            "billed_duration_ms": report.billed_duration_ms if report else None,
-            "error": request_error,
-        }  # fmt: skip
-    invocation = {
-        "batch_id": batch_id, "batch_size": len(batch), "t_dispatch": t_dispatch,
-        "t_start": t_start, "t_done": t_done,
-        "round_trip_ms": result.round_trip_ms if result else (t_done - t_start) * 1000.0,
-        "throttles": throttles, "cold_start": cold,
-        "init_duration_ms": report.init_duration_ms if report else None,
-        "duration_ms": report.duration_ms if report else None,
-        "billed_duration_ms": report.billed_duration_ms if report else None,
-        "memory_size_mb": report.memory_size_mb if report else None,
-        "max_memory_used_mb": report.max_memory_used_mb if report else None,
-        "error": error, "aws_request_id": result.request_id if result else None,
-    }  # fmt: skip
+        rows[request.id] = RequestRecord(
+            request_id=request.id, t_arrive_s=request.t_arrive,
+            t_release_s=releases.get(request.id, math.nan), batch_id=batch_id,
+            batch_size=len(batch), t_dispatch_s=t_dispatch, t_done_s=t_done,
+            latency_ms=(t_done - request.t_arrive) * 1000.0, label=label,
+            predicted=math.nan if predicted is None else predicted,
+            correct=predicted == label, cold_start=cold,
+            init_duration_ms=figures["init_duration_ms"],
+            billed_duration_ms=figures["billed_duration_ms"], error=request_error,
+        )  # fmt: skip
+    invocation = InvocationRecord(
+        batch_id=batch_id, batch_size=len(batch), t_dispatch_s=t_dispatch, t_start_s=t_start,
+        t_done_s=t_done,
+        round_trip_ms=result.round_trip_ms if result else (t_done - t_start) * 1000.0,
+        throttles=throttles, cold_start=cold, **figures, error=error,
+        aws_request_id=result.request_id if result else None,
+    )  # fmt: skip
     with state.lock:
         state.request_rows.update(rows)
         state.invocation_rows.append(invocation)
         state.done += len(batch)
-        state.errors += sum(1 for r in rows.values() if r["error"])
+        state.errors += sum(1 for r in rows.values() if r.error)
         state.in_flight -= 1
     if result is not None and error is None:
         state.feedback.put((len(batch), (t_done - t_start), cold))
@@ -327,18 +310,17 @@ def _request_frame(state: _Run, times: np.ndarray, releases: dict[int, float], p
     with state.lock:
         rows = dict(state.request_rows)
     in_flight = {r.id: bid for bid, batch in enumerate(pending.values()) for r in batch}
+    nan = math.nan
     for i, t in enumerate(times):
         if i not in rows:
-            rows[i] = {
-                "request_id": i, "t_arrive": float(t), "t_release": releases.get(i, math.nan),
-                "batch_id": in_flight.get(i, -1), "batch_size": None, "t_dispatch": math.nan,
-                "t_done": math.nan, "latency_ms": math.nan, "label": payloads.label(i),
-                "predicted": None, "correct": False, "cold_start": False,
-                "init_duration_ms": None, "billed_duration_ms": None,
-                "error": "Abandoned" if i in in_flight else "NotSent",
-            }  # fmt: skip
-    frame = pd.DataFrame([rows[i] for i in range(len(times))], columns=REQUEST_COLUMNS)
-    return frame.astype({"correct": bool, "cold_start": bool})
+            rows[i] = RequestRecord(
+                request_id=i, t_arrive_s=float(t), t_release_s=releases.get(i, nan),
+                batch_id=in_flight.get(i, -1), batch_size=nan, t_dispatch_s=nan, t_done_s=nan,
+                latency_ms=nan, label=payloads.label(i), predicted=nan, correct=False,
+                cold_start=False, init_duration_ms=nan, billed_duration_ms=nan,
+                error="Abandoned" if i in in_flight else "NotSent",
+            )  # fmt: skip
+    return requests_frame(rows[i] for i in range(len(times)))
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:

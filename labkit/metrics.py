@@ -26,7 +26,7 @@ STATISTICS: dict[str, Callable[[np.ndarray], float]] = {
 def _after_warmup(requests: pd.DataFrame, warmup_s: float) -> pd.DataFrame:
     if warmup_s < 0:
         raise ValueError(f"warmup_s must be >= 0, not {warmup_s}")
-    return requests[requests["t_arrive"] >= warmup_s] if warmup_s else requests
+    return requests[requests["t_arrive_s"] >= warmup_s] if warmup_s else requests
 
 
 def slo_attainment_pct(

@@ -17,10 +17,11 @@ implementation of each policy) drive a model of the serverless platform:
   is throttled and retried with backoff; new instances are limited to Lambda's scaling rate
   (1,000 per 10 s per function).
 
-Records have the live runs' schema (``labkit.loadgen``), so ``metrics``, ``cost`` and
-``report`` work on both unchanged. A :class:`PlatformProfile` is fitted from a live run
-folder with :func:`fit_profile` and saved as JSON; ``profiles/`` ships a local one and one
-shaped after the paper's AWS figures.
+Records have the live runs' schema (``labkit.records``), so ``metrics``, ``cost`` and
+``report`` work on both unchanged. A :class:`PlatformProfile` is fitted from measured
+invocations with :func:`fit_profile` (from a run folder: :mod:`labkit.calibrate`) and saved
+as JSON; ``profiles/`` ships a local one and one shaped after the paper's AWS figures. The
+simulated backend (:mod:`labkit.backends`) runs experiment cells through this model.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labkit.batching import BatchingPolicy, Request
-from labkit.loadgen import INVOCATION_COLUMNS, REQUEST_COLUMNS, LoadResult
+from labkit import metrics
+from labkit.batching import BatchingPolicy, PolicyConfig, Request
+from labkit.records import LoadResult, invocations_from_columns, requests_from_columns
 
 SCALING_PER_10S = 1000  # Lambda: new execution environments per function per 10 seconds
 
@@ -86,8 +88,7 @@ def fit_profile(invocations: pd.DataFrame | list[pd.DataFrame], *, name: str = "
                 client_ms: float = 0.0) -> PlatformProfile:  # fmt: skip
     """Fit the model to measured invocations (one or several cells' ``invocations`` tables).
 
-    ``client_ms`` is the load generator's own median time per invocation (release lag plus
-    hand-off to a worker), measured by :func:`fit_profile_from_run` from the request records."""
+    ``client_ms`` is the load generator's own time per invocation (:func:`client_time_ms`)."""
     inv = pd.concat(invocations) if isinstance(invocations, list) else invocations
     inv = inv[inv["error"].isna() & inv["duration_ms"].notna()]
     warm = inv[~inv["cold_start"].astype(bool)]
@@ -118,31 +119,17 @@ def fit_profile(invocations: pd.DataFrame | list[pd.DataFrame], *, name: str = "
     )  # fmt: skip
 
 
-def fit_profile_from_run(run: str | os.PathLike[str], name: str = "fitted") -> PlatformProfile:
-    """Fit from every cell of a live run folder."""
-    from labkit.experiment import cell_folders, load_cell
-
-    cells = [load_cell(f) for f in cell_folders(run)]
-    if not cells:
-        raise FileNotFoundError(f"no experiment cells under {run}")
-    memory = cells[0]["config"].function.memory_mb
-    return fit_profile([c["invocations"] for c in cells], name=name, source=f"fitted from {run}",
-                       memory_mb=memory, client_ms=_client_ms(cells))  # fmt: skip
-
-
-def _client_ms(cells: list[dict[str, Any]]) -> float:
+def client_time_ms(requests: pd.DataFrame, invocations: pd.DataFrame) -> float:
     """The load generator's own time per invocation, outside the round trip: median release
     lag (scheduled -> released), hand-off (dispatched -> a worker starts it) and wrap-up (the
     call returned -> recorded). Small, but a tenth of a no-batching request's latency on a
     local run. Over invocations never throttled (429 back-off is modelled apart); the
     hand-off is the 10th percentile, because queueing for a worker is modelled apart too and
     in a short cell most invocations queue behind the first cold start (median: seconds)."""
-    requests = pd.concat([c["requests"] for c in cells])
-    inv = pd.concat([c["invocations"] for c in cells])
-    inv = inv[(inv["throttles"] == 0) & inv["error"].isna()]
-    lag = (requests["t_release"] - requests["t_arrive"]).dropna()
-    hand_off = (inv["t_start"] - inv["t_dispatch"]).dropna()
-    wrap_up = ((inv["t_done"] - inv["t_start"]) - inv["round_trip_ms"] / 1000.0).dropna()
+    inv = invocations[(invocations["throttles"] == 0) & invocations["error"].isna()]
+    lag = (requests["t_release_s"] - requests["t_arrive_s"]).dropna()
+    hand_off = (inv["t_start_s"] - inv["t_dispatch_s"]).dropna()
+    wrap_up = ((inv["t_done_s"] - inv["t_start_s"]) - inv["round_trip_ms"] / 1000.0).dropna()
     if lag.empty or hand_off.empty or wrap_up.empty:
         return 0.0
     return float(lag.median() + hand_off.quantile(0.1) + max(wrap_up.median(), 0.0)) * 1000.0
@@ -259,7 +246,8 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
                         dispatch(batch, now)
             elif kind == _RETRY:
                 if state["in_flight"] < limit:
-                    start(*payload, now)
+                    batch_id, batch, t_dispatch = payload
+                    start(batch_id, batch, t_dispatch, now)
                 else:
                     waiting.append(payload)
             else:  # an invocation finished
@@ -268,18 +256,15 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
                 idle.append(now)
                 for r in batch:
                     done_at[r.id] = now
-                cold = init > 0
-                inv_rows.append((batch_id, len(batch), t_dispatch, t_start, now, (now - t_start) * 1000.0,
-                                 0, cold, init * 1000 if cold else None, service * 1000,
-                                 math.ceil((service + init) * 1000), profile.memory_mb, None, None, None))  # fmt: skip
-                policy.observe(len(batch), now - t_start, cold)
+                inv_rows.append((batch_id, len(batch), t_dispatch, t_start, now, init, service))
+                policy.observe(len(batch), now - t_start, init > 0)
                 while waiting and state["in_flight"] < limit:
                     start(*waiting.popleft(), now)
         deadline = policy.next_deadline()
         if deadline is not None and deadline < timer_at:
             timer_at = deadline
             push(deadline, _TIMER, None)
-    return _records(times, batch_of, done_at, inv_rows)
+    return _records(times, batch_of, done_at, inv_rows, profile.memory_mb)
 
 
 class _Draws:
@@ -304,103 +289,44 @@ class _Draws:
 
 
 def _records(times: np.ndarray, batch_of: np.ndarray, done_at: np.ndarray,
-             inv_rows: list[tuple[Any, ...]]) -> LoadResult:  # fmt: skip
-    invocations = pd.DataFrame(inv_rows, columns=INVOCATION_COLUMNS).sort_values("batch_id")
-    invocations = invocations.reset_index(drop=True)
+             inv_rows: list[tuple[Any, ...]], memory_mb: int) -> LoadResult:  # fmt: skip
+    """The live schema (``labkit.records``) from the model's own invocation tuples
+    ``(batch_id, size, t_dispatch, t_start, t_done, init_s, service_s)``, built column-wise
+    (a million requests in a fraction of a second)."""
+    columns = list(zip(*inv_rows, strict=True)) if inv_rows else [()] * 7
+    batch_id, size, t_dispatch, t_start, t_done = (np.asarray(c) for c in columns[:5])
+    init_s, service_s = np.asarray(columns[5], float), np.asarray(columns[6], float)
+    cold = init_s > 0
+    n_inv = len(inv_rows)
+    invocations = invocations_from_columns({
+        "batch_id": batch_id, "batch_size": size, "t_dispatch_s": t_dispatch,
+        "t_start_s": t_start, "t_done_s": t_done,
+        "round_trip_ms": (np.asarray(t_done, float) - np.asarray(t_start, float)) * 1000.0,
+        "throttles": np.zeros(n_inv, np.int64), "cold_start": cold,
+        "init_duration_ms": np.where(cold, init_s * 1000.0, np.nan),
+        "duration_ms": service_s * 1000.0,
+        "billed_duration_ms": np.ceil((service_s + init_s) * 1000.0),
+        "memory_size_mb": np.full(n_inv, float(memory_mb)),
+        "max_memory_used_mb": np.full(n_inv, np.nan), "error": [None] * n_inv,
+        "aws_request_id": [None] * n_inv,
+    })  # fmt: skip
     by_batch = invocations.set_index("batch_id")
     ids = batch_of
     known = ids >= 0
-    size = np.where(known, by_batch["batch_size"].reindex(ids).to_numpy(), np.nan)
-    dispatch = by_batch["t_dispatch"].reindex(ids).to_numpy()
-    cold = by_batch["cold_start"].reindex(ids).fillna(False).to_numpy(bool)
-    init = by_batch["init_duration_ms"].reindex(ids).to_numpy(dtype=float)
-    billed = by_batch["billed_duration_ms"].reindex(ids).to_numpy(dtype=float)
-    requests = pd.DataFrame({
-        "request_id": np.arange(len(times)), "t_arrive": times, "t_release": times,
-        "batch_id": ids, "batch_size": size, "t_dispatch": dispatch, "t_done": done_at,
-        "latency_ms": (done_at - times) * 1000.0, "label": -1, "predicted": None,
-        "correct": True, "cold_start": cold, "init_duration_ms": init,
-        "billed_duration_ms": billed, "error": None,
-    }, columns=REQUEST_COLUMNS)  # fmt: skip
+    requests = requests_from_columns({
+        "request_id": np.arange(len(times)), "t_arrive_s": times, "t_release_s": times,
+        "batch_id": ids,
+        "batch_size": np.where(known, by_batch["batch_size"].reindex(ids).to_numpy(float), np.nan),
+        "t_dispatch_s": by_batch["t_dispatch_s"].reindex(ids).to_numpy(float),
+        "t_done_s": done_at, "latency_ms": (done_at - times) * 1000.0,
+        "label": np.full(len(times), -1), "predicted": np.full(len(times), np.nan),
+        "correct": np.ones(len(times), bool),
+        "cold_start": by_batch["cold_start"].reindex(ids).fillna(False).to_numpy(bool),
+        "init_duration_ms": by_batch["init_duration_ms"].reindex(ids).to_numpy(float),
+        "billed_duration_ms": by_batch["billed_duration_ms"].reindex(ids).to_numpy(float),
+        "error": [None] * len(times),
+    })  # fmt: skip
     return LoadResult(requests, invocations, complete=bool(np.isfinite(done_at).all()))
-
-
-def simulate_config(config: Any, profile: PlatformProfile, seed: int = 0) -> LoadResult:
-    """Simulate one :class:`labkit.experiment.ExperimentConfig` cell."""
-    sim = SimConfig(concurrency=config.function.concurrency, provisioned=config.function.provisioned,
-                    seed=seed, slo_s=config.slo_ms / 1000.0)  # fmt: skip
-    return simulate(config.workload.arrivals(), config.policy.build(), profile, sim)
-
-
-def run_simulated_matrix(configs: list[Any], profile: PlatformProfile,
-                         out_dir: str | os.PathLike[str] | None = None, seed: int = 0) -> Path:  # fmt: skip
-    """Like :func:`labkit.experiment.run_matrix`, simulated: one folder per cell, same files
-    (``environment.json`` says ``backend: simulated`` and names the profile)."""
-    from labkit import paths
-    from labkit.experiment import _save, _write_json
-
-    run = Path(out_dir) if out_dir else paths.new_run_dir("simulations", profile.name)
-    run.mkdir(parents=True, exist_ok=True)
-    for config in configs:
-        folder = run / config.label
-        folder.mkdir(parents=True, exist_ok=False)
-        _write_json(folder / "config.json", config.as_dict())
-        result = simulate_config(config, profile, seed)
-        _save(folder, result, {"backend": "simulated", "profile": profile.name,
-                               "profile_source": profile.source, "seed": seed})  # fmt: skip
-    _write_json(run / "matrix.json", {"cells": [c.label for c in configs], "status": "complete"})
-    return run
-
-
-VALIDATION_METRICS = (
-    "mean_ms",
-    "p50_ms",
-    "p99_ms",
-    "slo_attainment_pct",
-    "cold_starts",
-    "cost_usd",
-)
-
-
-def validate(run: str | os.PathLike[str], profile: PlatformProfile, seeds: int = 5, *,
-             own_inits: bool = False) -> pd.DataFrame:  # fmt: skip
-    """Simulate every cell of a live run with ``profile`` (median over ``seeds``) and compare:
-    one row per (cell, metric) with live, simulated, and the error (% or, for SLO attainment,
-    percentage points).
-
-    ``own_inits`` draws each cell's cold starts from that cell's measured Init Durations
-    instead of the pooled samples: in short cells one cold start decides most of the mean,
-    and concurrent inits on a small machine vary from cell to cell."""
-    from labkit import metrics
-    from labkit.experiment import cell_folders, load_cell
-
-    rows = []
-    for folder in cell_folders(run):
-        cell = load_cell(folder)
-        config = cell["config"]
-        memory = config.function.memory_mb
-        live = metrics.summarize(cell["requests"], cell["invocations"], slo_ms=config.slo_ms,
-                                 memory_mb=memory)  # fmt: skip
-        cell_profile = profile
-        if own_inits:
-            inits = cell["invocations"]["init_duration_ms"].dropna().astype(float).tolist()
-            cell_profile = PlatformProfile(
-                **{**asdict(profile), "init_ms": inits or profile.init_ms}
-            )
-        sims = [metrics.summarize(r.requests, r.invocations, slo_ms=config.slo_ms, memory_mb=memory)
-                for r in (simulate_config(config, cell_profile, seed) for seed in range(seeds))]  # fmt: skip
-        for metric in VALIDATION_METRICS:
-            simulated = float(np.median([s[metric] for s in sims]))
-            if metric == "slo_attainment_pct":
-                error = simulated - live[metric]
-            else:
-                error = (
-                    (simulated - live[metric]) / live[metric] * 100 if live[metric] else math.nan
-                )
-            rows.append({"cell": folder.name, "metric": metric, "live": live[metric],
-                         "simulated": simulated, "error": error,
-                         "unit": "points" if metric == "slo_attainment_pct" else "%"})  # fmt: skip
-    return pd.DataFrame(rows)
 
 
 def synthetic_day_counts(mean_rate: float, *, peak_to_mean: float = 1.8, spikes: int = 6,
@@ -424,7 +350,6 @@ def nxt_sweep(arrivals: np.ndarray, profile: PlatformProfile, sizes: list[int], 
               *, concurrency: int = 1000, slo_s: float = 0.2, seed: int = 0) -> pd.DataFrame:  # fmt: skip
     """Dynamic batching over a grid of N x T on one workload: SLO attainment, p99 and cost
     per 1M requests per point, to map where batching pays off."""
-    from labkit import metrics
     from labkit.batching import DynamicBatching
 
     rows = []
@@ -440,31 +365,38 @@ def nxt_sweep(arrivals: np.ndarray, profile: PlatformProfile, sizes: list[int], 
     return pd.DataFrame(rows)
 
 
-def plot_nxt(table: pd.DataFrame) -> Any:
-    """Heatmaps of SLO attainment and cost per 1M requests over the N x T grid."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, column, cmap, label in ((axes[0], "slo_attainment_pct", "RdYlGn", "SLO attainment (%)"),
-                                    (axes[1], "cost_per_1m_requests_usd", "viridis_r", "USD per 1M requests")):  # fmt: skip
-        grid = table.pivot(index="N", columns="T_s", values=column)
-        image = ax.imshow(grid.to_numpy(), cmap=cmap, aspect="auto", origin="lower")
-        ax.set_xticks(range(len(grid.columns)), [f"{t:g}" for t in grid.columns])
-        ax.set_yticks(range(len(grid.index)), grid.index)
-        ax.set(xlabel="timeout T (s)", ylabel="max batch size N", title=label)
-        for (r, c), value in np.ndenumerate(grid.to_numpy()):
-            ax.text(c, r, f"{value:.1f}" if column.startswith("slo") else f"{value:.3f}",
-                    ha="center", va="center", fontsize=7)  # fmt: skip
-        fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    return fig
-
-
 def peak_concurrency(invocations: pd.DataFrame) -> int:
     """The most invocations in flight at once (from start and done times)."""
     if invocations.empty:
         return 0
-    starts = np.sort(invocations["t_start"].to_numpy())
-    ends = np.sort(invocations["t_done"].to_numpy())
+    starts = np.sort(invocations["t_start_s"].to_numpy())
+    ends = np.sort(invocations["t_done_s"].to_numpy())
     in_flight = np.arange(1, len(starts) + 1) - np.searchsorted(ends, starts, side="right")
     return int(in_flight.max())
+
+
+def compare_policies(arrivals: np.ndarray, policies: list[PolicyConfig], profile: PlatformProfile,
+                     config: SimConfig | None = None, *, slo_ms: float = 200.0) -> pd.DataFrame:  # fmt: skip
+    """The same arrivals through each policy on the model: one row per policy with its SLO
+    attainment, tail, instances (peak concurrency, cold starts), cost, and the wall time the
+    simulation took."""
+    import time
+
+    config = config or SimConfig()
+    rows = []
+    for policy in policies:
+        start = time.perf_counter()
+        result = simulate(arrivals, policy.build(), profile, config)
+        wall_s = time.perf_counter() - start
+        figures = metrics.summarize(result.requests, result.invocations, slo_ms=slo_ms,
+                                    memory_mb=profile.memory_mb)  # fmt: skip
+        rows.append({
+            "policy": policy.label, "requests": len(arrivals),
+            "slo_attainment_pct": figures["slo_attainment_pct"], "p99_ms": figures["p99_ms"],
+            "invocations": int(figures["invocations"]),
+            "peak_concurrency": peak_concurrency(result.invocations),
+            "cold_starts": int(figures["cold_starts"]), "cost_usd": figures["cost_usd"],
+            "cost_per_1m_requests_usd": figures["cost_per_1m_requests_usd"],
+            "simulated_in_s": wall_s,
+        })  # fmt: skip
+    return pd.DataFrame(rows)

@@ -92,13 +92,15 @@ def from_csv(path: str | os.PathLike[str], column: str | int = 0) -> np.ndarray:
         rows = list(csv.reader(handle))
     if not rows:
         raise ValueError(f"{path} is empty")
-    header, index = rows[0], column
+    header = rows[0]
     if isinstance(column, str):
         if column not in header:
             raise ValueError(f"{path} has no column {column!r} (columns: {', '.join(header)})")
         index, rows = header.index(column), rows[1:]
-    elif not _is_number(rows[0][index]):
-        rows = rows[1:]
+    else:
+        index = column
+        if not _is_number(rows[0][index]):
+            rows = rows[1:]
     try:
         times = np.array([float(r[index]) for r in rows if r and r[index].strip()])
     except ValueError as exc:
@@ -203,23 +205,3 @@ class WorkloadConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def plot_arrivals(arrivals: dict[str, np.ndarray] | np.ndarray, bin_s: float = 1.0) -> Any:
-    """Requests per second over time for one or several workloads (a matplotlib Figure)."""
-    import matplotlib.pyplot as plt
-
-    series = arrivals if isinstance(arrivals, dict) else {"arrivals": arrivals}
-    fig, axes = plt.subplots(len(series), 1, figsize=(8, 2.2 * len(series)), squeeze=False,
-                             sharex=True)  # fmt: skip
-    for ax, (name, times) in zip(axes[:, 0], series.items(), strict=True):
-        end = float(times.max()) if len(times) else bin_s
-        bins = np.arange(0.0, end + bin_s, bin_s)
-        counts, edges = np.histogram(times, bins=bins)
-        ax.step(edges[:-1], counts / bin_s, where="post")
-        ax.set_ylabel("requests/s")
-        ax.set_title(f"{name}: {len(times)} requests, mean {len(times) / max(end, 1e-9):.1f}/s",
-                     fontsize=10)  # fmt: skip
-    axes[-1, 0].set_xlabel("time since start (s)")
-    fig.tight_layout()
-    return fig

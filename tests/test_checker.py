@@ -84,8 +84,8 @@ def test_assignment_notebook_executes(tmp_path: Path) -> None:
     from tests.notebook_runs import error_outputs
 
     out = tmp_path / "assignment.ipynb"
-    papermill.execute_notebook(str(paths.NOTEBOOKS_DIR / "assignment_batching_policy.ipynb"), str(out),
+    papermill.execute_notebook(str(paths.notebooks_dir() / "assignment_batching_policy.ipynb"), str(out),
                                kernel_name="python3", progress_bar=False,
-                               cwd=str(paths.NOTEBOOKS_DIR))  # fmt: skip
+                               cwd=str(paths.notebooks_dir()))  # fmt: skip
     assert error_outputs(out) == []
     assert "points: 100 of 100" in out.read_text()

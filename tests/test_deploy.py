@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from labkit import deploy
 from labkit.deploy import AwsDeployment, DeployConfig
+from labkit.settings import FunctionSettings
 
 pytestmark = pytest.mark.aws
 REGION = "us-east-1"
@@ -34,9 +35,11 @@ def image_uri(session: boto3.Session, repository: str = "labkit-mnist") -> str:
     return deployment.ensure_repository() + ":v1"
 
 
-def deployer(session: boto3.Session, **kwargs: Any) -> tuple[AwsDeployment, list[str]]:
+def deployer(session: boto3.Session, function: FunctionSettings | None = None,
+             **kwargs: Any) -> tuple[AwsDeployment, list[str]]:  # fmt: skip
     messages: list[str] = []
-    config = DeployConfig(**({"image_uri": image_uri(session)} | kwargs))
+    config = DeployConfig(function=function or FunctionSettings(),
+                          **({"image_uri": image_uri(session)} | kwargs))  # fmt: skip
     return AwsDeployment(
         config, session=session, progress=messages.append, wait_delay_s=0.01
     ), messages
@@ -74,7 +77,8 @@ def test_deploying_again_changes_nothing(aws: boto3.Session) -> None:
 
 def test_changing_memory_updates_the_function_in_place(aws: boto3.Session) -> None:
     arn = deployer(aws)[0].deploy().function_arn
-    bigger, messages = deployer(aws, memory_mb=2048, environment={"LABKIT_TORCH_THREADS": "2"})
+    bigger, messages = deployer(aws, FunctionSettings(memory_mb=2048),
+                                environment={"LABKIT_TORCH_THREADS": "2"})  # fmt: skip
     plan = {c.kind: c.action for c in bigger.plan().changes}
     assert plan["lambda-function"] == "update"
     assert bigger.deploy().function_arn == arn
@@ -108,7 +112,7 @@ def test_teardown_leaves_an_untagged_resource_of_the_same_name(aws: boto3.Sessio
 
 
 def test_provisioned_and_reserved_concurrency(aws: boto3.Session) -> None:
-    deployment, _ = deployer(aws, provisioned_concurrency=2, reserved_concurrency=5)
+    deployment, _ = deployer(aws, FunctionSettings(provisioned=2), reserved_concurrency=5)
     # moto does not implement PutProvisionedConcurrencyConfig: record the call instead.
     calls: list[dict[str, Any]] = []
     deployment.lam.put_provisioned_concurrency_config = lambda **kw: calls.append(kw)
@@ -206,11 +210,13 @@ def test_plan_and_deploy_without_docker_stops_before_creating_anything(
 
 def test_config_is_validated() -> None:
     with pytest.raises(ValueError, match="memory_mb"):
-        DeployConfig(memory_mb=64)
+        FunctionSettings(memory_mb=64)
     with pytest.raises(ValueError, match="timeout_s"):
-        DeployConfig(timeout_s=901)
+        FunctionSettings(timeout_s=901)
     with pytest.raises(ValueError, match="architecture"):
-        DeployConfig(architecture="sparc")
+        FunctionSettings(architecture="sparc")
+    with pytest.raises(ValueError, match="whole number of seconds"):
+        DeployConfig(function=FunctionSettings(timeout_s=2.5))
 
 
 def test_redact_hides_account_ids_only() -> None:

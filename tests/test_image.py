@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import image
+from labkit import image, paths
 from labkit.data import make_event, synthetic_mnist
 from labkit.function.model_io import ModelLoadError
 from labkit.image import Bundle, build_bundle, build_image, dockerfile_copy_sources, load_handler
@@ -104,4 +104,4 @@ def test_real_dockerfile_copy_parsing(tmp_path: Path) -> None:
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text("FROM x\nCOPY --chown=1:1 a b /dest/\ncopy c /d\nRUN echo COPY\n")
     assert dockerfile_copy_sources(dockerfile) == ["a", "b", "c"]
-    assert image.dockerfile_copy_sources(image.DOCKER_DIR / "Dockerfile")
+    assert image.dockerfile_copy_sources(paths.docker_dir() / "Dockerfile")

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from labkit import lab, paths
-from labkit.cli import EXIT_BAD_INPUT, main
 from labkit.lab import LabError, load_preset, parse_override, plan
 
 
@@ -62,17 +61,6 @@ def test_run_folders_are_never_reused(isolated_dirs: Path) -> None:
     assert paths.latest_run_dir("lab") in (first, second)
 
 
-def test_cli_bad_input_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["lab", "run", "--preset", "nope"]) == EXIT_BAD_INPUT
-    assert "unknown preset" in capsys.readouterr().err
-    assert main(["train", "--epochs", "0"]) == EXIT_BAD_INPUT
-    assert "epochs must be >= 1" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as info:
-        main(["no-such-command"])
-    assert info.value.code == 2
-
-
-@pytest.mark.slow
 def write_notebook(path: Path, parameters: str, body: str) -> Path:
     """A two-cell notebook (a ``parameters`` cell, then ``body``); returns its folder."""
     import nbformat
@@ -120,7 +108,7 @@ def test_sweep_runs_each_combination_and_collects_one_table(
         tmp_path / "nbs" / "04_fake.ipynb",
         "wait_ms = 100.0\nrun_dir = None",
         f"import sys; sys.path.insert(0, {str(project)!r})\n"
-        "from pathlib import Path\nfrom tests.test_report import fake_cell\n"
+        "from pathlib import Path\nfrom tests.cells import fake_cell\n"
         "for kind in ('static', 'dynamic'):\n"
         "    fake_cell(Path(run_dir) / 'experiments' / f'{kind}-uniform', kind, 'uniform', wait_ms)",
     )

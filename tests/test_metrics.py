@@ -15,7 +15,7 @@ def records(
     n = len(latencies)
     errors = errors or [None] * n
     requests = pd.DataFrame({
-        "request_id": range(n), "t_arrive": np.arange(n) * 0.1, "latency_ms": latencies,
+        "request_id": range(n), "t_arrive_s": np.arange(n) * 0.1, "latency_ms": latencies,
         "error": errors, "correct": [e is None for e in errors], "batch_id": range(n),
     })  # fmt: skip
     invocations = pd.DataFrame({

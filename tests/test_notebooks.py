@@ -164,10 +164,10 @@ def test_08_simulation_agrees_with_the_live_run(quick_run: lab.LabRun) -> None:
     mean within 25 %, p99 within 10 %, SLO attainment within 10 points, the same number of
     cold starts, cost within 5 %. The median is bimodal here and not compared.
     bench/simulate.py checks the goals on 30 s cells with pooled samples."""
-    from labkit import simulate
+    from labkit import calibrate, simulate
 
     profile = simulate.PlatformProfile.load(quick_run.run_dir / "calibrated_profile.json")
-    validation = simulate.validate(
+    validation = calibrate.validate(
         quick_run.run_dir / "experiments", profile, seeds=3, own_inits=True
     )
     errors = validation.pivot(index="cell", columns="metric", values="error").abs()

@@ -114,7 +114,7 @@ class PoolFunction:
         self.idle, self.started, self.warmups = 0, 0, 0
         self.lock = threading.Lock()
 
-    def __call__(self, name: str, event: dict[str, Any]) -> InvocationResult:
+    def __call__(self, event: dict[str, Any]) -> InvocationResult:
         with self.lock:
             cold = self.idle == 0
             if cold:

@@ -9,7 +9,7 @@ import pytest
 
 from labkit import metrics, simulate
 from labkit.batching import DynamicBatching, NoBatching, SloAwareBatching, StaticBatching
-from labkit.loadgen import INVOCATION_COLUMNS, REQUEST_COLUMNS
+from labkit.records import INVOCATION_COLUMNS, REQUEST_COLUMNS
 
 PROFILE = simulate.PlatformProfile(base_ms=10, per_image_ms=1, sigma=0.0, overhead_ms=[5.0],
                                    init_ms=[1000.0], keep_alive_s=60)  # fmt: skip
@@ -84,7 +84,7 @@ def test_scaling_rate_caps_new_instances() -> None:
     profile = simulate.PlatformProfile(base_ms=50, per_image_ms=0, sigma=0.0, overhead_ms=[0.0],
                                        init_ms=[20000.0], concurrency_limit=5000)  # fmt: skip
     result = simulate.simulate(burst, NoBatching(), profile, simulate.SimConfig(concurrency=5000))
-    first_10s = result.invocations[result.invocations["t_start"] < 10.0]
+    first_10s = result.invocations[result.invocations["t_start_s"] < 10.0]
     assert first_10s["cold_start"].sum() == simulate.SCALING_PER_10S
     assert result.complete
 

@@ -77,16 +77,9 @@ def test_bad_parameters_are_refused(call) -> None:
         call()
 
 
-def test_config_round_trip_and_plot() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def test_config_round_trips() -> None:
     config = WorkloadConfig("bursty", duration_s=10, seed=2)
     assert np.array_equal(config.arrivals(), WorkloadConfig(**config.as_dict()).arrivals())
-    fig = workloads.plot_arrivals(
-        {"bursty": config.arrivals(), "uniform": workloads.uniform(10, 10)}
-    )
-    assert len(fig.axes) == 2
 
 
 def test_ramp_rises_linearly_and_is_seeded() -> None:

@@ -7,15 +7,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_HANDLER = "labkit_function.handler.handler"
+from labkit.settings import DEFAULT_HANDLER, NAME_PATTERN, FunctionSettings
+
 REGION = "us-east-1"
 ACCOUNT_ID = "000000000000"  # like LocalStack and moto: obviously not a real account
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: Limits not given are the kit's function settings (labkit.settings), as on every backend.
+_DEFAULTS = FunctionSettings()
 #: Environment variables passed through from the emulator's own environment to instances.
 PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "LABKIT_MNIST_ROOT")
 
@@ -32,10 +33,10 @@ class FunctionConfig:
     name: str
     code_dir: Path
     handler: str = DEFAULT_HANDLER
-    memory_mb: int = 1024
-    timeout_s: float = 60.0
-    concurrency: int = 10
-    keep_alive_s: float = 300.0
+    memory_mb: int = _DEFAULTS.memory_mb
+    timeout_s: float = _DEFAULTS.timeout_s
+    concurrency: int = 10  # a new AWS account's limit
+    keep_alive_s: float = _DEFAULTS.keep_alive_s
     provisioned: int = 0
     #: Seconds an invocation may wait for a free instance at the concurrency limit before it
     #: is throttled (429). 0 is Lambda's behaviour; > 0 queues, for benchmarks only.
@@ -128,10 +129,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"module.function for folders without a bootstrap (default {DEFAULT_HANDLER})")  # fmt: skip
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=9001, help="port; 0 picks a free one")
-    parser.add_argument("--memory-mb", type=int, default=1024)
-    parser.add_argument("--timeout-s", type=float, default=60.0)
+    parser.add_argument("--memory-mb", type=int, default=_DEFAULTS.memory_mb)
+    parser.add_argument("--timeout-s", type=float, default=_DEFAULTS.timeout_s)
     parser.add_argument("--concurrency", type=int, default=10)
-    parser.add_argument("--keep-alive-s", type=float, default=300.0)
+    parser.add_argument("--keep-alive-s", type=float, default=_DEFAULTS.keep_alive_s)
     parser.add_argument(
         "--provisioned", type=int, default=0, help="pre-warmed instances per function"
     )

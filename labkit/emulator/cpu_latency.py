@@ -3,10 +3,8 @@
 Every warm invocation crosses four process boundaries (client -> emulator -> instance ->
 emulator -> client), and each may wake a process on an idle CPU. On bare metal that wake-up
 costs a few microseconds; on a virtual machine whose idle CPUs halt (a VM exit), it can cost
-100-200 us, and in clusters far more. On this project's build VM (Firecracker,
-``cpuidle`` driver ``haltpoll`` with ``guest_halt_poll_ns=0``) a warm no-op round trip took
-median 0.88-1.39 ms / p99 1.2-5.4 ms without the hold and 0.59-0.69 / 0.82-1.64 ms with it
-(``bench/emulator.py``, six runs).
+a hundred times more, and on such a machine it decides much of a warm round trip's tail
+(``bench/emulator.py`` measures it with and without the hold; figures in bench/README.md).
 
 The kernel's own interface for this is the PM QoS request ``/dev/cpu_dma_latency``: write a
 32-bit limit in microseconds and keep the file open; while it is open no CPU enters an idle

@@ -2,12 +2,10 @@
 
 Why not a web framework: every warm invocation crosses HTTP three times inside the emulator
 (the caller's Invoke request, the instance's ``/next`` answer, its ``/response``), all on the
-critical path of the round trip. Measured on this 2-core machine with every process on one
-core, an aiohttp route answering ``{}`` took 373 us per request from ``http.client`` and this
-protocol 172 us; with aiohttp on both APIs the emulator spent ~760 us of CPU per no-op
-invocation and the warm round trip was 1.2-1.5 ms (figures after the change: README.md,
-"Benchmarks"). Parsing stays in a library (``httptools``, the parser uvicorn uses); this
-module only frames requests and responses.
+critical path of the round trip, and a framework's per-request work was about half of a
+warm no-op's cost (the comparison is in bench/README.md, "emulator"). Parsing stays in a
+library (``httptools``, the parser uvicorn uses); this module only frames requests and
+responses.
 
 A handler gets a :class:`Request` and returns a :class:`Response`, or an awaitable of one
 (a coroutine for work such as an invocation, a future for a long poll such as ``/next``).
@@ -18,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import http
 import json
 import socket
@@ -68,7 +67,10 @@ class _Connection(asyncio.Protocol):
         self._reset()
 
     def _reset(self) -> None:
-        self.url, self.headers, self.body, self.size, self.kept = b"", {}, [], 0, 0
+        self.url = b""
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+        self.size = self.kept = 0
 
     # ----- asyncio.Protocol -----------------------------------------------------------
 
@@ -145,9 +147,9 @@ class _Connection(asyncio.Protocol):
                 continue
             future = asyncio.ensure_future(answer)
             self.waiting = future
-            future.add_done_callback(lambda done, k=keep_alive: self._answered(done, k))
+            future.add_done_callback(functools.partial(self._answered, keep_alive=keep_alive))
 
-    def _answered(self, future: asyncio.Future[Response], keep_alive: bool) -> None:
+    def _answered(self, future: asyncio.Future[Response], *, keep_alive: bool) -> None:
         self.waiting = None
         if future.cancelled():
             return

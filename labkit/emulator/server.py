@@ -57,13 +57,13 @@ async def serve(
 def run(args: argparse.Namespace) -> int:
     """Serve from parsed CLI arguments until interrupted (exit code 0)."""
     configs = configs_from_args(args)
+    main = serve(configs, args.host, args.port, cpu_latency_us=args.cpu_latency_us)
     try:
         import uvloop  # optional: a faster event loop where installed
-
-        runner = uvloop.run
     except ImportError:
-        runner = asyncio.run
-    runner(serve(configs, args.host, args.port, cpu_latency_us=args.cpu_latency_us))
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
     return 0
 
 

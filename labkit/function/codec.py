@@ -163,7 +163,9 @@ def _from_pixels(value: Any) -> np.ndarray:
     return np.rint(np.asarray(value, dtype=np.float64)).astype(np.uint8)
 
 
-Classify = Callable[[list[np.ndarray]], tuple[Sequence[int], Sequence[float]]]
+Classify = Callable[
+    [list[np.ndarray]], tuple[Sequence[int] | np.ndarray, Sequence[float] | np.ndarray]
+]
 
 
 def respond(

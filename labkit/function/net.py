@@ -9,6 +9,8 @@ heavy model.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -55,7 +57,9 @@ def inference_module(model: MnistCNN) -> nn.Module:
 
     model = model.eval()
     layers: list[nn.Module] = []
-    for conv, norm, _relu, *pool in model.features:  # type: ignore[misc]
+    block: Any
+    for block in model.features:
+        conv, norm, _relu, *pool = block
         layers += [fuse_conv_bn_eval(conv, norm), *pool, nn.ReLU(inplace=True)]
     folded = nn.Sequential(*layers, *model.classifier).eval()
     return _ChannelsLast(folded.to(memory_format=torch.channels_last))

@@ -53,3 +53,8 @@ def mnist_like(event, context):
         raise ValueError("injected failure")
     time.sleep(0.03)
     return {"predictions": [{"id": i, "label": 0} for i in ids]}
+
+
+def echo_batch(event, context):
+    """Answers every instance of a batch with label 0, at once."""
+    return {"predictions": [{"id": i["id"], "label": 0} for i in event["instances"]]}

@@ -1,0 +1,117 @@
+"""The embedded local Lambda as a backend: a fresh service per cell, reached through boto3."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from labkit.backends.base import Backend, unavailable
+from labkit.invoke import InvocationResult, LambdaInvoker
+from labkit.settings import FunctionSettings
+
+
+class LocalBackend(Backend):
+    """The function bundle served by :class:`labkit.emulator.LocalLambda` on this machine.
+
+    Each :meth:`start` is a new service with no instance, so a cell pays its own cold starts
+    as a newly deployed function on AWS would. The bundle says which handler it serves
+    (PyTorch or ONNX Runtime) unless ``FunctionSettings.handler`` names one.
+    """
+
+    kind = "local"
+    #: More instances than this machine's 2 cores only share the cores: ten PyTorch imports
+    #: at once stretch every cold start several times over (docs/experiments.md).
+    default_concurrency = 2
+    options = ("bundle_dir",)
+
+    def __init__(
+        self, function: FunctionSettings, bundle_dir: str | os.PathLike[str] | None = None
+    ) -> None:
+        super().__init__(function)
+        if not bundle_dir:
+            raise ValueError("the local backend needs bundle_dir (see `labkit bundle`)")
+        from labkit.image import Bundle
+
+        self.bundle = Bundle.open(bundle_dir)
+        self._lam: Any = None
+        self._invoker: LambdaInvoker | None = None
+
+    @classmethod
+    def check(cls, **options: Any) -> None:
+        if not options.get("bundle_dir"):
+            raise ValueError("the local backend needs bundle_dir (see `labkit bundle`)")
+
+    def emulator_config(self) -> Any:
+        """The function as the local Lambda's own configuration."""
+        from labkit.emulator import FunctionConfig
+
+        f = self.function
+        return FunctionConfig(
+            name=f.name, code_dir=Path(self.bundle.path), handler=f.handler or self.bundle.handler,
+            memory_mb=f.memory_mb, timeout_s=f.timeout_s, concurrency=self.concurrency,
+            keep_alive_s=f.keep_alive_s, provisioned=f.provisioned, cpu_share=f.cpu_share,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        from labkit.emulator import LocalLambda
+
+        self.stop()
+        self._lam = LocalLambda(self.emulator_config()).start()
+        if self.function.provisioned:
+            self._lam.wait_until_idle(self.function.name, timeout_s=120.0)
+        self._invoker = LambdaInvoker(endpoint_url=self._lam.endpoint_url,
+                                      max_connections=self.concurrency)  # fmt: skip
+
+    @property
+    def started(self) -> bool:
+        return self._lam is not None
+
+    @property
+    def endpoint_url(self) -> str:
+        """Where boto3 or the AWS CLI reach the running service (``--endpoint-url``)."""
+        if self._lam is None:
+            raise RuntimeError("the local backend is not started")
+        return str(self._lam.endpoint_url)
+
+    def invoke(self, event: dict[str, Any]) -> InvocationResult:
+        if self._invoker is None:
+            raise RuntimeError("the local backend is not started")
+        return self._invoker.invoke(self.function.name, event)
+
+    def facts(self) -> dict[str, Any]:
+        from labkit.emulator.cpu_share import cpu_fraction, detect
+
+        facts = super().facts() | {"bundle": str(self.bundle.path), "handler":
+                                   self.function.handler or self.bundle.handler}  # fmt: skip
+        support = detect()
+        if self.function.cpu_share and support.available:
+            facts["cpu_share"] = (f"{cpu_fraction(self.function.memory_mb):.3f} vCPU per instance "
+                                  f"({support.reason})")  # fmt: skip
+        else:
+            why = "not asked for" if not self.function.cpu_share else support.reason
+            facts["cpu_share"] = f"none ({why}): instances may use whole cores"
+        try:
+            facts["local_lambda"] = self.instances()
+        except Exception as exc:  # a stopped or crashed service: say so, keep the records
+            facts["local_lambda"] = unavailable("local_lambda", exc)
+        return facts
+
+    def instances(self) -> dict[str, Any]:
+        """The service's instances (id, pid, state), cold starts and throttles."""
+        if self._lam is None:
+            raise RuntimeError("the local backend is not started")
+        return dict(self._lam.instances(self.function.name))
+
+    def logs(self) -> list[str]:
+        return list(self._lam.logs(self.function.name)) if self._lam is not None else []
+
+    def deploy(self, bundle: Any = None, *, smoke_event: Any = None,
+               progress: Any = print) -> str:  # fmt: skip
+        return (f"local: the embedded local Lambda serves {self.function.name} from the bundle "
+                f"{self.bundle.path} (handler {self.function.handler or self.bundle.handler})")  # fmt: skip
+
+    def stop(self) -> None:
+        lam, self._lam, self._invoker = self._lam, None, None
+        if lam is not None:
+            lam.close()

@@ -1,0 +1,84 @@
+"""The discrete-event model as a backend: a whole cell on a virtual clock, in seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from labkit.backends.base import Backend
+from labkit.batching import BatchingPolicy
+from labkit.invoke import InvocationResult
+from labkit.loadgen import LoadConfig, Payloads
+from labkit.prewarm import PredictivePrewarm
+from labkit.records import LoadResult
+from labkit.settings import FunctionSettings
+
+
+class SimulatedBackend(Backend):
+    """:func:`labkit.simulate.simulate` with a platform profile (a shipped name such as
+    ``paper-aws`` or ``local``, or a profile file): the same workloads and policy objects,
+    records in the live schema, at scales and lengths one machine cannot run live."""
+
+    kind = "simulated"
+    default_concurrency = 2  # as the local backend, so a local profile replays local runs
+    live = False
+    options = ("profile", "seed")
+
+    def __init__(self, function: FunctionSettings, profile: Any = "local", seed: int = 0) -> None:
+        from labkit.simulate import PlatformProfile
+
+        super().__init__(function)
+        self.profile = (
+            profile
+            if isinstance(profile, PlatformProfile)
+            else PlatformProfile.load(profile or "local")
+        )
+        self.seed = seed
+
+    @classmethod
+    def check(cls, **options: Any) -> None:
+        if options.get("prewarm"):
+            raise ValueError("the simulated backend does not model the predictive pre-warm")
+
+    def start(self) -> None:
+        """Nothing to start: every simulated cell begins with no instance."""
+
+    def invoke(self, event: dict[str, Any]) -> InvocationResult:
+        raise NotImplementedError(
+            "the simulated backend replays whole cells on a virtual clock (run_cell); "
+            "it has no live invoke"
+        )
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+    def facts(self) -> dict[str, Any]:
+        return super().facts() | {"profile": self.profile.name,
+                                  "profile_source": self.profile.source, "seed": self.seed}  # fmt: skip
+
+    def simulate(self, arrivals: Sequence[float] | np.ndarray, policy: BatchingPolicy,
+                 *, slo_s: float) -> LoadResult:  # fmt: skip
+        """The cell's records from the model (:mod:`labkit.simulate`)."""
+        from labkit.simulate import SimConfig, simulate
+
+        config = SimConfig(concurrency=self.concurrency, provisioned=self.function.provisioned,
+                           seed=self.seed, slo_s=slo_s)  # fmt: skip
+        return simulate(np.asarray(arrivals, dtype=float), policy, self.profile, config)
+
+    def run_cell(
+        self,
+        arrivals: Sequence[float] | np.ndarray,
+        policy: BatchingPolicy,
+        payloads: Payloads,
+        load: LoadConfig,
+        *,
+        slo_s: float,
+        prewarm: PredictivePrewarm | None = None,
+    ) -> LoadResult:
+        if prewarm is not None:
+            raise ValueError("the simulated backend does not model the predictive pre-warm")
+        result = self.simulate(arrivals, policy, slo_s=slo_s)
+        result.facts = self.facts() | result.facts
+        return result

@@ -1,0 +1,253 @@
+"""What a run measured: one record per request, one per invocation, and a cell's files.
+
+The two record types are the schema every producer writes and every reader expects: the
+live load generator, the simulator and the analysis all go through this module, so a column
+is named, typed and ordered in exactly one place. Times are seconds since the run's start
+(``t_*_s``); durations are milliseconds (``*_ms``).
+
+A *cell* is one folder (DESIGN.md "Results on disk")::
+
+    config.json          the full configuration (whatever the caller saved)
+    environment.json     versions, machine and backend facts
+    requests.parquet     one row per request (:class:`RequestRecord`)
+    invocations.parquet  one row per invocation (:class:`InvocationRecord`)
+    status.json          complete | incomplete, why, wall time, counts
+
+This module imports no other labkit module: it is the bottom of the package.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+CONFIG_FILE = "config.json"
+ENVIRONMENT_FILE = "environment.json"
+REQUESTS_FILE = "requests.parquet"
+INVOCATIONS_FILE = "invocations.parquet"
+STATUS_FILE = "status.json"
+MATRIX_FILE = "matrix.json"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """What happened to one request (one image), from its scheduled arrival to its answer.
+
+    ``latency_ms`` is ``t_done_s - t_arrive_s`` (DESIGN.md): waiting for the batch, the
+    invocation and any cold start. A request never answered has NaN times and an ``error``
+    (``NotSent``, ``Abandoned``, or its invocation's error type)."""
+
+    request_id: int
+    t_arrive_s: float  # scheduled arrival
+    t_release_s: float  # when the load generator released it (NaN: never)
+    batch_id: int  # -1: never in a batch
+    batch_size: float  # NaN: never in a batch
+    t_dispatch_s: float  # its batch left the policy
+    t_done_s: float  # the client had the answer
+    latency_ms: float
+    label: int  # the true digit (-1 when unknown, e.g. simulated)
+    predicted: float  # the function's answer (NaN: none)
+    correct: bool
+    cold_start: bool  # its invocation carried Init Duration
+    init_duration_ms: float  # NaN unless its invocation was a cold start
+    billed_duration_ms: float
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationRecord:
+    """One invocation (one batch; a warm-up has ``batch_size`` 0) with its REPORT figures."""
+
+    batch_id: int
+    batch_size: int
+    t_dispatch_s: float  # the policy sent the batch
+    t_start_s: float  # a worker started the call (after any wait for a free slot)
+    t_done_s: float  # the call returned
+    round_trip_ms: float  # the last attempt's request to response, as the client saw it
+    throttles: int  # 429s retried before it got through (or gave up)
+    cold_start: bool
+    init_duration_ms: float  # NaN on warm invocations
+    duration_ms: float
+    billed_duration_ms: float
+    memory_size_mb: float
+    max_memory_used_mb: float
+    error: str | None
+    aws_request_id: str | None
+
+
+REQUEST_COLUMNS: list[str] = [f.name for f in fields(RequestRecord)]
+INVOCATION_COLUMNS: list[str] = [f.name for f in fields(InvocationRecord)]
+
+_REQUEST_DTYPES = {"request_id": "int64", "batch_id": "int64", "label": "int64",
+                   "correct": "bool", "cold_start": "bool", "error": "object"}  # fmt: skip
+_INVOCATION_DTYPES = {"batch_id": "int64", "batch_size": "int64", "throttles": "int64",
+                      "cold_start": "bool", "error": "object", "aws_request_id": "object"}  # fmt: skip
+# Column names of runs saved before the schema carried units (read, never written).
+_LEGACY_NAMES = {f"t_{name}": f"t_{name}_s" for name in ("arrive", "release", "dispatch", "start", "done")}  # fmt: skip
+
+
+def _frame(rows: Iterable[Any], columns: list[str], dtypes: Mapping[str, str]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(map(attrgetter(*columns), rows)), columns=columns)
+    return _typed(frame, columns, dtypes)
+
+
+def _typed(frame: pd.DataFrame, columns: list[str], dtypes: Mapping[str, str]) -> pd.DataFrame:
+    out = {}
+    for name in columns:
+        kind = dtypes.get(name, "float64")
+        series = frame[name]
+        if kind == "object":
+            out[name] = series.astype(object).where(series.notna(), None)
+        elif kind == "bool":
+            out[name] = series.astype("boolean").fillna(False).astype(bool)
+        else:
+            out[name] = pd.to_numeric(series, errors="coerce").astype(kind)
+    return pd.DataFrame(out, columns=columns)
+
+
+def requests_frame(records: Iterable[RequestRecord]) -> pd.DataFrame:
+    """A table of request records, one row each, in the schema's column order and types."""
+    return _frame(records, REQUEST_COLUMNS, _REQUEST_DTYPES)
+
+
+def invocations_frame(records: Iterable[InvocationRecord]) -> pd.DataFrame:
+    """A table of invocation records, sorted by ``batch_id``."""
+    frame = _frame(records, INVOCATION_COLUMNS, _INVOCATION_DTYPES)
+    return frame.sort_values("batch_id", kind="stable").reset_index(drop=True)
+
+
+def requests_from_columns(columns: Mapping[str, Any]) -> pd.DataFrame:
+    """The request table from whole columns (the simulator's fast path); every field of
+    :class:`RequestRecord` must be given, and nothing else."""
+    return _typed(_columns_frame(columns, REQUEST_COLUMNS), REQUEST_COLUMNS, _REQUEST_DTYPES)
+
+
+def invocations_from_columns(columns: Mapping[str, Any]) -> pd.DataFrame:
+    """The invocation table from whole columns, sorted by ``batch_id``."""
+    frame = _typed(
+        _columns_frame(columns, INVOCATION_COLUMNS), INVOCATION_COLUMNS, _INVOCATION_DTYPES
+    )
+    return frame.sort_values("batch_id", kind="stable").reset_index(drop=True)
+
+
+def _columns_frame(columns: Mapping[str, Any], names: list[str]) -> pd.DataFrame:
+    missing, extra = set(names) - set(columns), set(columns) - set(names)
+    if missing or extra:
+        raise ValueError(f"columns do not match the record schema: missing {sorted(missing)}, "
+                         f"unknown {sorted(extra)}")  # fmt: skip
+    return pd.DataFrame({name: columns[name] for name in names})
+
+
+# ----------------------------------------------------------------------------- files
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write JSON atomically (a reader never sees half a file); NaN is written as null."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(_strict(data), indent=2, default=str, allow_nan=False))
+    os.replace(tmp, path)
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with non-finite floats as ``None``: JSON has no NaN or Infinity."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+@dataclass
+class LoadResult:
+    """What a run produced: one row per request, one per invocation, and how it ended."""
+
+    requests: pd.DataFrame
+    invocations: pd.DataFrame
+    complete: bool
+    stopped_by: str | None = None  # "KeyboardInterrupt", an exception's text, or None
+    wall_s: float = 0.0
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SavedCell:
+    """One cell as it lies on disk; ``config`` is the raw mapping the runner saved."""
+
+    folder: Path
+    config: dict[str, Any]
+    environment: dict[str, Any]
+    status: dict[str, Any]
+    requests: pd.DataFrame
+    invocations: pd.DataFrame
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+
+def save_cell(
+    folder: str | os.PathLike[str],
+    requests: pd.DataFrame,
+    invocations: pd.DataFrame,
+    environment: Mapping[str, Any],
+    status: Mapping[str, Any],
+) -> None:
+    """Write a cell's records, facts and status into ``folder`` (which must exist)."""
+    folder = Path(folder)
+    for frame, name, columns in ((requests, REQUESTS_FILE, REQUEST_COLUMNS),
+                                 (invocations, INVOCATIONS_FILE, INVOCATION_COLUMNS)):  # fmt: skip
+        if list(frame.columns) != columns:
+            raise ValueError(f"{name}: columns {list(frame.columns)} are not the schema's")
+        tmp = folder / (name + ".part")
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, folder / name)
+    write_json(folder / ENVIRONMENT_FILE, dict(environment))
+    write_json(folder / STATUS_FILE, dict(status))
+
+
+def is_cell(folder: str | os.PathLike[str]) -> bool:
+    return (Path(folder) / REQUESTS_FILE).is_file()
+
+
+def load_cell(folder: str | os.PathLike[str]) -> SavedCell:
+    """A saved cell; ``FileNotFoundError`` when ``folder`` holds no records."""
+    folder = Path(folder)
+    if not is_cell(folder):
+        raise FileNotFoundError(f"{folder} holds no experiment records ({REQUESTS_FILE})")
+    return SavedCell(
+        folder=folder,
+        config=read_json(folder / CONFIG_FILE),
+        environment=read_json(folder / ENVIRONMENT_FILE),
+        status=read_json(folder / STATUS_FILE),
+        requests=pd.read_parquet(folder / REQUESTS_FILE).rename(columns=_LEGACY_NAMES),
+        invocations=pd.read_parquet(folder / INVOCATIONS_FILE).rename(columns=_LEGACY_NAMES),
+    )
+
+
+def cell_folders(run: str | os.PathLike[str]) -> list[Path]:
+    """The cell folders of a run (or the run itself if it is one cell), in the order run."""
+    run = Path(run)
+    if is_cell(run):
+        return [run]
+    matrix = run / MATRIX_FILE
+    if matrix.is_file():
+        return [run / name for name in read_json(matrix)["cells"] if is_cell(run / name)]
+    return sorted(p.parent for p in run.glob(f"*/{REQUESTS_FILE}"))

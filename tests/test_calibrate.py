@@ -1,0 +1,26 @@
+"""Calibrating the simulator on a run and validating it against the same run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labkit import calibrate, experiment, simulate
+from labkit.experiment import ExperimentConfig
+from labkit.workloads import WorkloadConfig
+
+
+def test_a_profile_fitted_on_a_run_reproduces_that_run(tmp_path: Path) -> None:
+    """A run made by the model with a known profile: the fit recovers it and validation
+    against the run is close (the model validating itself, the lower bound of the error)."""
+    base = ExperimentConfig(backend="simulated", profile="paper-aws")
+    cells = experiment.paper_matrix(base, WorkloadConfig("uniform", duration_s=60),
+                                    WorkloadConfig("bursty", duration_s=60))  # fmt: skip
+    run = experiment.run_matrix(cells, tmp_path / "run", progress=False)
+    truth = simulate.PlatformProfile.load("paper-aws")
+    fitted = calibrate.fit_profile_from_run(run)
+    assert "fitted from" in fitted.source and fitted.memory_mb == 1024
+    assert abs(fitted.base_ms - truth.base_ms) / truth.base_ms < 0.2
+    validation = calibrate.validate(run, truth, seeds=1)
+    assert set(validation["cell"]) == {c.label for c in cells}
+    errors = validation.pivot(index="cell", columns="metric", values="error").abs()
+    assert (errors["mean_ms"] < 1e-6).all() and (errors["slo_attainment_pct"] < 1e-6).all()

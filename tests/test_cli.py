@@ -1,0 +1,89 @@
+"""The ``labkit`` command: fast start, exit codes, and one function name from deploy to run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labkit.cli import EXIT_BAD_INPUT, EXIT_OK, main
+
+
+def test_help_starts_without_torch_or_pandas() -> None:
+    code = ("import sys; from labkit.cli import build_parser; build_parser(); "
+            "print(json.dumps(sorted(m for m in ('torch', 'pandas') if m in sys.modules)))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    assert json.loads(out.stdout) == []
+
+
+def test_bad_input_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lab", "run", "--preset", "nope"]) == EXIT_BAD_INPUT
+    assert "unknown preset" in capsys.readouterr().err
+    assert main(["train", "--epochs", "0"]) == EXIT_BAD_INPUT
+    assert "epochs must be >= 1" in capsys.readouterr().err
+    assert main(["run", "--backend", "simulated", "--memory-mb", "64"]) == EXIT_BAD_INPUT
+    assert "128-10240" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["no-such-command"])
+    assert info.value.code == 2
+
+
+def test_run_on_the_simulated_backend_prints_the_figures(
+    isolated_dirs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--backend", "simulated", "--profile", "paper-aws", "--duration-s", "5",
+                 "--policy", "static"]) == EXIT_OK  # fmt: skip
+    out = capsys.readouterr().out
+    assert "slo_attainment_pct" in out and "static-uniform" in out
+    results = Path(out.strip().splitlines()[-1].removeprefix("results: "))
+    assert results.is_dir() and results.is_relative_to(isolated_dirs)
+
+
+def test_init_makes_a_workspace_and_keeps_what_is_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = tmp_path / "ws" / "notebooks" / "04_run_workloads.ipynb"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("my edits")
+    assert main(["init", str(tmp_path / "ws")]) == EXIT_OK
+    assert (tmp_path / "ws" / ".labkit").is_file()
+    assert mine.read_text() == "my edits"  # never overwritten
+    assert (tmp_path / "ws" / "notebooks" / "01_train_mnist.ipynb").is_file()
+    assert "kept as they were: 1" in capsys.readouterr().out
+
+
+def test_deploy_then_run_target_the_same_function(
+    isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`labkit deploy up` then `labkit run --backend aws`, no names given: the run invokes the
+    function the deploy created (moto's Lambda answers any name, so the name the invoker is
+    asked for is read off the kit's own client)."""
+    import boto3
+    from moto import mock_aws
+
+    from labkit.invoke import LambdaInvoker
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "eu-west-1"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    invoked: list[str] = []
+    real_invoke = LambdaInvoker.invoke
+
+    def spy(self: LambdaInvoker, function_name: str, event: object) -> object:
+        invoked.append(function_name)
+        return real_invoke(self, function_name, event)
+
+    monkeypatch.setattr(LambdaInvoker, "invoke", spy)
+    monkeypatch.setattr("labkit.deploy.AwsDeployment._wait", lambda self, waiter: None)
+    config = {"lambda": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}
+    with mock_aws(config=config):
+        repo = boto3.client("ecr").create_repository(repositoryName="elsewhere")["repository"]
+        assert main(["deploy", "up", "--image-uri", f"{repo['repositoryUri']}:v1"]) == EXIT_OK
+        created = {f["FunctionName"] for f in boto3.client("lambda").list_functions()["Functions"]}
+        assert main(["run", "--backend", "aws", "--duration-s", "0.5", "--rate", "4",
+                     "--policy", "none"]) == EXIT_OK  # fmt: skip
+    assert created == set(invoked) == {"labkit-mnist"}
