@@ -81,10 +81,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         assert isinstance(base.workload, WorkloadConfig)
         run = experiment.run_experiment(base, args.out)
-    cells_loaded = report.load_run(run)
-    columns = ["cell", "n", "mean_ms", "p50_ms", "p99_ms", "slo_attainment_pct", "cold_starts",
-               "errors", "cost_per_1m_requests_usd"]  # fmt: skip
-    print(report.summary(cells_loaded)[columns].round(2).to_string(index=False))
+    print(report.headline(report.load_run(run)).round(4).to_string(index=False))
     print(f"\nresults: {run}")
     return EXIT_OK
 

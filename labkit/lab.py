@@ -197,6 +197,9 @@ def run_lab(
                     # seconds per notebook. Killed at once, the kernel's emulator stops by
                     # itself (it dies with its parent) while the next kernel starts.
                     shutdown_kernel="immediate",
+                    # The kernel's own start-up warnings (about its loopback transport) say
+                    # nothing to a lab user; errors still show.
+                    extra_arguments=["--IPKernelApp.log_level=40"],
                 )
             except PapermillExecutionError as exc:
                 run.status = "failed"

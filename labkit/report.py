@@ -86,6 +86,29 @@ def summary(
     return pd.DataFrame(rows)
 
 
+#: The figures a first look at a run shows (notebook 04, ``labkit run``).
+HEADLINE_COLUMNS = ["cell", "n", "mean_ms", "p50_ms", "p99_ms", "slo_attainment_pct",
+                    "invocations", "mean_batch_size", "cold_starts", "errors",
+                    "cost_per_1m_requests_usd"]  # fmt: skip
+
+
+def headline(cells: list[Cell], **kwargs: Any) -> pd.DataFrame:
+    """The main figures of each cell (:data:`HEADLINE_COLUMNS`), one row per cell."""
+    return summary(cells, **kwargs)[HEADLINE_COLUMNS].reset_index(drop=True)
+
+
+def intervals(cells: list[Cell], *, slo_ms: float | None = None, warmup_s: float = 0.0,
+              n_boot: int = 1000) -> pd.DataFrame:  # fmt: skip
+    """95 % bootstrap intervals of mean, p50, p99 and SLO attainment per cell, as
+    ``low .. high`` text (one row per cell)."""
+    rows = {}
+    for cell in cells:
+        found = metrics.confidence_intervals(cell.requests, slo_ms=slo_ms or cell.config.slo_ms,
+                                             warmup_s=warmup_s, n_boot=n_boot)  # fmt: skip
+        rows[cell.name] = {name: f"{low:.1f} .. {high:.1f}" for name, (low, high) in found.items()}
+    return pd.DataFrame(rows).T
+
+
 def table1(cells: list[Cell], **kwargs: Any) -> pd.DataFrame:
     """The paper's columns, for the kit's run (one row per cell)."""
     return summary(cells, **kwargs)[TABLE1_COLUMNS].reset_index(drop=True)

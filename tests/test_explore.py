@@ -36,3 +36,56 @@ def test_runs_share_a_warm_function_unless_asked_for_a_fresh_one(tmp_path: Path)
     assert first.result.requests["error"].isna().all() and first.result.requests["correct"].all()
     assert len(figure.axes[1].patches) == 2  # the last two trials
     assert not ex.backend.started  # type: ignore[attr-defined]
+
+
+def test_notebook_06_runs_an_onnx_bundle_as_notebook_04_would(
+    trained_model_dir: Path, tmp_path: Path
+) -> None:
+    """The explorer's function is an experiment's: the bundle's own handler (here ONNX
+    Runtime) and the CPU share asked for, through the one local backend."""
+    import json
+
+    import papermill
+
+    from labkit import image, paths
+
+    bundle = image.build_bundle(trained_model_dir, tmp_path / "onnx", variant="onnx")
+    out = tmp_path / "06.ipynb"
+    papermill.execute_notebook(str(paths.notebooks_dir() / "06_explore_batching.ipynb"), str(out),
+                               parameters={"bundle_dir": str(bundle.path), "duration_s": 1.0,
+                                           "run_dir": str(tmp_path)},
+                               kernel_name="python3", progress_bar=False,
+                               cwd=str(paths.notebooks_dir()))  # fmt: skip
+    outputs = [o for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o["output_type"] == "error"]
+    (html,) = [o["data"]["text/html"] for o in outputs
+               if "trial" in "".join(o.get("data", {}).get("text/html", ""))]  # fmt: skip
+    header, *rows = html_table("".join(html))
+    errors = [float(row[header.index("errors")]) for row in rows]
+    assert len(rows) == 2 and errors == [0.0, 0.0]  # the ONNX handler answered every request
+
+
+def html_table(html: str) -> list[list[str]]:
+    """The rows of the first HTML table (header row first), as text cells."""
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[list[str]] = []
+            self.inside = False
+
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            if tag == "tr":
+                self.rows.append([])
+            self.inside = tag in ("td", "th")
+            if self.inside:
+                self.rows[-1].append("")
+
+        def handle_data(self, data: str) -> None:
+            if self.inside:
+                self.rows[-1][-1] += data.strip()
+
+    parser = Cells()
+    parser.feed(html)
+    return parser.rows
