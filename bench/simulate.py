@@ -46,7 +46,7 @@ def live_run(duration_s: float) -> Path:
     base = ExperimentConfig(bundle_dir=str(bundle.path))
     uniform = workloads.WorkloadConfig("uniform", duration_s=duration_s)
     bursty = workloads.WorkloadConfig("bursty", duration_s=duration_s)
-    cells = experiment.paper_matrix(base, uniform, bursty)
+    cells = experiment.paper_matrix(base, [uniform, bursty])
     return experiment.run_matrix(cells, label="bench-calibration", progress=False)
 
 

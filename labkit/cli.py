@@ -29,13 +29,25 @@ def _cmd_lab_run(args: argparse.Namespace) -> int:
         print(f"  executed notebook: {path}  ({run.seconds[path.stem]:.1f} s)")
     experiments = run.run_dir / "experiments"
     if (experiments / "matrix.json").is_file():
-        from labkit import report
-
-        print(f"  results: {experiments}")
-        if (experiments / "report.md").is_file():
-            print(f"  report:  {experiments / 'report.md'}")
-        print("\n" + report.side_by_side_text(report.load_run(experiments)))
+        _print_headline(experiments)
     return EXIT_OK
+
+
+def _print_headline(experiments: Path) -> None:
+    """Where the results are, Table 1 beside the paper's, and the verdicts on the claims
+    (as the report found them, when it was written)."""
+    import pandas as pd
+
+    from labkit import claims, report
+
+    print(f"  results: {experiments}")
+    if (experiments / "report.md").is_file():
+        print(f"  report:  {experiments / 'report.md'}")
+    print("\n" + report.side_by_side_text(report.load_run(experiments)))
+    if (experiments / report.CLAIMS_FILE).is_file():
+        verdicts = pd.read_csv(experiments / report.CLAIMS_FILE)
+        print("\n" + claims.verdicts_text(verdicts))
+        print(f"\nwhy each verdict: {experiments / 'report.md'} ('The paper's claims')")
 
 
 def _experiment_base(args: argparse.Namespace) -> Any:
@@ -61,7 +73,7 @@ def _experiment_base(args: argparse.Namespace) -> Any:
     return ExperimentConfig(
         workload=workload, policy=PolicyConfig(args.policy, args.size, args.timeout_s),
         function=function, backend=args.backend, bundle_dir=bundle, region=args.region,
-        profile=args.profile, slo_ms=args.slo_ms, data_root=args.data_root,
+        profile=args.profile, network=args.network, slo_ms=args.slo_ms, data_root=args.data_root,
     )  # fmt: skip
 
 
@@ -75,8 +87,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.matrix == "paper":
         bursty = dataclasses.replace(base.workload, kind="bursty")
         uniform = dataclasses.replace(base.workload, kind="uniform")
-        cells = experiment.paper_matrix(base, uniform, bursty, static_size=args.size,
-                                        dynamic_size=args.size, timeout_s=args.timeout_s)  # fmt: skip
+        cells = experiment.paper_matrix(base, [uniform, bursty], static_size=args.size,
+                                        dynamic_size=args.size, timeout_s=args.timeout_s,
+                                        repetitions=args.repetitions)  # fmt: skip
         run = experiment.run_matrix(cells, args.out, label="paper-matrix")
     else:
         assert isinstance(base.workload, WorkloadConfig)
@@ -90,12 +103,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from labkit import report
 
     run = report.resolve_run(args.run)
-    path = report.write_report(run, slo_ms=args.slo_ms)
-    cells = report.load_run(run)
-    print(report.table1(cells, slo_ms=args.slo_ms).round(6).to_string(index=False))
-    if {"static", "dynamic"} <= {c.batching for c in cells}:
-        print("\n" + report.side_by_side_text(cells, slo_ms=args.slo_ms))
-    print(f"\nreport: {path}")
+    report.write_report(run, slo_ms=args.slo_ms)
+    _print_headline(run)
     return EXIT_OK
 
 
@@ -317,6 +326,8 @@ def _add_run_parser(sub: Any) -> None:
     )
     run.add_argument("--matrix", choices=["paper"], default=None,
                      help="run the paper's 2x2 (static/dynamic x uniform/bursty) + no batching")  # fmt: skip
+    run.add_argument("--repetitions", type=int, default=1,
+                     help="--matrix: run each static/dynamic cell this many times (seeds + r)")  # fmt: skip
     run.add_argument(
         "--workload", default="uniform", help="uniform | poisson | bursty | csv | azure"
     )
@@ -340,6 +351,9 @@ def _add_run_parser(sub: Any) -> None:
     run.add_argument("--bundle", default=None, help="local: the bundle (default bundles/mnist-cnn)")
     run.add_argument("--profile", default=None,
                      help="simulated: platform profile, shipped (local, paper-aws) or a file")  # fmt: skip
+    run.add_argument("--network", default=None,
+                     help="local, simulated: add a network round trip per invocation "
+                          "(same-region, laptop-to-region; default none)")  # fmt: skip
     run.add_argument("--function-name", default=None,
                      help=f"the function (default {_FUNCTION.name}, as `labkit deploy` names it)")  # fmt: skip
     run.add_argument("--region", default=None, help="aws: region (else the AWS chain)")

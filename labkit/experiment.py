@@ -12,6 +12,7 @@ import os
 import platform
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,10 @@ class ExperimentConfig:
 
     ``backend`` is ``local`` (the embedded local Lambda, serving ``bundle_dir``), ``aws``
     (the deployed function, in ``region`` or the AWS region chain's) or ``simulated`` (the
-    discrete-event model with ``profile``, a shipped name or a file, and ``sim_seed``). A
-    function concurrency left at ``None`` becomes the backend's default here, so the saved
+    discrete-event model with ``profile``, a shipped name or a file, and ``sim_seed``).
+    ``network`` adds a round trip per invocation on the local and simulated backends (a
+    profile of :mod:`labkit.emulator.network`, e.g. ``laptop-to-region``); AWS has its own.
+    A function concurrency left at ``None`` becomes the backend's default here, so the saved
     configuration holds the number that ran.
     """
 
@@ -45,7 +48,9 @@ class ExperimentConfig:
     bundle_dir: str | None = None  # local: the function bundle
     region: str | None = None  # aws
     profile: str | None = None  # simulated: the platform profile (default "local")
+    network: str | None = None  # local, simulated: a network distance profile (none)
     sim_seed: int = 0  # simulated: the model's random seed
+    repetition: int = 0  # which repetition of its (workload, policy) this cell is, from 0
     slo_ms: float = PAPER_SLO_MS
     n_images: int = 1000  # distinct test images the requests cycle through
     data_root: str | None = None
@@ -86,30 +91,47 @@ class ExperimentConfig:
     def backend_instance(self) -> backends.Backend:
         """The backend this cell runs on."""
         return backends.create(self.backend, self.function, bundle_dir=self.bundle_dir,
-                               region=self.region, profile=self.profile, seed=self.sim_seed)  # fmt: skip
+                               region=self.region, profile=self.profile, network=self.network,
+                               seed=self.sim_seed)  # fmt: skip
 
 
 def paper_matrix(
     base: ExperimentConfig,
-    uniform: WorkloadConfig,
-    bursty: WorkloadConfig,
+    workloads: Sequence[WorkloadConfig],
+    *,
     static_size: int = 5,
     dynamic_size: int = 5,
     timeout_s: float = 0.3,
     baseline: bool = True,
+    repetitions: int = 1,
 ) -> list[ExperimentConfig]:
-    """The paper's 2x2 (static/dynamic x uniform/bursty), plus the no-batching baseline."""
-    policies = [
+    """The paper's comparison: static vs dynamic batching on each workload, ``repetitions``
+    times, plus the no-batching baseline (once per workload).
+
+    Repetitions are interleaved, so slow drift of the machine falls on both policies alike,
+    and the two policies take turns going first; repetition ``r`` draws its arrivals (and
+    its network and model randomness) with seed + ``r``, the same for both policies."""
+    if repetitions < 1:
+        raise ValueError(f"repetitions must be >= 1, not {repetitions}")
+    labels = [w.label for w in workloads]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"workloads need distinct names (WorkloadConfig(name=...)): {labels}")
+    static, dynamic = (
         PolicyConfig("static", static_size),
         PolicyConfig("dynamic", dynamic_size, timeout_s),
-    ]
-    if baseline:
-        policies.insert(0, PolicyConfig("none", 1))
-    return [
-        dataclasses.replace(base, workload=w, policy=p, name=f"{p.kind}-{w.kind}")
-        for w in (uniform, bursty)
-        for p in policies
-    ]
+    )
+    cells = []
+    for rep in range(repetitions):
+        for workload in workloads:
+            pair = [static, dynamic] if rep % 2 == 0 else [dynamic, static]
+            policies = ([PolicyConfig("none", 1)] if baseline and rep == 0 else []) + pair
+            suffix = f"-r{rep + 1}" if repetitions > 1 else ""
+            seeded = dataclasses.replace(workload, seed=workload.seed + rep)
+            cells += [dataclasses.replace(base, workload=seeded, policy=p, repetition=rep,
+                                          sim_seed=base.sim_seed + rep,
+                                          name=f"{p.kind}-{workload.label}{suffix}")
+                      for p in policies]  # fmt: skip
+    return cells
 
 
 def variant(base: ExperimentConfig, name: str, *, policy: PolicyConfig | None = None,

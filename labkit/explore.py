@@ -41,9 +41,12 @@ class Explorer:
     """Short experiments against one long-lived local function; use as a context manager."""
 
     def __init__(self, bundle_dir: str | Path, *, function: FunctionSettings | None = None,
-                 payloads: Payloads | None = None, slo_ms: float = 200.0) -> None:  # fmt: skip
+                 network: str | None = None, payloads: Payloads | None = None,
+                 slo_ms: float = 200.0) -> None:  # fmt: skip
+        """``network``: the round trip per invocation an experiment would add (a profile of
+        :mod:`labkit.emulator.network`), so explored runs compare with Lab 4's."""
         function = function or FunctionSettings(keep_alive_s=3600.0)
-        self.backend = backends.create("local", function, bundle_dir=bundle_dir)
+        self.backend = backends.create("local", function, bundle_dir=bundle_dir, network=network)
         self.payloads = payloads
         self.slo_ms = slo_ms
         self.trials: list[Trial] = []
@@ -78,7 +81,7 @@ class Explorer:
         result = run_load(workload.arrivals(), policy.build(), self.backend.invoke, self.payloads,
                           load, slo_s=self.slo_ms / 1000)  # fmt: skip
         figures = metrics.summarize(result.requests, result.invocations, slo_ms=self.slo_ms,
-                                    memory_mb=self.function.memory_mb)  # fmt: skip
+                                    view="steady", memory_mb=self.function.memory_mb)  # fmt: skip
         number = len(self.trials) + 1
         label = f"#{number} {policy.label} {workload.kind}"
         trial = Trial(number, label, policy, workload, result, figures)
@@ -86,9 +89,10 @@ class Explorer:
         return trial
 
     def table(self) -> pd.DataFrame:
-        """Every trial so far, one row each."""
+        """Every trial so far, one row each: latency and SLO in the steady state (requests no
+        cold start delayed; ``cold_delayed`` counts the others), cost over all requests."""
         columns = ["mean_ms", "p50_ms", "p99_ms", "slo_attainment_pct", "mean_batch_size",
-                   "cold_starts", "errors", "cost_per_1m_requests_usd"]  # fmt: skip
+                   "cold_starts", "cold_delayed", "errors", "cost_per_1m_requests_usd"]  # fmt: skip
         return pd.DataFrame([{"trial": t.label, **{c: t.figures[c] for c in columns}}
                              for t in self.trials]).round(2)  # fmt: skip
 

@@ -295,3 +295,112 @@ def nxt_map(table: pd.DataFrame) -> Figure:
                     ha="center", va="center", fontsize=7)  # fmt: skip
         fig.colorbar(image, ax=ax)
     return fig
+
+
+# ----------------------------------------------------------------------------- the paper's claims
+VERDICT_COLORS = {"reproduced": "#2ca02c", "contradicted": "#d62728", "inconclusive": "#7f7f7f"}
+
+
+def claims(verdicts: pd.DataFrame) -> Figure:
+    """Each claim's change from static to dynamic: ours as a dot with its 95 % interval,
+    coloured by verdict; the paper's as a cross; zero as the line that decides
+    (:func:`labkit.claims.evaluate`). Latencies, Init Duration and cost in %, SLO in points."""
+    panels = [("%", verdicts[verdicts["metric"] != "slo_attainment_pct"]),
+              ("percentage points", verdicts[verdicts["metric"] == "slo_attainment_pct"])]  # fmt: skip
+    heights = [max(len(p), 1) for _, p in panels]
+    fig = Figure(figsize=(9, 1.2 + 0.32 * sum(heights)), layout="constrained")
+    axes = fig.subplots(2, 1, gridspec_kw={"height_ratios": heights})
+    for ax, (unit, part) in zip(axes, panels, strict=True):
+        labels = [f"{w}: {m.removesuffix('_ms').removesuffix('_usd')}"
+                  for w, m in zip(part["workload"], part["metric"], strict=True)]  # fmt: skip
+        y = np.arange(len(part))[::-1]
+        for yi, (_, row) in zip(y, part.iterrows(), strict=True):
+            color = VERDICT_COLORS.get(row["verdict"], OTHER_COLOR)
+            if np.isfinite(row["ci_low"]):
+                ax.hlines(yi, row["ci_low"], row["ci_high"], color=color, linewidth=3, alpha=0.6)
+            ax.plot(row["ours_change"], yi, "o", color=color)
+            ax.plot(row["paper_change"], yi, "x", color="black")
+        ax.axvline(0, color="black", linewidth=1)
+        ax.set_yticks(y, labels, fontsize=8)
+        ax.set_xlabel(f"change from static to dynamic ({unit}); x = the paper's, dot = ours")
+        _style(ax)
+    handles = [_legend_line(color, name) for name, color in VERDICT_COLORS.items()]
+    axes[0].legend(handles=handles, fontsize=8, loc="best")
+    return fig
+
+
+def _legend_line(color: str, label: str) -> Any:
+    from matplotlib.lines import Line2D
+
+    return Line2D([0], [0], color=color, linewidth=3, label=label)
+
+
+def rate_sweep(sweep: pd.DataFrame, live: pd.DataFrame) -> Figure:
+    """Where the policies differ: steady-state mean, p99, SLO attainment and cost per 1M
+    requests against the mean request rate, one row per workload shape. Lines are the model
+    (:func:`labkit.calibrate.rate_sweep`); dots the run's own cells; the grey band is where
+    static and dynamic batching send the very same batches."""
+    kinds = list(dict.fromkeys(sweep["kind"]))
+    columns = [("mean_ms", "mean (ms)"), ("p99_ms", "p99 (ms)"),
+               ("slo_attainment_pct", "SLO attainment (%)"), ("cost_per_1m_requests_usd", "USD per 1M")]  # fmt: skip
+    fig = Figure(figsize=(14, 3.2 * len(kinds)), layout="constrained")
+    axes = fig.subplots(len(kinds), len(columns), squeeze=False)
+    for row, kind in zip(axes, kinds, strict=True):
+        part = sweep[sweep["kind"] == kind]
+        same = part.groupby("rate")["same_batches"].all()
+        for ax, (column, label) in zip(row, columns, strict=True):
+            for rate in same[same].index:  # shade the rates where the policies coincide
+                ax.axvspan(rate * 0.97, rate * 1.03, color="#dddddd", linewidth=0)
+            for policy, line in part.groupby("policy"):
+                ax.plot(
+                    line["rate"],
+                    line[column],
+                    "-",
+                    color=_color(str(policy)),
+                    label=f"{policy} (model)",
+                )
+            for _, point in live[live["kind"] == kind].iterrows():
+                ax.plot(point["rate"], point[column], "o", color=_color(point["policy"]), markersize=7,
+                        markeredgecolor="black")  # fmt: skip
+            ax.set(
+                xscale="log",
+                xlabel="mean request rate (/s)",
+                ylabel=label,
+                title=f"{kind}: {label}",
+            )
+            _style(ax)
+        row[0].legend(fontsize=7)
+    return fig
+
+
+def inverse_fit(fit: Any) -> Figure:
+    """The paper's Table 1 beside the best setting the model found under the paper's stated
+    rule (left), and every uniform setting tried: static batching's SLO attainment against
+    dynamic batching's change of mean latency, with the paper's point (right)."""
+    fig = Figure(figsize=(13, 4), layout="constrained")
+    bars, scatter = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    latency = fit.table[fit.table["metric"] != "slo_attainment_pct"]
+    labels = [
+        f"{c}\n{m.removesuffix('_ms')}"
+        for c, m in zip(latency["cell"], latency["metric"], strict=True)
+    ]
+    x = np.arange(len(latency))
+    bars.bar(x - 0.2, latency["paper"], 0.4, label="paper", color="#444444")
+    bars.bar(x + 0.2, latency["simulated"], 0.4, label="best setting (model)", color="#1f77b4")
+    bars.set_xticks(x, labels, fontsize=6)
+    bars.set(ylabel="latency (ms)", title="the paper's Table 1 beside the closest setting")
+    bars.legend(fontsize=8)
+    u = fit.uniform
+    points = scatter.scatter(u["static_slo_pct"], u["dynamic_mean_change_pct"], c=u["distance_ms"],
+                             cmap="viridis", s=18)  # fmt: skip
+    fig.colorbar(points, ax=scatter, label="network round trip (ms)")
+    paper = fit.table.set_index(["cell", "metric"])["paper"]
+    gain = (paper[("dynamic-uniform", "mean_ms")] / paper[("static-uniform", "mean_ms")] - 1) * 100
+    scatter.plot(paper[("static-uniform", "slo_attainment_pct")], gain, "*", color="red", markersize=16,
+                 label="the paper")  # fmt: skip
+    scatter.set(xlabel="static batching: SLO attainment (%)", ylabel="dynamic vs static: mean (%)",
+                title="uniform load, every setting tried")  # fmt: skip
+    scatter.legend(fontsize=8)
+    for ax in (bars, scatter):
+        _style(ax)
+    return fig

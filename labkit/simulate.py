@@ -26,6 +26,7 @@ simulated backend (:mod:`labkit.backends`) runs experiment cells through this mo
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import math
@@ -117,6 +118,23 @@ def fit_profile(invocations: pd.DataFrame | list[pd.DataFrame], *, name: str = "
         client_ms=round(client_ms, 4),
         init_ms=[round(float(x), 1) for x in init] or [2400.0], memory_mb=memory_mb,
     )  # fmt: skip
+
+
+def add_network(profile: PlatformProfile, network: Any, seed: int = 0,
+                samples: int = 2000) -> PlatformProfile:  # fmt: skip
+    """``profile`` with a network round trip (a :class:`labkit.emulator.network.NetworkProfile`)
+    added to its per-invocation overhead, as the local Lambda adds one when asked."""
+    rng = np.random.default_rng(seed)
+    trips = network.sampler(seed)
+    base = np.asarray(profile.overhead_ms, dtype=float)
+    extra = np.array([trips.next_s() * 1000 for _ in range(samples)])
+    overhead = base[rng.integers(0, len(base), samples)] + extra
+    return dataclasses.replace(
+        profile,
+        name=f"{profile.name}+{network.name}",
+        overhead_ms=np.round(overhead, 3).tolist(),
+        source=f"{profile.source}; plus network {network.name} ({network.source})",
+    )
 
 
 def client_time_ms(requests: pd.DataFrame, invocations: pd.DataFrame) -> float:
@@ -399,4 +417,32 @@ def compare_policies(arrivals: np.ndarray, policies: list[PolicyConfig], profile
             "cost_per_1m_requests_usd": figures["cost_per_1m_requests_usd"],
             "simulated_in_s": wall_s,
         })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def rate_sweep(workload: Any, rates: list[float], policies: list[PolicyConfig],
+               profile: PlatformProfile, *, concurrency: int = 10, slo_ms: float = 200.0,
+               seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """``workload``'s shape at each mean rate (:meth:`WorkloadConfig.at_rate`) through each
+    policy on the model: one row per (rate, policy) with the steady-state figures, the cost
+    per 1M requests, and whether all the policies sent the very same batches at that rate
+    (replayed on a virtual clock), which is where they cannot differ."""
+    from labkit.batching import replay
+
+    rows = []
+    for rate in rates:
+        arrivals = workload.at_rate(rate).arrivals()
+        times = arrivals.tolist()
+        batches = [[(round(t, 9), tuple(r.id for r in b)) for t, b in replay(p.build(), times)]
+                   for p in policies]  # fmt: skip
+        same = all(b == batches[0] for b in batches[1:])
+        for policy in policies:
+            result = simulate(arrivals, policy.build(), profile,
+                              SimConfig(concurrency=concurrency, seed=seed, slo_s=slo_ms / 1000.0))  # fmt: skip
+            f = metrics.summarize(result.requests, result.invocations, slo_ms=slo_ms, view="steady",
+                                  memory_mb=profile.memory_mb)  # fmt: skip
+            rows.append({"workload": workload.label, "kind": workload.kind, "rate": rate,
+                         "policy": policy.kind, "same_batches": same,
+                         **{k: f[k] for k in ("mean_ms", "p50_ms", "p99_ms", "slo_attainment_pct",
+                                              "cost_per_1m_requests_usd", "mean_batch_size")}})  # fmt: skip
     return pd.DataFrame(rows)

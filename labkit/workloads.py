@@ -177,6 +177,7 @@ class WorkloadConfig:
     trace: str | None = None  # csv/azure: the file
     column: str | int = 0  # csv: the timestamp column
     function: str | None = None  # azure: HashFunction
+    name: str | None = None  # how results name it (default: the kind)
 
     def arrivals(self) -> np.ndarray:
         kind = self.kind.lower()
@@ -201,7 +202,58 @@ class WorkloadConfig:
 
     @property
     def label(self) -> str:
-        return self.kind
+        return self.name or self.kind
+
+    @property
+    def mean_rate(self) -> float:
+        """Requests per second on average (uniform, poisson, bursty; NaN for the others)."""
+        kind = self.kind.lower()
+        if kind in ("uniform", "poisson"):
+            return float(self.rate)
+        if kind == "bursty":
+            quiet = self.period_s - self.burst_s
+            return (self.burst_rate * self.burst_s + self.base_rate * quiet) / self.period_s
+        if kind == "ramp":
+            return (self.base_rate + self.rate) / 2
+        return float("nan")
+
+    def at_rate(self, rate: float) -> WorkloadConfig:
+        """The same shape at another mean rate (requests/s): uniform and Poisson take it as
+        their rate; bursty scales its base and burst rates together."""
+        import dataclasses
+
+        kind = self.kind.lower()
+        if kind in ("uniform", "poisson"):
+            return dataclasses.replace(self, rate=rate)
+        if kind == "bursty":
+            scale = rate / self.mean_rate
+            return dataclasses.replace(self, base_rate=self.base_rate * scale,
+                                       burst_rate=self.burst_rate * scale)  # fmt: skip
+        raise ValueError(f"a {kind} workload has no single rate to change")
+
+    def describe(self) -> str:
+        """A short text of the shape, for tables and labels."""
+        kind = self.kind.lower()
+        if kind in ("uniform", "poisson"):
+            return f"{kind} {self.rate:g}/s"
+        if kind == "bursty":
+            return (f"bursty {self.base_rate:g}/s with {self.burst_s:g} s at {self.burst_rate:g}/s "
+                    f"every {self.period_s:g} s")  # fmt: skip
+        if kind == "ramp":
+            return f"ramp {self.base_rate:g}/s to {self.rate:g}/s"
+        return f"{kind} {self.trace}"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def paper_workloads(duration_s: float, uniform_rates: list[float] | tuple[float, ...] = (10.0, 25.0),
+                    *, base_rate: float = 8.0, burst_rate: float = 60.0, burst_s: float = 1.0,
+                    period_s: float = 5.0, seed: int = 0) -> list[WorkloadConfig]:  # fmt: skip
+    """The paper's two shapes as the lab runs them: a uniform stream at each rate (named
+    ``uniform-<rate>rps``), then the bursty one (named ``bursty``)."""
+    uniform_cells = [WorkloadConfig("uniform", rate=r, duration_s=duration_s, seed=seed,
+                                    name=f"uniform-{r:g}rps") for r in uniform_rates]  # fmt: skip
+    bursty_cell = WorkloadConfig("bursty", duration_s=duration_s, seed=seed, base_rate=base_rate,
+                                 burst_rate=burst_rate, burst_s=burst_s, period_s=period_s)  # fmt: skip
+    return [*uniform_cells, bursty_cell]

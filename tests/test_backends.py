@@ -38,7 +38,7 @@ def test_options_go_to_the_backend_that_takes_them(tmp_path: Path) -> None:
 
 
 def test_each_backend_has_its_own_concurrency_default() -> None:
-    assert backends.default_concurrency("local") == 2  # the machine's cores
+    assert backends.default_concurrency("local") == 10  # the function's, not the cores'
     assert backends.default_concurrency("aws") == 10  # a new account's limit
     assert backends.create("aws").concurrency == 10
     assert backends.create("aws", FunctionSettings(concurrency=50)).concurrency == 50

@@ -13,8 +13,8 @@ def test_a_profile_fitted_on_a_run_reproduces_that_run(tmp_path: Path) -> None:
     """A run made by the model with a known profile: the fit recovers it and validation
     against the run is close (the model validating itself, the lower bound of the error)."""
     base = ExperimentConfig(backend="simulated", profile="paper-aws")
-    cells = experiment.paper_matrix(base, WorkloadConfig("uniform", duration_s=60),
-                                    WorkloadConfig("bursty", duration_s=60))  # fmt: skip
+    cells = experiment.paper_matrix(base, [WorkloadConfig("uniform", duration_s=60),
+                                           WorkloadConfig("bursty", duration_s=60)])  # fmt: skip
     run = experiment.run_matrix(cells, tmp_path / "run", progress=False)
     truth = simulate.PlatformProfile.load("paper-aws")
     fitted = calibrate.fit_profile_from_run(run)
@@ -24,3 +24,19 @@ def test_a_profile_fitted_on_a_run_reproduces_that_run(tmp_path: Path) -> None:
     assert set(validation["cell"]) == {c.label for c in cells}
     errors = validation.pivot(index="cell", columns="metric", values="error").abs()
     assert (errors["mean_ms"] < 1e-6).all() and (errors["slo_attainment_pct"] < 1e-6).all()
+
+
+def test_cross_validation_and_the_rate_sweep_of_a_run(tmp_path: Path) -> None:
+    from labkit.workloads import paper_workloads
+
+    base = ExperimentConfig(backend="simulated", profile="paper-aws")
+    cells = experiment.paper_matrix(base, paper_workloads(60.0, [10.0, 25.0]), baseline=False)
+    run = experiment.run_matrix(cells, tmp_path / "run", progress=False)
+    held_out = calibrate.cross_validate(run, seeds=1)
+    assert set(held_out["fitted_without"]) == {"uniform-10rps", "uniform-25rps", "bursty"}
+    means = held_out[held_out["metric"] == "mean_ms"]
+    assert (means["error"].abs() < 15).all(), means  # the model, refitted without each
+    profile = calibrate.fit_profile_from_run(run)
+    sweep, live = calibrate.rate_sweep(run, profile, points=3, duration_s=30.0)
+    assert set(sweep["kind"]) == {"uniform", "bursty"} and sweep["rate"].nunique() >= 3
+    assert set(live["policy"]) == {"static", "dynamic"} and (live["rate"] > 0).all()

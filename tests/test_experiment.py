@@ -25,7 +25,7 @@ def simulated(**changes: object) -> ExperimentConfig:
 
 
 def test_the_saved_configuration_holds_the_concurrency_that_ran() -> None:
-    assert simulated().function.concurrency == 2
+    assert simulated().function.concurrency == 10
     assert ExperimentConfig(backend="aws").function.concurrency == 10
     assert (
         ExperimentConfig(
@@ -67,7 +67,7 @@ def test_a_cell_writes_every_file_and_never_overwrites(tmp_path: Path) -> None:
 
 def test_a_matrix_runs_its_cells_in_order_into_one_folder(tmp_path: Path) -> None:
     bursty = WorkloadConfig("bursty", duration_s=5)
-    cells = experiment.paper_matrix(simulated(), SHORT, bursty)
+    cells = experiment.paper_matrix(simulated(), [SHORT, bursty])
     assert [c.label for c in cells] == ["none-uniform", "static-uniform", "dynamic-uniform",
                                         "none-bursty", "static-bursty", "dynamic-bursty"]  # fmt: skip
     run = experiment.run_matrix(cells, tmp_path / "run", progress=False)

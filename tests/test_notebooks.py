@@ -116,8 +116,9 @@ def test_04_records_every_cell_of_the_matrix(quick_run: lab.LabRun) -> None:
     from labkit import report
 
     cells = report.load_run(quick_run.run_dir / "experiments")
-    assert [c.name for c in cells] == ["static-uniform", "dynamic-uniform", "static-bursty",
-                                       "dynamic-bursty"]  # fmt: skip
+    assert [c.name for c in cells] == ["static-uniform-10rps", "dynamic-uniform-10rps",
+                                       "static-uniform-25rps", "dynamic-uniform-25rps",
+                                       "static-bursty", "dynamic-bursty"]  # fmt: skip
     for cell in cells:
         arrivals = cell.config.workload.arrivals()
         assert len(cell.requests) == len(arrivals)  # nothing dropped
@@ -125,12 +126,22 @@ def test_04_records_every_cell_of_the_matrix(quick_run: lab.LabRun) -> None:
         assert cell.requests["error"].isna().all()
         assert cell.invocations["cold_start"].any()
         assert cell.requests["correct"].mean() > 0.8
+        assert cell.environment["network"]["name"] == "laptop-to-region"
 
 
-def test_05_writes_the_report_with_table1(quick_run: lab.LabRun) -> None:
-    text = (quick_run.run_dir / "experiments" / "report.md").read_text()
+def test_05_writes_the_report_with_table1_and_verdicts(quick_run: lab.LabRun) -> None:
+    import pandas as pd
+
+    experiments = quick_run.run_dir / "experiments"
+    text = (experiments / "report.md").read_text()
     assert "## Table 1 (ours)" in text and "## Beside the paper" in text
-    assert (quick_run.run_dir / "experiments" / "figures" / "latency_cdf.png").is_file()
+    assert "## Definitions" in text and "What would produce the paper's Table 1" in text
+    for name in ("latency_cdf", "claims", "rate_sweep", "inverse_fit"):
+        assert (experiments / "figures" / f"{name}.png").is_file()
+    verdicts = pd.read_csv(experiments / "claims.csv")
+    assert set(verdicts["verdict"]) <= {"reproduced", "contradicted", "inconclusive"}
+    same = verdicts[verdicts["workload"] == "uniform-25rps"]
+    assert (same["verdict"] == "inconclusive").all()  # static and dynamic: the same batches
 
 
 def test_07_compares_policies_and_mitigations(quick_run: lab.LabRun) -> None:

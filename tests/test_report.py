@@ -18,34 +18,54 @@ def run(tmp_path: Path) -> Path:
     return paper_run(tmp_path)
 
 
-def test_table1_has_exactly_the_papers_columns(run: Path) -> None:
-    table = report.table1(report.load_run(run))
-    assert list(table.columns) == list(report.paper_table1().columns)
+def test_table1_pools_repetitions_and_keeps_cold_starts_apart(run: Path) -> None:
+    table = report.table1(report.load_run(run)).set_index(["batching", "workload"])
     assert len(table) == 4
-    row = table.set_index(["batching", "workload"]).loc[("static", "bursty")]
+    row = table.loc[("static", "bursty")]
     assert row["mean_ms"] == 305.0 and row["slo_attainment_pct"] == 0.0
-    assert row["init_duration_ms"] == 2000.0
+    assert row["n_steady"] == 45  # the first batch of 5 waited for the cold start
+    assert row["cold_starts"] == 1 and row["init_per_cold_start_ms"] == 2000.0
+    assert row["cold_delayed_pct"] == pytest.approx(10.0)
+    assert row["repetitions"] == 1 and row["paper_workload"] == "bursty"
 
 
-def test_comparison_and_claims(run: Path) -> None:
-    cells = report.load_run(run)
-    comparison = report.comparison(cells)
-    assert {"mean_ms_paper", "mean_ms_ours"} <= set(comparison.columns) and len(comparison) == 4
-    claims = report.claims(cells).set_index(["workload", "metric"])
-    assert claims.loc[("uniform", "mean_ms"), "ours_change"] == pytest.approx(
-        (105 - 155) / 155 * 100
-    )
-    assert bool(claims.loc[("uniform", "mean_ms"), "same_direction"]) is True
-    assert claims.loc[("bursty", "slo_attainment_pct"), "ours_change"] == pytest.approx(100.0)
+def test_comparison_puts_each_of_our_workloads_beside_the_papers_row(run: Path) -> None:
+    comparison = report.comparison(report.load_run(run)).set_index(["batching", "workload"])
+    assert len(comparison) == 4
+    row = comparison.loc[("dynamic", "uniform")]
+    assert row["mean_ms_paper"] == 133.0 and row["mean_ms_ours"] == 105.0
+    assert row["init_duration_ms_ours"] == 2000.0
 
 
-def test_the_report_is_written_with_its_figures(run: Path) -> None:
-    path = report.write_report(run)
+@pytest.mark.parametrize(("value", "text"), [(0.0000647, "0.0000647"), (0.153312, "0.153"),
+                                             (18.7411, "18.74"), (0.0, "0"), (float("nan"), "-"),
+                                             (0.000679, "0.000679")])  # fmt: skip
+def test_costs_print_with_three_significant_digits(value: float, text: str) -> None:
+    assert report.format_usd(value) == text
+
+
+def test_costs_split_into_their_parts(run: Path) -> None:
+    costs = report.costs(report.load_run(run)).set_index(["batching", "workload"])
+    row = costs.loc[("static", "uniform")]
+    parts = [
+        "requests_usd_per_1m",
+        "warm_compute_usd_per_1m",
+        "init_usd_per_1m",
+        "provisioned_usd_per_1m",
+    ]
+    assert sum(row[p] for p in parts) == pytest.approx(row["total_usd_per_1m"])
+    assert row["invocations_per_1m"] == pytest.approx(200_000)  # batches of 5
+
+
+def test_the_report_is_written_with_its_figures_and_definitions(run: Path) -> None:
+    path = report.write_report(run, n_boot=100)
     text = path.read_text()
-    assert "## Table 1 (ours)" in text and "paper's claims" in text
-    for name in ("latency_cdf", "latency_over_time", "cost_breakdown"):
+    assert "## Table 1 (ours)" in text and "paper's claims" in text and "## Definitions" in text
+    assert "Steady state" in text and "reproduced" in text
+    for name in ("latency_cdf", "latency_over_time", "cost_breakdown", "claims"):
         assert (run / "figures" / f"{name}.svg").is_file()
         assert f"figures/{name}.png" in text
+    assert "0.00 " not in text  # costs never rounded away
 
 
 def test_resolve_run_explains_when_nothing_ran(

@@ -132,3 +132,28 @@ def test_synthetic_day_and_nxt_sweep() -> None:
     one = table[table["N"] == 1]["cost_per_1m_requests_usd"].iloc[0]
     five = table[table["N"] == 5]["cost_per_1m_requests_usd"].max()
     assert five < one  # batching cuts the cost per request
+
+
+def test_a_rate_sweep_marks_where_the_policies_send_the_same_batches() -> None:
+    from labkit.batching import PolicyConfig
+    from labkit.workloads import WorkloadConfig
+
+    policies = [PolicyConfig("static", 5), PolicyConfig("dynamic", 5, 0.3)]
+    sweep = simulate.rate_sweep(WorkloadConfig("uniform", duration_s=60), [8.0, 25.0], policies,
+                                PROFILE, slo_ms=200.0)  # fmt: skip
+    same = sweep.groupby("rate")["same_batches"].all()
+    assert not same[8.0] and same[25.0]  # below and above N/T = 16.7/s
+    at_25 = sweep[sweep["rate"] == 25.0].set_index("policy")
+    assert at_25.loc["static", "mean_ms"] == pytest.approx(
+        at_25.loc["dynamic", "mean_ms"], rel=0.02
+    )
+    at_8 = sweep[sweep["rate"] == 8.0].set_index("policy")
+    assert at_8.loc["dynamic", "mean_ms"] < at_8.loc["static", "mean_ms"]
+
+
+def test_a_network_adds_its_round_trip_to_the_overhead() -> None:
+    from labkit.emulator.network import NetworkProfile
+
+    far = simulate.add_network(PROFILE, NetworkProfile("far", median_ms=50.0), seed=1)
+    assert np.median(far.overhead_ms) == pytest.approx(55.0)  # 5 ms of its own + 50
+    assert "far" in far.name and "far" in far.source

@@ -20,15 +20,26 @@ class LocalBackend(Backend):
     """
 
     kind = "local"
-    #: More instances than this machine's 2 cores only share the cores: ten PyTorch imports
-    #: at once stretch every cold start several times over (docs/experiments.md).
-    default_concurrency = 2
-    options = ("bundle_dir",)
+    #: A new AWS account's limit. Waiting on the network costs no core, so the limit is the
+    #: function's, not the machine's; but every instance's init shares the machine's cores,
+    #: so presets that start many functions choose fewer (docs/experiments.md).
+    default_concurrency = 10
+    options = ("bundle_dir", "network", "seed")
 
     def __init__(
-        self, function: FunctionSettings, bundle_dir: str | os.PathLike[str] | None = None
+        self,
+        function: FunctionSettings,
+        bundle_dir: str | os.PathLike[str] | None = None,
+        network: Any = None,
+        seed: int | None = None,
     ) -> None:
+        """``network``: a round trip added per invocation (a profile name such as
+        ``laptop-to-region``, see :mod:`labkit.emulator.network`), drawn with ``seed``."""
+        from labkit.emulator.network import network_profile
+
         super().__init__(function)
+        self.network = network_profile(network)
+        self.seed = seed
         if not bundle_dir:
             raise ValueError("the local backend needs bundle_dir (see `labkit bundle`)")
         from labkit.image import Bundle
@@ -57,7 +68,8 @@ class LocalBackend(Backend):
         from labkit.emulator import LocalLambda
 
         self.stop()
-        self._lam = LocalLambda(self.emulator_config()).start()
+        self._lam = LocalLambda(self.emulator_config(), network=self.network,
+                                network_seed=self.seed).start()  # fmt: skip
         if self.function.provisioned:
             self._lam.wait_until_idle(self.function.name, timeout_s=120.0)
         self._invoker = LambdaInvoker(endpoint_url=self._lam.endpoint_url,
@@ -82,8 +94,10 @@ class LocalBackend(Backend):
     def facts(self) -> dict[str, Any]:
         from labkit.emulator.cpu_share import cpu_fraction, detect
 
-        facts = super().facts() | {"bundle": str(self.bundle.path), "handler":
-                                   self.function.handler or self.bundle.handler}  # fmt: skip
+        facts = super().facts() | {
+            "bundle": str(self.bundle.path), "handler": self.function.handler or self.bundle.handler,
+            "network": self.network.describe() if self.network else "none: client and service on one machine",
+        }  # fmt: skip
         support = detect()
         if self.function.cpu_share and support.available:
             facts["cpu_share"] = (f"{cpu_fraction(self.function.memory_mb):.3f} vCPU per instance "

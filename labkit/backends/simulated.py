@@ -22,19 +22,25 @@ class SimulatedBackend(Backend):
     records in the live schema, at scales and lengths one machine cannot run live."""
 
     kind = "simulated"
-    default_concurrency = 2  # as the local backend, so a local profile replays local runs
+    default_concurrency = 10  # as the local backend and a new AWS account
     live = False
-    options = ("profile", "seed")
+    options = ("profile", "seed", "network")
 
-    def __init__(self, function: FunctionSettings, profile: Any = "local", seed: int = 0) -> None:
-        from labkit.simulate import PlatformProfile
+    def __init__(
+        self, function: FunctionSettings, profile: Any = "local", seed: int = 0,
+        network: Any = None,
+    ) -> None:  # fmt: skip
+        """``network``: a round trip per invocation on top of the profile's own overhead
+        (a profile of :mod:`labkit.emulator.network`), as on the local backend."""
+        from labkit.emulator.network import network_profile
+        from labkit.simulate import PlatformProfile, add_network
 
         super().__init__(function)
-        self.profile = (
-            profile
-            if isinstance(profile, PlatformProfile)
-            else PlatformProfile.load(profile or "local")
-        )
+        loaded = profile if isinstance(profile, PlatformProfile) else PlatformProfile.load(
+            profile or "local"
+        )  # fmt: skip
+        self.network = network_profile(network)
+        self.profile = add_network(loaded, self.network, seed) if self.network else loaded
         self.seed = seed
 
     @classmethod
@@ -56,7 +62,8 @@ class SimulatedBackend(Backend):
 
     def facts(self) -> dict[str, Any]:
         return super().facts() | {"profile": self.profile.name,
-                                  "profile_source": self.profile.source, "seed": self.seed}  # fmt: skip
+                                  "profile_source": self.profile.source, "seed": self.seed,
+                                  "network": self.network.describe() if self.network else "none"}  # fmt: skip
 
     def simulate(self, arrivals: Sequence[float] | np.ndarray, policy: BatchingPolicy,
                  *, slo_s: float) -> LoadResult:  # fmt: skip

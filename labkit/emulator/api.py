@@ -17,6 +17,7 @@ from typing import Any
 
 from labkit.emulator.httpserver import Answer, Request, Response, json_response
 from labkit.emulator.instance import MAX_PAYLOAD_BYTES
+from labkit.emulator.network import RoundTrips
 from labkit.emulator.service import FunctionService, Throttled
 
 FUNCTIONS = "/2015-03-31/functions"
@@ -32,8 +33,13 @@ def _aws_error(status: int, error_type: str, message: str, **extra: Any) -> Resp
 class InvokeApi:
     """Routes requests to the function services by name (or ARN)."""
 
-    def __init__(self, services: dict[str, FunctionService]) -> None:
+    def __init__(
+        self, services: dict[str, FunctionService], network: RoundTrips | None = None
+    ) -> None:
+        """``network``: a round trip drawn per invocation and slept, half on the way in and
+        half on the way out (:mod:`labkit.emulator.network`)."""
         self.services = services
+        self.network = network
         self._background: set[asyncio.Task[Any]] = set()
         # (method, path pattern, route, whether the pattern names a function)
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Answer], bool]] = [
@@ -76,6 +82,20 @@ class InvokeApi:
         return service
 
     def invoke(self, request: Request, service: FunctionService) -> Answer:
+        answer = self._invoke(request, service)
+        return self._across_network(answer) if self.network is not None else answer
+
+    async def _across_network(self, answer: Answer) -> Response:
+        """The request travels to the service and the answer back: half a round trip each
+        way, slept (no CPU), outside the function's Duration and its instance's time."""
+        assert self.network is not None
+        half = self.network.next_s() / 2
+        await asyncio.sleep(half)
+        response = answer if isinstance(answer, Response) else await answer
+        await asyncio.sleep(half)
+        return response
+
+    def _invoke(self, request: Request, service: FunctionService) -> Answer:
         if request.size > MAX_PAYLOAD_BYTES:
             return _too_large(request.size)
         payload = request.body

@@ -141,6 +141,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpu-latency-us", type=int, default=None, metavar="US",
                         help="while serving, keep CPUs' idle wake-up latency <= US via "
                              "/dev/cpu_dma_latency (0: idle CPUs poll; needs root; costs power)")  # fmt: skip
+    parser.add_argument("--network", default=None, metavar="PROFILE",
+                        help="add a network round trip per invocation: same-region or "
+                             "laptop-to-region (labkit.emulator.network); default none")  # fmt: skip
+    parser.add_argument("--network-json", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--network-seed", type=int, default=None, help="seed of the round trips")
     parser.add_argument("--throttle-wait-s", type=float, default=0.0,
                         help="queue this long at the concurrency limit before a 429 (0: as Lambda)")  # fmt: skip
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",

@@ -24,6 +24,7 @@ from typing import Any
 from labkit.emulator.config import FunctionConfig
 from labkit.emulator.cpu_latency import check_limit
 from labkit.emulator.lifetime import die_with_parent
+from labkit.emulator.network import NetworkProfile, network_profile
 
 
 class EmulatorError(RuntimeError):
@@ -41,14 +42,19 @@ class LocalLambda:
         port: int = 0,
         startup_timeout_s: float = 60.0,
         cpu_latency_us: int | None = None,
+        network: NetworkProfile | str | None = None,
+        network_seed: int | None = None,
     ) -> None:
         """``cpu_latency_us``: while running, hold idle CPUs' wake-up latency at most this
         (:mod:`labkit.emulator.cpu_latency`; 0 makes idle CPUs poll; needs root).
-        :attr:`cpu_latency` says afterwards whether the hold was granted."""
+        :attr:`cpu_latency` says afterwards whether the hold was granted. ``network``: a round
+        trip per invocation (:mod:`labkit.emulator.network`: a shipped name or a profile)."""
         self.functions = [functions] if isinstance(functions, FunctionConfig) else list(functions)
         if not self.functions:
             raise ValueError("LocalLambda needs at least one function")
         check_limit(cpu_latency_us)
+        self.network = network_profile(network)
+        self.network_seed = network_seed
         self.host, self.port, self.startup_timeout_s = host, port, startup_timeout_s
         self.cpu_latency_us = cpu_latency_us
         self.cpu_latency = ""  # once started: "held at 0 us (...)", "not asked for", ...
@@ -66,6 +72,10 @@ class LocalLambda:
                    "--port", str(self.port), "--configs-json", json.dumps(configs)]  # fmt: skip
         if self.cpu_latency_us is not None:
             command += ["--cpu-latency-us", str(self.cpu_latency_us)]
+        if self.network is not None:
+            command += ["--network-json", json.dumps(self.network.describe())]
+        if self.network_seed is not None:
+            command += ["--network-seed", str(self.network_seed)]
         self._process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL,
             preexec_fn=die_with_parent(signal.SIGTERM),

@@ -19,22 +19,27 @@ from labkit.emulator.api import BODY_LIMIT, InvokeApi
 from labkit.emulator.config import FunctionConfig, add_arguments, configs_from_args
 from labkit.emulator.cpu_latency import hold_cpu_latency
 from labkit.emulator.httpserver import HttpServer
+from labkit.emulator.network import NetworkProfile, network_profile
 from labkit.emulator.service import FunctionService
 
 
 async def serve(
     configs: Sequence[FunctionConfig], host: str = "127.0.0.1", port: int = 0,
     stop: asyncio.Event | None = None, cpu_latency_us: int | None = None,
+    network: NetworkProfile | None = None, network_seed: int | None = None,
 ) -> None:  # fmt: skip
     """Serve ``configs`` until ``stop`` is set (or SIGINT/SIGTERM).
 
     ``cpu_latency_us``: hold the CPUs' wake-up latency at most this while serving (see
-    :mod:`labkit.emulator.cpu_latency`); the ready line says whether it is held."""
+    :mod:`labkit.emulator.cpu_latency`); the ready line says whether it is held.
+    ``network``: a round trip added to every invocation (:mod:`labkit.emulator.network`),
+    drawn with ``network_seed``."""
     hold = hold_cpu_latency(cpu_latency_us)  # a bad limit raises before anything starts
     if hold.refused:
         print(f"labkit emulator: CPU wake-up latency {hold.status}", file=sys.stderr, flush=True)
     services = {c.name: FunctionService(c) for c in configs}
-    server = HttpServer(InvokeApi(services).handle, body_limit=BODY_LIMIT)
+    round_trips = network.sampler(network_seed) if network is not None else None
+    server = HttpServer(InvokeApi(services, round_trips).handle, body_limit=BODY_LIMIT)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -45,7 +50,8 @@ async def serve(
         for service in services.values():
             await service.start()
         ready = {"endpoint_url": f"http://{bound[0]}:{bound[1]}", "functions": sorted(services),
-                 "cpu_latency": hold.status}  # fmt: skip
+                 "cpu_latency": hold.status,
+                 "network": network.describe() if network is not None else None}  # fmt: skip
         print(json.dumps(ready), flush=True)
         await stop.wait()
     finally:
@@ -57,7 +63,9 @@ async def serve(
 def run(args: argparse.Namespace) -> int:
     """Serve from parsed CLI arguments until interrupted (exit code 0)."""
     configs = configs_from_args(args)
-    main = serve(configs, args.host, args.port, cpu_latency_us=args.cpu_latency_us)
+    network = network_profile(json.loads(args.network_json) if args.network_json else args.network)
+    main = serve(configs, args.host, args.port, cpu_latency_us=args.cpu_latency_us,
+                 network=network, network_seed=args.network_seed)  # fmt: skip
     try:
         import uvloop  # optional: a faster event loop where installed
     except ImportError:
