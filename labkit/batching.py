@@ -342,6 +342,25 @@ class PolicyConfig:
 POLICY_FACTORIES: dict[str, Any] = {}
 
 
+def fills_before_timeout_rate(size: int, timeout_s: float) -> float:
+    """The uniform arrival rate above which a batch of ``size`` is full before ``timeout_s``:
+    ``(size - 1) / timeout_s`` (the batch's last request arrives ``size - 1`` gaps after its
+    first). Above it, batching at ``size`` or ``timeout_s`` never uses its timeout, and
+    static and dynamic batching send the same batches."""
+    return (_positive_int("size", size) - 1) / _positive_seconds("timeout_s", timeout_s)
+
+
+def same_batches(policies: list[BatchingPolicy], arrivals: list[float]) -> bool:
+    """Whether the policies, replayed on ``arrivals``, send the very same batches at the very
+    same times (then no difference between them can be an effect of batching). The last
+    batch is compared by its members only: when the workload ends, one policy flushes what is
+    left at once and another may send it on its timer."""
+    sent = [replay(policy, arrivals) for policy in policies]
+    shapes = [[tuple(r.id for r in batch) for _, batch in batches] for batches in sent]
+    times = [[round(t, 9) for t, _ in batches[:-1]] for batches in sent]
+    return all(s == shapes[0] for s in shapes[1:]) and all(t == times[0] for t in times[1:])
+
+
 def replay(
     policy: BatchingPolicy, arrivals: list[float], slo_s: float = math.inf
 ) -> list[tuple[float, Batch]]:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from labkit import metrics, report
 from labkit.backends.simulated import SimulatedBackend
+from labkit.batching import fills_before_timeout_rate
 from labkit.simulate import PlatformProfile, client_time_ms, fit_profile
 
 VALIDATION_METRICS = ("mean_ms", "p50_ms", "p99_ms", "slo_attainment_pct", "cold_starts",
@@ -108,10 +109,12 @@ def _compare(cell: report.Cell, profile: PlatformProfile, seeds: int, *, view: s
 def rate_sweep(run: str | os.PathLike[str], profile: PlatformProfile, *, points: int = 12,
                duration_s: float = 300.0, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """Where the run's policies differ: each workload shape of the run at ``points`` mean
-    rates (a quarter to three times the run's own, and across N/T for uniform load), through
-    the run's static and dynamic policies on ``profile`` (calibrated on the run), for
-    ``duration_s`` each. Returns (the dense simulated points, the run's live points: pooled
-    steady-state figures per policy and workload, at their mean rate)."""
+    rates (a quarter to three times the run's own), through the run's static and dynamic
+    policies on ``profile`` (calibrated on the run), for ``duration_s`` each. Returns (the
+    dense simulated points, with ``crossover_rate`` for uniform load: the rate above which
+    the dynamic policy's timeout never fires, ``batching.fills_before_timeout_rate``; the
+    run's live points: pooled steady-state figures per policy and workload, at their mean
+    rate)."""
     from labkit.simulate import rate_sweep as sweep
 
     cells = [c for c in report.load_run(run) if c.batching in ("static", "dynamic")]
@@ -131,8 +134,15 @@ def rate_sweep(run: str | os.PathLike[str], profile: PlatformProfile, *, points:
         policies = [c.config.policy for c in cells if c.config.workload == workload]
         policies = list({p.kind: p for p in policies}.values())
         long = dataclasses.replace(workload, duration_s=duration_s, name=workload.kind)
-        frames.append(sweep(long, rates, policies, profile, slo_ms=cell.config.slo_ms,
-                            concurrency=cell.config.function.concurrency or 10, seed=seed))  # fmt: skip
+        frame = sweep(long, rates, policies, profile, slo_ms=cell.config.slo_ms,
+                      concurrency=cell.config.function.concurrency or 10, seed=seed)  # fmt: skip
+        timed = [p for p in policies if p.kind == "dynamic"]
+        frame["crossover_rate"] = (
+            fills_before_timeout_rate(timed[0].size, timed[0].timeout_s)
+            if workload.kind == "uniform" and timed
+            else math.nan
+        )
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True), live
 
 

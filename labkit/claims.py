@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labkit import cost, metrics
-from labkit.batching import replay
+from labkit import batching, cost, metrics
 
 METRICS = ("mean_ms", "p50_ms", "p99_ms", "slo_attainment_pct", "init_duration_ms",
            "cost_per_1m_requests_usd")  # fmt: skip
@@ -176,18 +175,16 @@ def _interval(changes: list[float], level: float) -> tuple[float, float]:
 
 
 def same_batches(static: list[Any], dynamic: list[Any]) -> bool:
-    """Whether the two policies send identical batches (members and times) on every one of
-    the cells' arrivals, replayed on a virtual clock."""
-    arrivals = {c.config.workload: c.config.workload for c in [*static, *dynamic]}
-    for workload in arrivals:
-        times = workload.arrivals().tolist()
+    """Whether the two policies send identical batches on every one of the cells' arrivals,
+    replayed on a virtual clock (``batching.same_batches``)."""
+    workloads = {c.config.workload: c.config.workload for c in [*static, *dynamic]}
+    for workload in workloads:
         s = [c for c in static if c.config.workload == workload]
         d = [c for c in dynamic if c.config.workload == workload]
         if not s or not d:
             continue
-        batches = [[(round(t, 9), tuple(r.id for r in b)) for t, b in replay(c.config.policy.build(), times)]
-                   for c in (s[0], d[0])]  # fmt: skip
-        if batches[0] != batches[1]:
+        policies = [c.config.policy.build() for c in (s[0], d[0])]
+        if not batching.same_batches(policies, workload.arrivals().tolist()):
             return False
     return True
 
@@ -315,8 +312,9 @@ class _Context:
         if self.coincide:
             workload = config.workload
             size, timeout = config.policy.size, config.policy.timeout_s
-            why = (f"at {workload.rate:g} requests/s a batch of {size} fills in {size / workload.rate:.2f} s, "
-                   f"before T = {timeout:g} s (above N/T = {size / timeout:.1f}/s)"
+            why = (f"at {workload.rate:g} requests/s a batch of {size} is full {(size - 1) / workload.rate:.2f} s "
+                   f"after its first request, before T = {timeout:g} s (above (N-1)/T = "
+                   f"{batching.fills_before_timeout_rate(size, timeout):.1f}/s)"
                    if workload.kind == "uniform" else "the timeout never fires before a batch fills")  # fmt: skip
             return (f"static and dynamic sent the same batches on {self.workload}: {why}; "
                     f"the difference between the cells, {ours}, is noise (figure: rate_sweep).")  # fmt: skip

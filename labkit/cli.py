@@ -112,19 +112,27 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     from labkit import deploy
 
     function = FunctionSettings.given(name=args.function_name, memory_mb=args.memory_mb,
-                                      timeout_s=args.timeout_s, architecture=args.architecture)  # fmt: skip
-    config = deploy.DeployConfig(function=function, region=args.region, image_uri=args.image_uri)
-    deployment = deploy.AwsDeployment(config, progress=print)
+                                      timeout_s=args.timeout_s, architecture=args.architecture,
+                                      provisioned=args.provisioned)  # fmt: skip
+    config = deploy.DeployConfig(function=function, region=args.region, image_uri=args.image_uri,
+                                 role_arn=args.role_arn, reserved_concurrency=args.reserved_concurrency)  # fmt: skip
     if args.action == "plan":
-        plan = deployment.plan(expected_invocations=args.expected_invocations,
-                               max_budget_usd=args.max_budget_usd)  # fmt: skip
+        plan = deploy.AwsDeployment(config).plan(expected_invocations=args.expected_invocations,
+                                                 max_budget_usd=args.max_budget_usd)  # fmt: skip
         print(plan.table())
     elif args.action == "up":
-        print(deployment.plan(expected_invocations=args.expected_invocations,
-                              max_budget_usd=args.max_budget_usd).table())  # fmt: skip
-        print(deployment.deploy(local_image_tag=None if args.image_uri else args.tag))
+        from labkit import image
+        from labkit.data import make_event, synthetic_mnist
+
+        bundle = None if args.image_uri else image.ensure_bundle(args.model, args.bundle)
+        event = make_event(synthetic_mnist(2, seed=0).images)
+        rollout = deploy.plan_and_deploy(config, bundle=bundle, smoke_event=event,
+                                         expected_invocations=args.expected_invocations,
+                                         max_budget_usd=args.max_budget_usd, progress=print)  # fmt: skip
+        print(f"deployed: {rollout.deployed!r}")
+        print(f"smoke test: {rollout.smoke.round_trip_ms:.0f} ms round trip, no error")
     else:
-        deleted = deployment.teardown()
+        deleted = deploy.AwsDeployment(config, progress=print).teardown()
         print("deleted: " + (", ".join(deleted) if deleted else "nothing (no labkit resources)"))
     return EXIT_OK
 
@@ -384,18 +392,29 @@ def _add_deploy_parser(sub: Any) -> None:
     dep = sub.add_parser(
         "deploy",
         help="AWS: plan, deploy (up) or tear down (down) the function",
-        description="Deploy the function to AWS Lambda as a container image (ECR repository, "
-        "image push, execution role with the basic logging policy only, the function). `plan` "
-        "only reads and prints what would change and the estimated cost; `up` deploys "
-        "(idempotent); `down` deletes exactly what labkit created (tagged labkit=managed). "
-        "Credentials and region come from the standard AWS chain.",
+        description="Deploy the function to AWS Lambda as a container image. `plan` only reads "
+        "and prints what would change and the estimated cost; `up` builds the image from the "
+        "bundle (docker, output streamed), pushes it to ECR, ensures an execution role with the "
+        "basic logging policy only (or uses --role-arn), creates or updates the function (also "
+        "when the image's digest changed), waits until it is Active and smoke-tests it "
+        "(idempotent); `down` deletes every resource of the region tagged labkit=managed. "
+        "Credentials come from the AWS chain; the region from --region, else the AWS region "
+        "chain (AWS_DEFAULT_REGION, the profile). docs/aws.md lists the permissions needed.",
     )
     dep.add_argument("action", choices=["plan", "up", "down"])
     dep.add_argument("--function-name", default=None,
                      help=f"default {_FUNCTION.name} (what `labkit run` invokes)")  # fmt: skip
-    dep.add_argument("--region", default=None)
-    dep.add_argument("--image-uri", default=None, help="an image already in ECR (skips docker)")
-    dep.add_argument("--tag", default="labkit-mnist:latest", help="local image to push (up)")
+    dep.add_argument("--region", default=None, help="default: the AWS region chain")
+    dep.add_argument("--image-uri", default=None,
+                     help="up: an image already in ECR (no docker build, no push)")  # fmt: skip
+    dep.add_argument("--model", default=None, help="up: the model to bundle (default mnist-cnn)")
+    dep.add_argument("--bundle", default=None, help="up: an existing bundle to build from")
+    dep.add_argument("--role-arn", default=None,
+                     help="an existing execution role (e.g. AWS Academy's LabRole); none is created")  # fmt: skip
+    dep.add_argument("--reserved-concurrency", type=int, default=None,
+                     help="reserve this many executions for the function")  # fmt: skip
+    dep.add_argument("--provisioned", type=int, default=None,
+                     help="keep this many instances ready (billed per hour while set)")  # fmt: skip
     dep.add_argument("--memory-mb", type=int, default=None, help=f"default {_FUNCTION.memory_mb}")
     dep.add_argument("--timeout-s", type=int, default=None, help=f"default {_FUNCTION.timeout_s:g}")
     dep.add_argument("--architecture", choices=list(ARCHITECTURES), default=None,
@@ -415,7 +434,8 @@ _ERRORS = {
     "labkit.function.model_io": ["ModelLoadError"],
     "labkit.lab": ["LabError"],
 }
-_FAILED_STEPS = {"labkit.lab": ["NotebookFailedError"], "labkit.deploy": ["DeployError"]}
+_FAILED_STEPS = {"labkit.lab": ["NotebookFailedError"], "labkit.aws_account": ["DeployError"],
+                 "labkit.experiment": ["CellFailedError"]}  # fmt: skip
 
 
 def _loaded_error_types(errors: dict[str, list[str]]) -> tuple[type[BaseException], ...]:

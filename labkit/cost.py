@@ -62,6 +62,12 @@ def prices_for(region: str = "us-east-1", architecture: str = "x86_64") -> Price
     return _X86 if architecture == "x86_64" else _ARM
 
 
+def provisioned_per_hour(instances: int, memory_mb: int, prices: Prices = _X86) -> float:
+    """What ``instances`` of provisioned concurrency cost per hour while they exist, used or
+    not (their invocations' duration is billed on top, at the provisioned duration rate)."""
+    return instances * memory_mb / 1024.0 * 3600.0 * prices.provisioned_per_gb_s
+
+
 def gb_seconds(billed_ms: float, memory_mb: int) -> float:
     """GB-seconds of one invocation: billed time (rounded up to 1 ms) times memory."""
     return math.ceil(billed_ms) / 1000.0 * memory_mb / 1024.0
@@ -98,6 +104,7 @@ def invocation_cost(
     prices: Prices = _X86,
     provisioned_instances: int = 0,
     provisioned_seconds: float = 0.0,
+    on_provisioned: Iterable[bool] | None = None,
 ) -> Bill:
     """The bill for invocations with these billed durations (one per invocation, i.e. per
     Lambda *request*; a batch of five images is one request).
@@ -105,7 +112,9 @@ def invocation_cost(
     ``init_ms`` holds each cold start's Init Duration (``None`` or NaN for warm ones); it is
     part of ``billed_ms`` already. Provisioned concurrency bills ``provisioned_instances`` x
     memory for ``provisioned_seconds`` (AWS rounds that period up to 5 minutes; pass the
-    rounded figure if you want AWS's exact line).
+    rounded figure if you want AWS's exact line), and the invocations ``on_provisioned``
+    marks (one flag per invocation) pay the provisioned duration price instead of the
+    on-demand one.
     """
     if memory_mb < 128 or memory_mb > 10_240:
         raise ValueError(f"memory_mb must be 128..10240 (Lambda's range), not {memory_mb}")
@@ -113,14 +122,20 @@ def invocation_cost(
     if any(b < 0 or math.isnan(b) for b in billed):
         raise ValueError("billed durations must be non-negative numbers")
     gb = memory_mb / 1024.0
-    gb_s = sum(gb_seconds(b, memory_mb) for b in billed)
+    each = [gb_seconds(b, memory_mb) for b in billed]
+    gb_s = sum(each)
+    flags = list(on_provisioned) if on_provisioned is not None else [False] * len(billed)
+    if len(flags) != len(billed):
+        raise ValueError("on_provisioned needs one flag per billed duration")
+    compute_usd = sum(g * (prices.provisioned_duration_per_gb_s if p else prices.per_gb_s)
+                      for g, p in zip(each, flags, strict=True))  # fmt: skip
     init_total_ms = sum(i for i in init_ms if i is not None and not math.isnan(i))
     provisioned_gb_s = provisioned_instances * gb * provisioned_seconds
     return Bill(
         requests=len(billed),
         gb_s=gb_s,
         request_usd=len(billed) * prices.per_request,
-        compute_usd=gb_s * prices.per_gb_s,
+        compute_usd=compute_usd,
         init_usd=init_total_ms / 1000.0 * gb * prices.per_gb_s,
         provisioned_usd=provisioned_gb_s * prices.provisioned_per_gb_s,
     )
@@ -161,3 +176,14 @@ def estimate(
     return invocation_cost(
         billed, memory_mb, init_ms=[init_ms] * min(cold_starts, n_invocations), prices=prices
     )
+
+
+def format_usd(value: float, digits: int = 3) -> str:
+    """Dollars with at least ``digits`` significant digits (``0.0000647``, ``0.153``,
+    ``18.7``); never rounded away to ``0.00``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if value == 0:
+        return "0"
+    decimals = max(2, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"

@@ -26,6 +26,45 @@ from labkit.settings import FunctionSettings
 from labkit.workloads import WorkloadConfig
 
 PAPER_SLO_MS = 200.0
+#: A cell whose requests failed more than this share, for reasons other than throttling,
+#: measured a failure, not the function: it is marked failed and the run exits non-zero.
+FAILED_SHARE = 0.5
+THROTTLED = "TooManyRequestsException"
+_ADVICE = {
+    "ResourceNotFoundException": "the function does not exist where the run looked: deploy it "
+    "(`labkit deploy up`) or pass its --function-name and --region",
+    "ExpiredTokenException": "the AWS credentials expired: `aws sso login` or new keys",
+    "ExpiredToken": "the AWS credentials expired: `aws sso login` or new keys",
+    "UnrecognizedClientException": "AWS does not recognise the credentials: check them",
+    "InvalidClientTokenId": "AWS does not recognise the credentials: check them",
+    "NoCredentialsError": "no AWS credentials: `aws configure` or `aws sso login` (docs/aws.md)",
+    "AccessDeniedException": "the credentials may not invoke the function (lambda:InvokeFunction)",
+    "EndpointConnectionError": "AWS could not be reached: check the network and the region",
+    "ModelLoadError": "the function's model does not load: rebuild the bundle (notebook 02, "
+    "`labkit bundle`) from a trained model (notebook 01, `labkit train`)",
+    "Runtime.ExitError": "the function's process died: see its log (notebook 03)",
+}
+
+
+class CellFailedError(RuntimeError):
+    """A cell whose requests (mostly) failed; its records are kept, marked failed, and the
+    message names the cause and what to do."""
+
+
+def failure(requests: Any, stopped_by: str | None) -> str | None:
+    """Why a cell counts as failed (the first invocations all failed, or most requests did,
+    for a reason other than throttling), or None."""
+    errors = requests["error"].dropna()
+    errors = errors[~errors.isin([THROTTLED, "NotSent", "Abandoned"])]
+    if stopped_by and stopped_by.startswith("the first"):
+        cause = stopped_by
+    elif len(requests) and len(errors) > FAILED_SHARE * len(requests):
+        cause = f"{len(errors)} of {len(requests)} requests failed"
+    else:
+        return None
+    common = errors.value_counts().index[0] if len(errors) else ""
+    advice = _ADVICE.get(str(common), "see the cell's records (requests.parquet, column error)")
+    return f"{cause}; most often {common}: {advice}"
 
 
 @dataclass(frozen=True)
@@ -209,13 +248,19 @@ def run_experiment(
         hold.release()
     if prewarm is not None:
         facts["prewarm"] = prewarm.describe()
+    failed = failure(result.requests, result.stopped_by)
+    status = "failed" if failed else "complete" if result.complete else "incomplete"
     records.save_cell(folder, result.requests, result.invocations, facts | result.facts, {
-        "status": "complete" if result.complete else "incomplete",
-        "stopped_by": result.stopped_by, "wall_s": round(result.wall_s, 3),
-        "requests": len(result.requests), "invocations": len(result.invocations),
+        "status": status, "stopped_by": result.stopped_by, "why": failed,
+        "wall_s": round(result.wall_s, 3), "requests": len(result.requests),
+        "invocations": len(result.invocations),
     })  # fmt: skip
     if result.stopped_by == "KeyboardInterrupt":
         raise KeyboardInterrupt
+    if failed:
+        raise CellFailedError(
+            f"cell {config.label} failed: {failed}. Its records are kept in {folder}"
+        )
     if result.stopped_by:
         raise RuntimeError(f"the run stopped early ({result.stopped_by}); its records are kept, "
                            f"marked incomplete, in {folder}")  # fmt: skip
@@ -246,6 +291,9 @@ def run_matrix(
             run_experiment(config, run / config.label, payloads=payloads, progress=progress)
     except KeyboardInterrupt:
         status = "interrupted"
+        raise
+    except BaseException:
+        status = "failed"
         raise
     finally:
         records.write_json(run / records.MATRIX_FILE, {"cells": labels, "status": status})

@@ -240,15 +240,36 @@ def docker_engine_status(docker: str = "docker") -> tuple[bool, str]:
     return True, f"Docker engine {probe.stdout.strip()}"
 
 
+#: Docker's platform for each Lambda architecture.
+PLATFORMS = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
+
+
+def build_command(bundle_dir: str | os.PathLike[str], tag: str, architecture: str = "x86_64",
+                  docker: str = "docker") -> list[str]:  # fmt: skip
+    """The ``docker build`` that makes an image Lambda accepts: the architecture's platform,
+    and no provenance or SBOM attestation (BuildKit otherwise pushes an image *index* with
+    an attestation manifest, which Lambda refuses: "image manifest media type not
+    supported")."""
+    if architecture not in PLATFORMS:
+        raise ValueError(
+            f"architecture must be one of {', '.join(PLATFORMS)}, not {architecture!r}"
+        )
+    return [docker, "build", "--platform", PLATFORMS[architecture], "--provenance=false",
+            "--sbom=false", "--progress=plain", "-t", tag, str(bundle_dir)]  # fmt: skip
+
+
 def build_image(
     bundle: Bundle | str | os.PathLike[str],
     tag: str = "labkit-mnist:latest",
     *,
-    platform: str = "linux/amd64",
+    architecture: str = "x86_64",
     docker: str = "docker",
+    progress: Callable[[str], None] | None = None,
 ) -> ImageBuild:
     """``docker build`` the bundle when an engine is reachable; otherwise say why not.
 
+    Docker's output is passed to ``progress`` line by line as it comes (a PyTorch image takes
+    minutes, longer under emulation for another architecture, and must not look hung).
     Never raises for a missing engine: the bundle alone is enough for the embedded local
     Lambda, so the result says plainly that only the bundle was built. A failing build
     raises ``RuntimeError`` with the end of Docker's output.
@@ -256,6 +277,7 @@ def build_image(
     bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     if not re.fullmatch(r"[a-z0-9][a-z0-9._/:-]*", tag):
         raise ValueError(f"invalid image tag {tag!r} (lower-case letters, digits, . _ / : -)")
+    command = build_command(bundle.path, tag, architecture, docker)
     reachable, why = docker_engine_status(docker)
     if not reachable:
         return ImageBuild(
@@ -263,9 +285,99 @@ def build_image(
             f"built the bundle only ({bundle.path}); no image because {why}. The embedded "
             "local Lambda runs the bundle as it is; to deploy to AWS, build where Docker runs.",
         )  # fmt: skip
-    command = [docker, "build", "--platform", platform, "-t", tag, str(bundle.path)]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
+    output: list[str] = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          bufsize=1) as build:  # fmt: skip
+        assert build.stdout is not None
+        for line in build.stdout:
+            output.append(line.rstrip())
+            if progress is not None:
+                progress(line.rstrip())
+    if build.returncode != 0:
+        tail = "\n".join(output[-20:])
         raise RuntimeError(f"docker build failed ({' '.join(command)}):\n{tail}")
-    return ImageBuild(True, tag, f"built image {tag} from {bundle.path} ({why})")
+    return ImageBuild(True, tag, f"built image {tag} ({architecture}) from {bundle.path} ({why})")
+
+
+# ----------------------------------------------------------------------------- base images
+@dataclass(frozen=True)
+class LambdaBaseImage:
+    """An AWS Lambda Python base image: its Python and the glibc of its Amazon Linux."""
+
+    image: str
+    python: str
+    glibc: tuple[int, int]
+    system: str
+
+
+LAMBDA_BASE_IMAGES = {
+    base.image: base
+    for base in (
+        LambdaBaseImage("public.ecr.aws/lambda/python:3.9", "3.9", (2, 26), "Amazon Linux 2"),
+        LambdaBaseImage("public.ecr.aws/lambda/python:3.10", "3.10", (2, 26), "Amazon Linux 2"),
+        LambdaBaseImage("public.ecr.aws/lambda/python:3.11", "3.11", (2, 26), "Amazon Linux 2"),
+        LambdaBaseImage("public.ecr.aws/lambda/python:3.12", "3.12", (2, 34), "Amazon Linux 2023"),
+        LambdaBaseImage("public.ecr.aws/lambda/python:3.13", "3.13", (2, 34), "Amazon Linux 2023"),
+    )
+}  # AWS Lambda runtimes documentation: python3.12 and later run on Amazon Linux 2023
+_WHEEL_ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}
+
+
+def base_image(dockerfile: str | os.PathLike[str]) -> LambdaBaseImage:
+    """The Lambda base image a Dockerfile builds ``FROM``; ``ValueError`` for one the kit
+    does not know the platform of."""
+    for line in Path(dockerfile).read_text().splitlines():
+        words = line.split()
+        if words and words[0].upper() == "FROM":
+            image = next(w for w in words[1:] if not w.startswith("--"))
+            if image not in LAMBDA_BASE_IMAGES:
+                raise ValueError(f"{dockerfile}: unknown base image {image!r}; known: "
+                                 f"{', '.join(LAMBDA_BASE_IMAGES)}")  # fmt: skip
+            return LAMBDA_BASE_IMAGES[image]
+    raise ValueError(f"{dockerfile} has no FROM line")
+
+
+def platform_tags(base: LambdaBaseImage, architecture: str = "x86_64") -> list[str]:
+    """Every wheel platform tag pip accepts on ``base``: manylinux_2_X for each glibc from
+    the image's down to 2_17, and the legacy aliases (pip's ``--platform`` takes each tag
+    literally and implies no older one)."""
+    arch = _WHEEL_ARCH[architecture]
+    major, minor = base.glibc
+    tags = [f"manylinux_{major}_{m}_{arch}" for m in range(minor, 16, -1)]
+    tags.append(f"manylinux2014_{arch}")
+    if arch == "x86_64":
+        tags += ["manylinux2010_x86_64", "manylinux1_x86_64"]
+    return tags
+
+
+@dataclass(frozen=True)
+class WheelCheck:
+    """Whether every requirement of an image has a wheel for its base's platform."""
+
+    ok: bool
+    base: LambdaBaseImage
+    architecture: str
+    command: list[str]
+    output: str
+
+
+def check_wheels(dockerfile: str | os.PathLike[str], requirements: str | os.PathLike[str],
+                 architecture: str = "x86_64", *, index_url: str = "https://pypi.org/simple",
+                 timeout_s: float = 600.0) -> WheelCheck:  # fmt: skip
+    """Resolve ``requirements`` as ``pip`` inside the image would (wheels only, the base's
+    Python and platform tags, each requirement itself) without installing anything, so a
+    base/wheel mismatch shows before a ``docker build`` fails. Reads PyPI (whose PyTorch
+    wheels carry the same platform tags as the CPU index's) with no pip configuration of
+    this machine."""
+    base = base_image(dockerfile)
+    command = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps",
+               "--only-binary=:all:", "--python-version", base.python, "--implementation", "cp",
+               "--target", tempfile.gettempdir() + "/labkit-wheel-check", "--index-url", index_url,
+               "--quiet", "--disable-pip-version-check", "-r", str(requirements)]  # fmt: skip
+    for tag in platform_tags(base, architecture):
+        command += ["--platform", tag]
+    env = os.environ | {"PIP_CONFIG_FILE": os.devnull}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout_s,
+                          check=False)  # fmt: skip
+    return WheelCheck(done.returncode == 0, base, architecture, command,
+                      (done.stdout + done.stderr).strip())  # fmt: skip

@@ -144,20 +144,30 @@ class LambdaInvoker:
             retries={"max_attempts": 0, "mode": "standard"}, read_timeout=read_timeout_s,
             connect_timeout=10, max_pool_connections=max(1, max_connections), tcp_keepalive=True,
         )  # fmt: skip
-        kwargs: dict[str, Any] = {"config": config, "region_name": region or "us-east-1"}
-        if endpoint_url:  # the local Lambda: any credentials are accepted
-            kwargs |= {"endpoint_url": endpoint_url, "aws_access_key_id": "labkit-local",
-                       "aws_secret_access_key": "labkit-local"}  # fmt: skip
-        self.client = (session or boto3).client("lambda", **kwargs)
+        kwargs: dict[str, Any] = {"config": config}
+        if endpoint_url:  # the local Lambda: its own region; any credentials are accepted
+            kwargs |= {"endpoint_url": endpoint_url, "region_name": region or "us-east-1",
+                       "aws_access_key_id": "labkit-local", "aws_secret_access_key": "labkit-local"}  # fmt: skip
+            self.client = boto3.session.Session().client("lambda", **kwargs)
+        else:  # AWS: the region given, else the AWS region chain, never a default
+            from labkit.aws_account import resolve_region
 
-    def invoke(self, function_name: str, event: Any) -> InvocationResult:
-        """Invoke synchronously; raises :class:`ThrottledError` on 429."""
+            session = session or boto3.session.Session()
+            kwargs["region_name"] = resolve_region(session, region)
+            self.client = session.client("lambda", **kwargs)
+
+    def invoke(
+        self, function_name: str, event: Any, qualifier: str | None = None
+    ) -> InvocationResult:
+        """Invoke synchronously (``qualifier``: a version or alias, e.g. the one holding
+        provisioned concurrency); raises :class:`ThrottledError` on 429."""
         body = event if isinstance(event, bytes) else json.dumps(event).encode()
+        extra = {"Qualifier": qualifier} if qualifier else {}
         start = time.perf_counter()
         try:
             response = self.client.invoke(
                 FunctionName=function_name, InvocationType="RequestResponse", LogType="Tail",
-                Payload=body,
+                Payload=body, **extra,
             )  # fmt: skip
         except self.client.exceptions.TooManyRequestsException as exc:
             raise ThrottledError(str(exc), exc.response.get("Reason")) from exc

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from labkit.aws_account import error_code
 from labkit.batching import Batch, BatchingPolicy, Request
 from labkit.invoke import InvocationResult, ThrottledError, report_figures
 from labkit.prewarm import PredictivePrewarm
@@ -53,6 +54,10 @@ class LoadConfig:
     max_in_flight: int = 10  # concurrent invocations at most (the function's concurrency)
     throttle_retry_s: float = 30.0  # keep retrying a 429 for this long, with backoff
     drain_timeout_s: float = 60.0  # on stop: wait this long for invocations in flight
+    #: Stop the run when this many first invocations all failed for a reason other than
+    #: throttling (a missing function, expired credentials, a model that does not load): the
+    #: rest would fail alike. 0 never stops.
+    fail_fast_after: int = 10
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -60,6 +65,8 @@ class LoadConfig:
             raise ValueError(f"max_in_flight must be >= 1, not {self.max_in_flight}")
         if self.throttle_retry_s < 0 or self.drain_timeout_s < 0:
             raise ValueError("throttle_retry_s and drain_timeout_s must be >= 0")
+        if self.fail_fast_after < 0:
+            raise ValueError(f"fail_fast_after must be >= 0, not {self.fail_fast_after}")
 
 
 @dataclass
@@ -103,6 +110,12 @@ class _Run:
         self.feedback: queue.SimpleQueue[tuple[int, float, bool]] = queue.SimpleQueue()
         self.done = self.errors = self.in_flight = 0
         self.n = n
+        self.first_errors: list[str | None] = []  # the first invocations' errors, in order
+        self.failing: str | None = None  # why the run must stop (set by a worker)
+
+
+class FirstInvocationsFailed(RuntimeError):
+    """The first invocations all failed alike: the run stops instead of failing the rest."""
 
 
 def run_load(
@@ -161,6 +174,8 @@ def run_load(
     gc.disable()
     try:
         while True:
+            if state.failing:
+                raise FirstInvocationsFailed(state.failing)
             now = clock()
             while not state.feedback.empty():
                 size, service_s, cold = state.feedback.get()
@@ -195,7 +210,12 @@ def run_load(
             if delay > 0:
                 time.sleep(min(delay, 0.1))
     except BaseException as exc:
-        stopped_by = "KeyboardInterrupt" if isinstance(exc, KeyboardInterrupt) else repr(exc)
+        if isinstance(exc, KeyboardInterrupt):
+            stopped_by = "KeyboardInterrupt"
+        elif isinstance(exc, FirstInvocationsFailed):
+            stopped_by = str(exc)
+        else:
+            stopped_by = repr(exc)
     finally:
         sys.setswitchinterval(switch_interval)
         if gc_was_enabled:
@@ -260,7 +280,7 @@ def _invoke_batch(
             time.sleep(backoff * (0.5 + random.random()))  # jittered exponential backoff
             backoff = min(backoff * 2, 1.0)
         except Exception as exc:
-            error = type(exc).__name__
+            error = error_code(exc)
             break
     t_done = clock()
     if result is not None and result.function_error:
@@ -300,8 +320,22 @@ def _invoke_batch(
         state.done += len(batch)
         state.errors += sum(1 for r in rows.values() if r.error)
         state.in_flight -= 1
+        _watch_first(state, config, error, len(batch))
     if result is not None and error is None:
         state.feedback.put((len(batch), (t_done - t_start), cold))
+
+
+def _watch_first(state: _Run, config: LoadConfig, error: str | None, size: int) -> None:
+    """Note the first invocations' outcomes (under ``state.lock``); when the first
+    ``fail_fast_after`` all failed for a reason other than throttling, ask the run to stop."""
+    limit = config.fail_fast_after
+    if not limit or size == 0 or len(state.first_errors) >= limit:
+        return
+    state.first_errors.append(error)
+    errors = state.first_errors
+    if len(errors) == limit and all(e and e != "TooManyRequestsException" for e in errors):
+        kinds = ", ".join(sorted({str(e) for e in errors}))
+        state.failing = f"the first {limit} invocations all failed ({kinds})"
 
 
 def _request_frame(state: _Run, times: np.ndarray, releases: dict[int, float], payloads: Payloads,

@@ -118,10 +118,14 @@ def summarize(
     ok = req.loc[~failed, "latency_ms"].to_numpy(dtype=float)
     inv = invocations
     init = inv["init_duration_ms"].dropna().astype(float)
-    billed = inv["billed_duration_ms"].dropna().astype(float)
+    billed_rows = inv[inv["billed_duration_ms"].notna()]
+    # With provisioned concurrency, warm invocations are taken to run on the provisioned
+    # instances (their lower duration price); cold ones spilled over to on-demand instances.
+    on_provisioned = ~billed_rows["cold_start"].to_numpy(bool) if provisioned_instances else None
     bill = cost.invocation_cost(
-        billed, memory_mb, init_ms=init, prices=prices or cost.Prices(),
-        provisioned_instances=provisioned_instances, provisioned_seconds=provisioned_seconds,
+        billed_rows["billed_duration_ms"].astype(float), memory_mb, init_ms=init,
+        prices=prices or cost.Prices(), provisioned_instances=provisioned_instances,
+        provisioned_seconds=provisioned_seconds, on_provisioned=on_provisioned,
     )  # fmt: skip
     answered = req.loc[~failed]
     sizes = inv["batch_size"].to_numpy(dtype=float)
@@ -154,6 +158,13 @@ def summarize(
         "init_usd": bill.init_usd,
         "provisioned_usd": bill.provisioned_usd,
         "cost_per_1m_requests_usd": bill.per_million(len(requests)),
+        # What the requests cost once the instances are warm: requests and duration without
+        # the billed init and the provisioned hours (the price of batching itself).
+        "warm_cost_per_1m_requests_usd": (
+            (bill.request_usd + bill.compute_usd - bill.init_usd) / len(requests) * 1_000_000
+            if len(requests)
+            else nan
+        ),
     }
 
 

@@ -339,10 +339,11 @@ def rate_sweep(sweep: pd.DataFrame, live: pd.DataFrame) -> Figure:
     """Where the policies differ: steady-state mean, p99, SLO attainment and cost per 1M
     requests against the mean request rate, one row per workload shape. Lines are the model
     (:func:`labkit.calibrate.rate_sweep`); dots the run's own cells; the grey band is where
-    static and dynamic batching send the very same batches."""
+    static and dynamic batching send the very same batches, the dashed line (uniform load)
+    the rate above which they must."""
     kinds = list(dict.fromkeys(sweep["kind"]))
     columns = [("mean_ms", "mean (ms)"), ("p99_ms", "p99 (ms)"),
-               ("slo_attainment_pct", "SLO attainment (%)"), ("cost_per_1m_requests_usd", "USD per 1M")]  # fmt: skip
+               ("slo_attainment_pct", "SLO attainment (%)"), ("warm_cost_per_1m_requests_usd", "warm USD per 1M")]  # fmt: skip
     fig = Figure(figsize=(14, 3.2 * len(kinds)), layout="constrained")
     axes = fig.subplots(len(kinds), len(columns), squeeze=False)
     for row, kind in zip(axes, kinds, strict=True):
@@ -351,6 +352,9 @@ def rate_sweep(sweep: pd.DataFrame, live: pd.DataFrame) -> Figure:
         for ax, (column, label) in zip(row, columns, strict=True):
             for rate in same[same].index:  # shade the rates where the policies coincide
                 ax.axvspan(rate * 0.97, rate * 1.03, color="#dddddd", linewidth=0)
+            for crossover in part.get("crossover_rate", pd.Series()).dropna().unique()[:1]:
+                ax.axvline(crossover, color="black", linestyle="--", linewidth=1,
+                           label=f"(N-1)/T = {crossover:.1f}/s")  # fmt: skip
             for policy, line in part.groupby("policy"):
                 ax.plot(
                     line["rate"],
@@ -387,7 +391,7 @@ def inverse_fit(fit: Any) -> Figure:
     x = np.arange(len(latency))
     bars.bar(x - 0.2, latency["paper"], 0.4, label="paper", color="#444444")
     bars.bar(x + 0.2, latency["simulated"], 0.4, label="best setting (model)", color="#1f77b4")
-    bars.set_xticks(x, labels, fontsize=6)
+    bars.set_xticks(x, labels, fontsize=6, rotation=45, ha="right")
     bars.set(ylabel="latency (ms)", title="the paper's Table 1 beside the closest setting")
     bars.legend(fontsize=8)
     u = fit.uniform

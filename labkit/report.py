@@ -97,17 +97,6 @@ def paper_table1() -> pd.DataFrame:
         return pd.read_csv(handle)
 
 
-def format_usd(value: float, digits: int = 3) -> str:
-    """Dollars with at least ``digits`` significant digits (``0.0000647``, ``0.153``,
-    ``18.7``); never rounded away to ``0.00``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if value == 0:
-        return "0"
-    decimals = max(2, digits - 1 - math.floor(math.log10(abs(value))))
-    return f"{value:.{decimals}f}"
-
-
 def _options(cells: list[Cell], slo_ms: float | None) -> dict[str, Any]:
     function = cells[0].config.function
     wall_s = sum(float(c.status.get("wall_s", 0.0)) for c in cells)
@@ -179,6 +168,7 @@ def table1(cells: list[Cell], *, slo_ms: float | None = None) -> pd.DataFrame:
             "all_mean_ms": everything["mean_ms"], "all_p99_ms": everything["p99_ms"],
             "all_slo_attainment_pct": everything["slo_attainment_pct"],
             "cost_per_1m_requests_usd": everything["cost_per_1m_requests_usd"],
+            "warm_cost_per_1m_requests_usd": everything["warm_cost_per_1m_requests_usd"],
             "mean_batch_size": everything["mean_batch_size"],
             "p99_spread_ms": max(p99s) - min(p99s) if len(p99s) > 1 else math.nan,
         })  # fmt: skip
@@ -234,6 +224,9 @@ def side_by_side_text(cells: list[Cell], *, slo_ms: float | None = None) -> str:
         rows.append(row)
     return ("Table 1, paper / ours (steady state: requests no cold start delayed; Init Duration "
             "per cold start):\n" + pd.DataFrame(rows).to_string(index=False))  # fmt: skip
+
+
+format_usd = cost.format_usd  # re-exported: where the tables of this module format money
 
 
 def _money(table: pd.DataFrame) -> pd.DataFrame:

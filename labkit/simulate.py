@@ -427,15 +427,12 @@ def rate_sweep(workload: Any, rates: list[float], policies: list[PolicyConfig],
     policy on the model: one row per (rate, policy) with the steady-state figures, the cost
     per 1M requests, and whether all the policies sent the very same batches at that rate
     (replayed on a virtual clock), which is where they cannot differ."""
-    from labkit.batching import replay
+    from labkit.batching import same_batches
 
     rows = []
     for rate in rates:
         arrivals = workload.at_rate(rate).arrivals()
-        times = arrivals.tolist()
-        batches = [[(round(t, 9), tuple(r.id for r in b)) for t, b in replay(p.build(), times)]
-                   for p in policies]  # fmt: skip
-        same = all(b == batches[0] for b in batches[1:])
+        same = same_batches([p.build() for p in policies], arrivals.tolist())
         for policy in policies:
             result = simulate(arrivals, policy.build(), profile,
                               SimConfig(concurrency=concurrency, seed=seed, slo_s=slo_ms / 1000.0))  # fmt: skip
@@ -444,5 +441,6 @@ def rate_sweep(workload: Any, rates: list[float], policies: list[PolicyConfig],
             rows.append({"workload": workload.label, "kind": workload.kind, "rate": rate,
                          "policy": policy.kind, "same_batches": same,
                          **{k: f[k] for k in ("mean_ms", "p50_ms", "p99_ms", "slo_attainment_pct",
-                                              "cost_per_1m_requests_usd", "mean_batch_size")}})  # fmt: skip
+                                              "cost_per_1m_requests_usd", "warm_cost_per_1m_requests_usd",
+                                              "mean_batch_size")}})  # fmt: skip
     return pd.DataFrame(rows)

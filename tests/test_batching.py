@@ -15,7 +15,9 @@ from labkit.batching import (
     Request,
     SloAwareBatching,
     StaticBatching,
+    fills_before_timeout_rate,
     replay,
+    same_batches,
 )
 
 gaps = st.lists(st.floats(min_value=0.0, max_value=1.0, allow_nan=False), max_size=200)
@@ -156,3 +158,27 @@ def test_slo_aware_hedges_only_against_cold_starts_it_can_survive() -> None:
 def test_slo_aware_sends_a_late_request_at_once() -> None:
     policy = SloAwareBatching(8)
     assert policy.offer(Request(0, 1.0, 1.01), 1.0) == [[Request(0, 1.0, 1.01)]]
+
+
+@pytest.mark.parametrize(("size", "timeout_s"), [(5, 0.3), (2, 0.1), (8, 1.0)])
+def test_static_and_dynamic_coincide_exactly_above_the_crossover_rate(
+    size: int, timeout_s: float
+) -> None:
+    """A uniform stream just above (N-1)/T fills every batch before the timeout; just below,
+    the timeout fires and the policies part."""
+    crossover = fills_before_timeout_rate(size, timeout_s)
+    assert crossover == pytest.approx((size - 1) / timeout_s)
+    for rate, same in ((crossover * 1.02, True), (crossover * 0.98, False)):
+        arrivals = [i / rate for i in range(200)]
+        policies = [StaticBatching(size), DynamicBatching(size, timeout_s)]
+        assert same_batches(policies, arrivals) is same, rate
+
+
+def test_the_last_batch_is_compared_by_its_members_only() -> None:
+    """When the workload ends, static flushes the rest at once and dynamic on its timer; that
+    is not a difference between the policies."""
+    arrivals = [i * 0.05 for i in range(12)]  # 20/s; 12 = two batches of 5 and 2 left over
+    assert same_batches([StaticBatching(5), DynamicBatching(5, 0.3)], arrivals)
+    assert not same_batches([StaticBatching(5), DynamicBatching(4, 0.3)], arrivals)
+    with pytest.raises(ValueError):
+        fills_before_timeout_rate(0, 0.3)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labkit import calibrate, experiment, simulate
+import pytest
+
+from labkit import calibrate, experiment, plots, simulate
 from labkit.experiment import ExperimentConfig
 from labkit.workloads import WorkloadConfig
 
@@ -40,3 +42,14 @@ def test_cross_validation_and_the_rate_sweep_of_a_run(tmp_path: Path) -> None:
     sweep, live = calibrate.rate_sweep(run, profile, points=3, duration_s=30.0)
     assert set(sweep["kind"]) == {"uniform", "bursty"} and sweep["rate"].nunique() >= 3
     assert set(live["policy"]) == {"static", "dynamic"} and (live["rate"] > 0).all()
+    uniform = sweep[sweep["kind"] == "uniform"]
+    assert set(uniform["crossover_rate"].round(6)) == {round(4 / 0.3, 6)}
+    assert sweep[sweep["kind"] == "bursty"]["crossover_rate"].isna().all()
+    figure = plots.rate_sweep(sweep, live)
+    marked = [
+        line.get_xdata()[0]
+        for ax in figure.axes
+        for line in ax.get_lines()
+        if line.get_linestyle() == "--"
+    ]
+    assert marked and all(x == pytest.approx(4 / 0.3) for x in marked)  # the uniform row only

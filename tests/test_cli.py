@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from labkit.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 
 
 def test_help_starts_without_torch_or_pandas() -> None:
@@ -61,7 +61,9 @@ def test_deploy_then_run_target_the_same_function(
 ) -> None:
     """`labkit deploy up` then `labkit run --backend aws`, no names given: the run invokes the
     function the deploy created (moto's Lambda answers any name, so the name the invoker is
-    asked for is read off the kit's own client)."""
+    asked for is read off the kit's own client; it echoes the event back, without predictions,
+    so the run fails loudly: tests/test_aws_backend.py has the same path against a fake that
+    answers like the function)."""
     import boto3
     from moto import mock_aws
 
@@ -73,9 +75,9 @@ def test_deploy_then_run_target_the_same_function(
     invoked: list[str] = []
     real_invoke = LambdaInvoker.invoke
 
-    def spy(self: LambdaInvoker, function_name: str, event: object) -> object:
+    def spy(self: LambdaInvoker, function_name: str, event: object, **options: object) -> object:
         invoked.append(function_name)
-        return real_invoke(self, function_name, event)
+        return real_invoke(self, function_name, event, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(LambdaInvoker, "invoke", spy)
     monkeypatch.setattr("labkit.deploy.AwsDeployment._wait", lambda self, waiter: None)
@@ -85,5 +87,5 @@ def test_deploy_then_run_target_the_same_function(
         assert main(["deploy", "up", "--image-uri", f"{repo['repositoryUri']}:v1"]) == EXIT_OK
         created = {f["FunctionName"] for f in boto3.client("lambda").list_functions()["Functions"]}
         assert main(["run", "--backend", "aws", "--duration-s", "0.5", "--rate", "4",
-                     "--policy", "none"]) == EXIT_OK  # fmt: skip
+                     "--policy", "none"]) == EXIT_FAILED  # fmt: skip
     assert created == set(invoked) == {"labkit-mnist"}

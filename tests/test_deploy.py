@@ -3,6 +3,7 @@ teardown of exactly what the kit created, and the error paths that must say what
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,7 +71,7 @@ def test_deploying_again_changes_nothing(aws: boto3.Session) -> None:
     first, _ = deployer(aws)
     arn = first.deploy().function_arn
     again, messages = deployer(aws)
-    assert {c.action for c in again.plan().changes} == {"keep"}
+    assert {c.action for c in again.plan().changes} == {"keep", "use"}  # "use": the given image
     assert again.deploy().function_arn == arn
     assert messages == [] and counts(aws) == (1, 1, 1)
 
@@ -116,6 +117,7 @@ def test_provisioned_and_reserved_concurrency(aws: boto3.Session) -> None:
     # moto does not implement PutProvisionedConcurrencyConfig: record the call instead.
     calls: list[dict[str, Any]] = []
     deployment.lam.put_provisioned_concurrency_config = lambda **kw: calls.append(kw)
+    deployment.lam.get_provisioned_concurrency_config = lambda **kw: {"Status": "READY"}
     deployed = deployment.deploy()
     lam = aws.client("lambda")
     assert deployed.qualifier == "live"
@@ -141,7 +143,7 @@ def test_plan_estimates_cost_and_enforces_the_budget(aws: boto3.Session) -> None
     assert plan.estimate is not None
     assert plan.estimate.total_usd == pytest.approx(0.002 + 0.0166667, rel=1e-6)
     assert "estimated experiment cost" in plan.table()
-    with pytest.raises(deploy.BudgetExceededError, match="max_budget_usd"):
+    with pytest.raises(deploy.BudgetExceededError, match="--max-budget-usd"):
         deployment.plan(expected_invocations=10_000_000, max_budget_usd=1.0)
 
 
@@ -171,20 +173,49 @@ def test_missing_credentials_say_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp
 )  # fmt: skip
 def test_rejected_credentials_and_permissions(aws: boto3.Session, code: str, error: type) -> None:
     deployment = AwsDeployment(DeployConfig(), session=aws)
-    with Stubber(deployment.sts) as stub:
+    sts = aws.client("sts", region_name=REGION)
+    with Stubber(sts) as stub:
         stub.add_client_error("get_caller_identity", service_error_code=code,
                               service_message="arn:aws:iam::123456789012:user/x is not allowed")  # fmt: skip
+        deployment.session = StubbedSession(aws, sts=sts)
         with pytest.raises(error) as caught:
             deployment.check_credentials()
     assert "123456789012" not in str(caught.value)
+
+
+class StubbedSession:
+    """A session that hands out the given (stubbed) clients, and real ones otherwise."""
+
+    def __init__(self, session: boto3.Session, **clients: Any) -> None:
+        self.session, self.clients, self.region_name = session, clients, session.region_name
+
+    def client(self, name: str, **kwargs: Any) -> Any:
+        return self.clients.get(name) or self.session.client(name, **kwargs)
 
 
 def test_no_region_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    with pytest.raises(deploy.RegionError, match="AWS_REGION"):
+    with pytest.raises(deploy.RegionError, match=r"--region REGION.*AWS_DEFAULT_REGION"):
         AwsDeployment(DeployConfig())
+    from labkit.invoke import LambdaInvoker
+
+    with pytest.raises(deploy.RegionError, match="AWS_DEFAULT_REGION"):
+        LambdaInvoker()  # no silent us-east-1
+
+
+def test_the_region_chain_is_used_and_a_typo_is_caught(aws: boto3.Session,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert AwsDeployment(DeployConfig()).region == "eu-west-1"
+    from labkit.invoke import LambdaInvoker
+
+    assert LambdaInvoker().client.meta.region_name == "eu-west-1"
+    with pytest.raises(
+        deploy.RegionError, match=r"unknown AWS region 'eu-west-9'\. Did you mean eu-west-"
+    ):
+        AwsDeployment(DeployConfig(region="eu-west-9"))
 
 
 def test_an_image_in_another_region_is_refused(aws: boto3.Session) -> None:
@@ -196,7 +227,7 @@ def test_an_image_in_another_region_is_refused(aws: boto3.Session) -> None:
 
 def test_pushing_without_a_docker_engine_says_so(aws: boto3.Session) -> None:
     deployment = AwsDeployment(DeployConfig(), session=aws)
-    with pytest.raises(deploy.DockerUnavailableError, match="image_uri"):
+    with pytest.raises(deploy.DockerUnavailableError, match="--image-uri"):
         deployment.push_image("labkit-mnist:latest", docker="no-such-docker-cli")
 
 
@@ -224,3 +255,107 @@ def test_redact_hides_account_ids_only() -> None:
     assert (
         deploy.redact(text) == "arn:aws:lambda:us-east-1:<account>:function:f took 1234567890123 ns"
     )
+
+
+def test_an_existing_role_is_used_and_never_deleted(aws: boto3.Session) -> None:
+    """AWS Academy accounts cannot create roles: --role-arn uses theirs (LabRole)."""
+    iam = aws.client("iam")
+    lab_role = iam.create_role(RoleName="LabRole", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    deployment, _ = deployer(aws, role_arn=lab_role)
+    assert {c.kind: c.action for c in deployment.plan().changes}["iam-role"] == "use"
+    deployed = deployment.deploy()
+    assert deployed.role_arn == lab_role and counts(aws) == (1, 1, 1)
+    assert not any("iam-role" in item for item in deployment.teardown())
+    assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == ["LabRole"]
+    with pytest.raises(ValueError, match="not an IAM role ARN"):
+        DeployConfig(role_arn="LabRole")
+
+
+def test_the_repository_expires_untagged_images(aws: boto3.Session) -> None:
+    deployment = AwsDeployment(DeployConfig(), session=aws)
+    deployment.ensure_repository()
+    text = aws.client("ecr").get_lifecycle_policy(repositoryName="labkit-mnist")[
+        "lifecyclePolicyText"
+    ]
+    rule = json.loads(text)["rules"][0]
+    assert rule["selection"]["tagStatus"] == "untagged" and rule["action"]["type"] == "expire"
+
+
+def test_a_rebuilt_image_behind_the_same_tag_is_deployed(aws: boto3.Session) -> None:
+    """The URI string is the same (``:v1``); the digest it resolves to is not."""
+    deployment, messages = deployer(aws)
+    deployment.deploy()
+    deployed_digest = aws.client("lambda").get_function(FunctionName="labkit-mnist")["Code"][
+        "ResolvedImageUri"
+    ]
+    again, messages = deployer(aws)
+    again.image_digest = lambda uri: deployed_digest.split("@")[1]  # type: ignore[method-assign]
+    assert {c.kind: c.action for c in again.plan().changes}["lambda-function"] == "keep"
+    again.image_digest = lambda uri: "sha256:" + "f" * 64  # type: ignore[method-assign]
+    plan = {c.kind: c for c in again.plan().changes}
+    assert plan["lambda-function"].action == "update" and "digest" in plan["lambda-function"].detail
+    again.deploy()
+    assert any("updating code" in m for m in messages)
+
+
+def test_teardown_deletes_every_tagged_function_of_the_region(aws: boto3.Session) -> None:
+    deployer(aws)[0].deploy()
+    deployer(aws, FunctionSettings(name="labkit-other"))[0].deploy()
+    untagged_role = aws.client("iam").create_role(RoleName="mine", AssumeRolePolicyDocument="{}")[
+        "Role"
+    ]["Arn"]
+    aws.client("lambda").create_function(FunctionName="not-ours", PackageType="Image",
+                                         Code={"ImageUri": image_uri(aws) }, Role=untagged_role)  # fmt: skip
+    deleted = deployer(aws)[0].teardown()
+    assert {"lambda-function labkit-mnist", "lambda-function labkit-other"} <= set(deleted)
+    names = [f["FunctionName"] for f in aws.client("lambda").list_functions()["Functions"]]
+    assert names == ["not-ours"]
+
+
+def test_provisioned_concurrency_is_waited_for_and_priced(aws: boto3.Session) -> None:
+    deployment, messages = deployer(aws, FunctionSettings(provisioned=2))
+    statuses = iter(["IN_PROGRESS", "IN_PROGRESS", "READY"])
+    deployment.lam.put_provisioned_concurrency_config = lambda **kw: {}  # moto lacks it
+    deployment.lam.get_provisioned_concurrency_config = lambda **kw: {  # type: ignore[method-assign]
+        "Status": next(statuses),
+        "RequestedProvisionedConcurrentExecutions": 2,
+    }
+    deployed = deployment.deploy()
+    assert deployed.qualifier == "live"
+    assert sum("provisioned concurrency labkit-mnist:live" in m for m in messages) == 3
+    plan = deployment.plan(expected_invocations=0)
+    # 2 instances x 1 GB x 3,600 s x $0.0000041667 per GB-s
+    assert plan.provisioned_usd_per_hour == pytest.approx(2 * 3600 * 0.0000041667)
+    assert "per hour while it exists" in plan.table()
+    failed = iter(["FAILED"])
+    deployment.lam.get_provisioned_concurrency_config = lambda **kw: {  # type: ignore[method-assign]
+        "Status": next(failed),
+        "StatusReason": "no capacity",
+    }
+    with pytest.raises(deploy.FunctionNotReadyError, match="no capacity"):
+        deployment.wait_provisioned()
+
+
+def test_a_reserved_concurrency_above_the_accounts_limit_names_the_flag(aws: boto3.Session) -> None:
+    deployment, _ = deployer(aws, reserved_concurrency=50)
+    lam = deployment.lam
+
+    def refuse(**kwargs: Any) -> None:
+        raise lam.exceptions.InvalidParameterValueException(
+            {"Error": {"Code": "InvalidParameterValueException", "Message": "Specified "
+                       "ReservedConcurrentExecutions for function decreases account's "
+                       "UnreservedConcurrentExecution below its minimum value of [10]."}},
+            "PutFunctionConcurrency")  # fmt: skip
+
+    lam.put_function_concurrency = refuse  # type: ignore[method-assign]
+    with pytest.raises(deploy.DeployError, match=r"--reserved-concurrency 50.*quota"):
+        deployment.deploy()
+
+
+def test_an_expired_sso_session_says_to_log_in_again(aws: boto3.Session) -> None:
+    from botocore.exceptions import UnauthorizedSSOTokenError
+
+    from labkit.aws_account import aws_errors
+
+    with pytest.raises(deploy.CredentialsError, match="aws sso login"), aws_errors("deploying"):
+        raise UnauthorizedSSOTokenError()

@@ -105,3 +105,58 @@ def test_real_dockerfile_copy_parsing(tmp_path: Path) -> None:
     dockerfile.write_text("FROM x\nCOPY --chown=1:1 a b /dest/\ncopy c /d\nRUN echo COPY\n")
     assert dockerfile_copy_sources(dockerfile) == ["a", "b", "c"]
     assert image.dockerfile_copy_sources(paths.docker_dir() / "Dockerfile")
+
+
+def test_builds_make_images_lambda_accepts() -> None:
+    command = image.build_command("bundles/x", "labkit-mnist:latest", "arm64")
+    assert command[2:4] == ["--platform", "linux/arm64"]  # arm64 builds arm64
+    assert "--provenance=false" in command and "--sbom=false" in command
+    with pytest.raises(ValueError, match="architecture"):
+        image.build_command("b", "t", "sparc")
+
+
+def test_every_dockerfile_builds_on_a_lambda_base_the_kit_knows() -> None:
+    for name in ("Dockerfile", "Dockerfile.onnx"):
+        base = image.base_image(paths.docker_dir() / name)
+        assert base.system == "Amazon Linux 2023" and base.glibc == (2, 34)
+    tags = image.platform_tags(image.LAMBDA_BASE_IMAGES["public.ecr.aws/lambda/python:3.12"])
+    assert tags[0] == "manylinux_2_34_x86_64" and "manylinux_2_17_x86_64" in tags
+    assert "manylinux2014_x86_64" in tags and "manylinux_2_16_x86_64" not in tags
+
+
+def _pypi_reachable() -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen("https://pypi.org/simple/pip/", timeout=10):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _pypi_reachable(), reason="PyPI is not reachable from here")
+@pytest.mark.parametrize(
+    ("dockerfile", "requirements", "architecture"),
+    [("Dockerfile", "requirements.txt", "x86_64"), ("Dockerfile", "requirements.txt", "arm64"),
+     ("Dockerfile.onnx", "requirements-onnx.txt", "x86_64")],
+)  # fmt: skip
+def test_every_requirement_has_a_wheel_for_the_image(
+    dockerfile: str, requirements: str, architecture: str
+) -> None:
+    """pip resolves each requirement for the base image's Python and glibc (a dry run, no
+    install), so a base/wheel mismatch fails here rather than in a student's docker build."""
+    docker = paths.docker_dir()
+    check = image.check_wheels(docker / dockerfile, docker / requirements, architecture)
+    assert check.ok, check.output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _pypi_reachable(), reason="PyPI is not reachable from here")
+def test_the_check_fails_on_the_old_amazon_linux_2_base(tmp_path: Path) -> None:
+    """python:3.11 is Amazon Linux 2 (glibc 2.26): PyTorch's manylinux_2_28 wheels do not
+    install there, which is why the Dockerfiles moved to python:3.12."""
+    old = tmp_path / "Dockerfile"
+    old.write_text("FROM public.ecr.aws/lambda/python:3.11\n")
+    check = image.check_wheels(old, paths.docker_dir() / "requirements.txt")
+    assert not check.ok and "torch" in check.output

@@ -142,7 +142,7 @@ def test_a_rate_sweep_marks_where_the_policies_send_the_same_batches() -> None:
     sweep = simulate.rate_sweep(WorkloadConfig("uniform", duration_s=60), [8.0, 25.0], policies,
                                 PROFILE, slo_ms=200.0)  # fmt: skip
     same = sweep.groupby("rate")["same_batches"].all()
-    assert not same[8.0] and same[25.0]  # below and above N/T = 16.7/s
+    assert not same[8.0] and same[25.0]  # below and above (N-1)/T = 13.3/s
     at_25 = sweep[sweep["rate"] == 25.0].set_index("policy")
     assert at_25.loc["static", "mean_ms"] == pytest.approx(
         at_25.loc["dynamic", "mean_ms"], rel=0.02

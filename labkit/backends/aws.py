@@ -1,12 +1,30 @@
-"""Real AWS Lambda as a backend: the deployed function, invoked through boto3."""
+"""Real AWS Lambda as a backend: the deployed function, checked, freshened and invoked.
+
+Before a cell, :meth:`AwsBackend.start` runs a preflight (credentials, region, the function
+exists and is Active, its alias's provisioned concurrency is READY) and makes the function
+*fresh*: a configuration change (an environment variable naming the cell) retires every warm
+execution environment, so the cell pays its own cold starts as it does on the local backend;
+the change is waited for. Functions with provisioned concurrency are not freshened: their
+instances are warm on purpose, and invocations go to the alias that holds them.
+"""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from labkit.backends.base import Backend
+from labkit.aws_account import (
+    FunctionNotReadyError,
+    aws_errors,
+    check_credentials,
+    resolve_region,
+)
+from labkit.backends.base import Backend, unavailable
+from labkit.deploy import FRESH_VARIABLE
 from labkit.invoke import InvocationResult, LambdaInvoker
 from labkit.settings import FunctionSettings
+
+DEPLOY_HINT = "deploy it first: `labkit deploy up` (or notebook 03 with target='aws')"
 
 
 class AwsBackend(Backend):
@@ -15,7 +33,8 @@ class AwsBackend(Backend):
     kind = "aws"
     #: A new AWS account's concurrency limit is 10 (raise it with a quota request).
     default_concurrency = 10
-    options = ("region", "image_uri", "max_budget_usd", "expected_invocations")
+    options = ("region", "image_uri", "max_budget_usd", "expected_invocations", "role_arn",
+               "fresh")  # fmt: skip
 
     def __init__(
         self,
@@ -24,31 +43,114 @@ class AwsBackend(Backend):
         image_uri: str | None = None,
         max_budget_usd: float | None = None,
         expected_invocations: int = 2000,
+        role_arn: str | None = None,
+        fresh: bool = True,
+        session: Any = None,
     ) -> None:
+        """``fresh``: retire warm environments before each cell (see the module docstring)."""
         super().__init__(function)
         self.region = region
         self.image_uri = image_uri
         self.max_budget_usd = max_budget_usd
         self.expected_invocations = expected_invocations
+        self.role_arn = role_arn
+        self.fresh = fresh
+        self._session = session
         self._invoker: LambdaInvoker | None = None
+        self._checked: dict[str, Any] = {}
 
     def deploy_config(self) -> Any:
         from labkit.deploy import DeployConfig
 
-        return DeployConfig(function=self.function, region=self.region, image_uri=self.image_uri)
+        return DeployConfig(function=self.function, region=self.region, image_uri=self.image_uri,
+                            role_arn=self.role_arn)  # fmt: skip
+
+    @property
+    def qualifier(self) -> str | None:
+        """The alias holding provisioned concurrency, when the function has any."""
+        return self.deploy_config().qualifier
+
+    def session(self) -> Any:
+        import boto3
+
+        if self._session is None:
+            self._session = boto3.session.Session(region_name=self.region)
+        return self._session
+
+    def preflight(self) -> dict[str, Any]:
+        """Credentials, region, the function Active (and its alias READY): what is wrong is
+        raised with the command that fixes it; what was found is returned."""
+        session = self.session()
+        self.region = resolve_region(session, self.region)
+        identity = check_credentials(
+            session, self.region, "checking AWS credentials before the run"
+        )
+        client = session.client("lambda", region_name=self.region)
+        name = self.function.name
+        with aws_errors(f"looking up the function {name}"):
+            try:
+                found = client.get_function(FunctionName=name)["Configuration"]
+            except client.exceptions.ResourceNotFoundException:
+                raise FunctionNotReadyError(
+                    f"there is no function {name!r} in {self.region}; {DEPLOY_HINT}, or pass the "
+                    "function's --function-name and --region"
+                ) from None
+            if found.get("State") != "Active" or found.get("LastUpdateStatus") not in (
+                None,
+                "Successful",
+            ):
+                raise FunctionNotReadyError(
+                    f"the function {name} is {found.get('State')} (last update "
+                    f"{found.get('LastUpdateStatus')}: {found.get('StateReason') or found.get('LastUpdateStatusReason') or ''}); "
+                    f"wait for it, or {DEPLOY_HINT}"
+                )  # fmt: skip
+            if self.qualifier:
+                status = client.get_provisioned_concurrency_config(
+                    FunctionName=name, Qualifier=self.qualifier
+                )
+                if status.get("Status") != "READY":
+                    raise FunctionNotReadyError(
+                        f"provisioned concurrency of {name}:{self.qualifier} is {status.get('Status')}, "
+                        "not READY; wait for it (`labkit deploy up` waits) and run again"
+                    )
+        return {"identity": identity, "function": name, "memory_mb": found.get("MemorySize"),
+                "architecture": (found.get("Architectures") or ["x86_64"])[0],
+                "qualifier": self.qualifier}  # fmt: skip
+
+    def freshen(self) -> None:
+        """Retire the function's warm environments: change an environment variable, wait
+        until the update is Successful (new invocations then start new environments)."""
+        client = self.session().client("lambda", region_name=self.region)
+        name = self.function.name
+        with aws_errors(f"starting fresh execution environments of {name}"):
+            current = client.get_function_configuration(FunctionName=name)
+            variables = dict(current.get("Environment", {}).get("Variables", {}))
+            variables[FRESH_VARIABLE] = uuid.uuid4().hex
+            client.update_function_configuration(
+                FunctionName=name, Environment={"Variables": variables}
+            )
+            client.get_waiter("function_updated_v2").wait(
+                FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300}
+            )
 
     def start(self) -> None:
-        self._invoker = LambdaInvoker(region=self.region, max_connections=self.concurrency)
-        self.region = self._invoker.client.meta.region_name
+        self._checked = self.preflight()
+        if self.fresh and not self.qualifier:
+            self.freshen()
+        self._invoker = LambdaInvoker(region=self.region, max_connections=self.concurrency,
+                                      session=self.session())  # fmt: skip
 
     def invoke(self, event: dict[str, Any]) -> InvocationResult:
         if self._invoker is None:
-            self.start()
-        assert self._invoker is not None
-        return self._invoker.invoke(self.function.name, event)
+            raise RuntimeError("the AWS backend is not started")
+        return self._invoker.invoke(self.function.name, event, qualifier=self.qualifier)
 
     def facts(self) -> dict[str, Any]:
-        return super().facts() | {"region": self.region, "function": self.function.name}
+        facts = super().facts() | {"region": self.region, "function": self.function.name,
+                                   "qualifier": self.qualifier,
+                                   "fresh_environments": self.fresh and not self.qualifier}  # fmt: skip
+        facts["preflight"] = self._checked or unavailable("preflight", RuntimeError("not run"))
+        return facts
 
     def stop(self) -> None:
         self._invoker = None
@@ -60,7 +162,7 @@ class AwsBackend(Backend):
         rollout = plan_and_deploy(
             self.deploy_config(), bundle=bundle, smoke_event=smoke_event,
             expected_invocations=self.expected_invocations, max_budget_usd=self.max_budget_usd,
-            progress=progress,
+            progress=progress, session=self.session(),
         )  # fmt: skip
         self.region = rollout.deployed.region
         return f"aws: {rollout.deployed!r}"
@@ -68,4 +170,4 @@ class AwsBackend(Backend):
     def teardown(self) -> list[str]:
         from labkit.deploy import AwsDeployment
 
-        return AwsDeployment(self.deploy_config()).teardown()
+        return AwsDeployment(self.deploy_config(), session=self.session()).teardown()

@@ -107,7 +107,7 @@ class FunctionConfig:
             ),
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
-            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}",
             "_HANDLER": self.handler,
             "LAMBDA_TASK_ROOT": str(self.code_dir),
             "LAMBDA_RUNTIME_DIR": str(Path(self.python).resolve().parent),
