@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 #: One colour per batching policy, the same in every figure.
 POLICY_COLORS = {"none": "#7f7f7f", "static": "#d62728", "dynamic": "#1f77b4",
@@ -372,6 +373,9 @@ def rate_sweep(sweep: pd.DataFrame, live: pd.DataFrame) -> Figure:
                 ylabel=label,
                 title=f"{kind}: {label}",
             )
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 2, 5, 10, 20, 50
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
             _style(ax)
         row[0].legend(fontsize=7)
     return fig
