@@ -15,7 +15,8 @@ from typing import Any
 from labkit.backends import KINDS
 from labkit.settings import ARCHITECTURES, FunctionSettings
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM
 _FUNCTION = FunctionSettings()  # the defaults, for help texts
 
 
@@ -449,10 +450,16 @@ def _loaded_error_types(errors: dict[str, list[str]]) -> tuple[type[BaseExceptio
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``labkit`` command; returns the exit code."""
+    from labkit.signals import Terminated, terminate_as_interrupt
+
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        with terminate_as_interrupt():  # `kill` saves what was measured, as Ctrl-C does
+            return func(args)
+    except Terminated:
+        print("\nterminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -3,6 +3,12 @@
 Each cell gets its own folder of records (:mod:`labkit.records`), never overwritten. The
 backend (:mod:`labkit.backends`) starts a fresh function for every cell, so each cell pays
 its own cold starts, as a newly deployed function would.
+
+Nothing measured is lost: records go to the cell's journal as they complete; Ctrl-C or
+SIGTERM (:mod:`labkit.signals`) stops sending, drains, saves the cell marked incomplete,
+and only then stops the function and raises again; a backend that dies mid-run becomes
+per-request errors; a cell whose requests mostly failed is saved, marked failed, and raises
+:class:`CellFailedError` naming the cause.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit import backends, paths, records
+from labkit import backends, paths, records, signals
 from labkit.batching import PolicyConfig
 from labkit.emulator.cpu_latency import check_limit, hold_cpu_latency
+from labkit.journal import Journal
 from labkit.loadgen import LoadConfig, Payloads
 from labkit.prewarm import PredictivePrewarm, PrewarmConfig
 from labkit.settings import FunctionSettings
@@ -226,8 +233,11 @@ def run_experiment(
         raise ValueError(f"workload {config.workload} produced no requests")
     if backend.live:
         payloads = payloads or _default_payloads(config)
-    records.write_json(folder / records.CONFIG_FILE, config.as_dict())
     facts = environment_facts()
+    records.write_json(folder / records.CONFIG_FILE, config.as_dict())
+    records.write_json(folder / records.ENVIRONMENT_FILE, facts)
+    records.write_json(folder / records.STATUS_FILE, {"status": "running", "pid": os.getpid(),
+                                                      "started_utc": facts["started_utc"]})  # fmt: skip
     load = LoadConfig(max_in_flight=backend.concurrency, progress=progress)
     prewarm = (
         PredictivePrewarm(PrewarmConfig(keep_alive_s=config.function.keep_alive_s,
@@ -241,22 +251,29 @@ def run_experiment(
     if hold.refused:
         warnings.warn(f"CPU wake-up latency {hold.status}: measuring without it",
                       RuntimeWarning, stacklevel=2)  # fmt: skip
+    journal = Journal(folder) if backend.live else None
     try:
         result = backend.run_cell(arrivals, config.policy.build(), payloads or Payloads.empty(),
-                                  load, slo_s=config.slo_ms / 1000.0, prewarm=prewarm)  # fmt: skip
+                                  load, slo_s=config.slo_ms / 1000.0, prewarm=prewarm,
+                                  journal=journal)  # fmt: skip
+        if prewarm is not None:
+            facts["prewarm"] = prewarm.describe()
+        failed = failure(result.requests, result.stopped_by)
+        status = "failed" if failed else "complete" if result.complete else "incomplete"
+        with signals.deferred():  # a second Ctrl-C waits until the cell is on disk
+            records.save_cell(folder, result.requests, result.invocations, facts | result.facts, {
+                "status": status, "stopped_by": result.stopped_by, "why": failed,
+                "wall_s": round(result.wall_s, 3), "requests": len(result.requests),
+                "invocations": len(result.invocations),
+            })  # fmt: skip
+            if journal is not None:
+                journal.discard()
     finally:
         hold.release()
-    if prewarm is not None:
-        facts["prewarm"] = prewarm.describe()
-    failed = failure(result.requests, result.stopped_by)
-    status = "failed" if failed else "complete" if result.complete else "incomplete"
-    records.save_cell(folder, result.requests, result.invocations, facts | result.facts, {
-        "status": status, "stopped_by": result.stopped_by, "why": failed,
-        "wall_s": round(result.wall_s, 3), "requests": len(result.requests),
-        "invocations": len(result.invocations),
-    })  # fmt: skip
-    if result.stopped_by == "KeyboardInterrupt":
-        raise KeyboardInterrupt
+        if journal is not None:
+            journal.close()
+        backend.stop()
+    signals.raise_stop(result.stopped_by)
     if failed:
         raise CellFailedError(
             f"cell {config.label} failed: {failed}. Its records are kept in {folder}"
@@ -285,18 +302,20 @@ def run_matrix(
     records.write_json(run / records.MATRIX_FILE, {"cells": labels, "status": "running"})
     from tqdm.auto import tqdm
 
-    status = "complete"
+    status, done = "complete", []
     try:
         for config in tqdm(configs, desc="cells", unit="cell", disable=not progress):
             run_experiment(config, run / config.label, payloads=payloads, progress=progress)
-    except KeyboardInterrupt:
-        status = "interrupted"
+            done.append(config.label)
+    except KeyboardInterrupt as stop:
+        status = "interrupted" if not isinstance(stop, signals.Terminated) else "terminated"
         raise
     except BaseException:
         status = "failed"
         raise
     finally:
-        records.write_json(run / records.MATRIX_FILE, {"cells": labels, "status": status})
+        records.write_json(run / records.MATRIX_FILE,
+                           {"cells": labels, "status": status, "finished": done})  # fmt: skip
     return run
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -124,6 +125,19 @@ class InvocationResult:
         return self.function_error
 
 
+def _session_without_aws_configuration() -> Any:
+    """A boto3 session that reads no AWS configuration (no profile from ``AWS_PROFILE``, no
+    config or credentials file): the local Lambda needs none, and a broken one (a profile
+    that does not exist) must not stop a run that never talks to AWS."""
+    import boto3
+    import botocore.session
+
+    core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+    for variable in ("config_file", "credentials_file"):
+        core.set_config_variable(variable, os.devnull)
+    return boto3.session.Session(botocore_session=core)
+
+
 class LambdaInvoker:
     """A boto3 Lambda client set up for measurement: no retries (the caller decides), a
     connection pool as large as the concurrency asked for, and ``LogType=Tail`` always."""
@@ -148,7 +162,7 @@ class LambdaInvoker:
         if endpoint_url:  # the local Lambda: its own region; any credentials are accepted
             kwargs |= {"endpoint_url": endpoint_url, "region_name": region or "us-east-1",
                        "aws_access_key_id": "labkit-local", "aws_secret_access_key": "labkit-local"}  # fmt: skip
-            self.client = boto3.session.Session().client("lambda", **kwargs)
+            self.client = _session_without_aws_configuration().client("lambda", **kwargs)
         else:  # AWS: the region given, else the AWS region chain, never a default
             from labkit.aws_account import resolve_region
 

@@ -6,27 +6,35 @@ A *preset* (``labkit/presets/<name>.yaml``, or any YAML file) names parameters p
     notebooks:
       01_train_mnist: {epochs: 1, max_train_samples: 6000}
 
-Every notebook given a parameter must declare it in its ``parameters`` cell; an unknown
-notebook, parameter or preset stops the run before anything executes. Each run writes a new
+Every notebook given a parameter must declare it in its ``parameters`` cell, and each value
+must suit the parameter's type and range (:mod:`labkit.parameters`); an unknown notebook,
+parameter or preset, or a bad value, stops the run before anything executes. Each run writes a new
 folder ``results/lab/<time>-<preset>/`` holding the executed notebooks, whatever they wrote,
 and ``lab.json`` (status, preset, parameters, timings), which says ``failed`` or
 ``interrupted`` when the run did not finish.
+
+Ctrl-C or SIGTERM during a run is passed on to the running notebook's kernel as a Ctrl-C,
+so an experiment in it saves what it measured; no further cell or notebook starts, and a
+second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from labkit import paths
+from labkit import parameters, paths, signals
 
 PRESETS_DIR = Path(__file__).with_name("presets")
 #: Parameters the runner passes itself, to every notebook that declares them.
@@ -136,8 +144,9 @@ def plan(
                 f"notebooks: {', '.join(available)}"
             )
     result: dict[Path, dict[str, Any]] = {}
+    problems = []
     for stem in chosen:
-        declared = declared_parameters(available[stem])
+        declared = parameters.declared(available[stem])
         params = merged.get(stem, {})
         unknown = sorted(set(params) - set(declared))
         if unknown:
@@ -145,7 +154,11 @@ def plan(
                 f"unknown parameter(s) {unknown} for notebook {stem}; "
                 f"it declares: {', '.join(sorted(declared))}"
             )
+        problems += [f"{stem}.{name}={value!r}: {why}" for name, value in params.items()
+                     if (why := declared[name].problem(value)) is not None]  # fmt: skip
         result[available[stem]] = params
+    if problems:
+        raise LabError("bad parameter value(s), nothing was run:\n  " + "\n  ".join(problems))
     return result
 
 
@@ -163,9 +176,6 @@ def run_lab(
     Raises :class:`LabError` for bad input (before anything runs) and when a notebook fails;
     in both cases ``lab.json`` in the run folder (if one was made) records what happened.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     preset = preset if isinstance(preset, Preset) else load_preset(preset)
     steps = plan(preset, overrides, only, notebooks_dir)
     run_dir = run_dir or paths.new_run_dir("lab", preset.name)
@@ -176,40 +186,14 @@ def run_lab(
     # wherever their notebooks lie.
     previous_home = os.environ.get("LABKIT_HOME")
     os.environ["LABKIT_HOME"] = str(paths.workspace())
+    stop = _Interrupt()
     try:
-        for number, (notebook, params) in enumerate(steps.items(), start=1):
-            declared = declared_parameters(notebook)
-            given = {k: str(run_dir) for k in RUNNER_PARAMETERS if k in declared} | params
-            output = run_dir / "notebooks" / notebook.name
-            print(f"[{number}/{len(steps)}] {notebook.stem}", file=sys.stderr, flush=True)
-            start = time.perf_counter()
-            try:
-                papermill.execute_notebook(
-                    str(notebook),
-                    str(output),
-                    parameters=given,
-                    cwd=str(notebook.parent),
-                    kernel_name="python3",
-                    progress_bar=progress,
-                    log_output=False,
-                    # Each cell has saved its results by the time the last one ends, and a
-                    # graceful kernel exit (closing emulators, tearing down torch) costs
-                    # seconds per notebook. Killed at once, the kernel's emulator stops by
-                    # itself (it dies with its parent) while the next kernel starts.
-                    shutdown_kernel="immediate",
-                    # The kernel's own start-up warnings (about its loopback transport) say
-                    # nothing to a lab user; errors still show.
-                    extra_arguments=["--IPKernelApp.log_level=40"],
-                )
-            except PapermillExecutionError as exc:
-                run.status = "failed"
-                raise NotebookFailedError(
-                    f"notebook {notebook.stem} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
-                    f"see the executed notebook {output}"
-                ) from None
-            finally:
-                run.seconds[notebook.stem] = round(time.perf_counter() - start, 2)
-                run.executed.append(output)
+        with stop.passed_to_kernels():
+            for number, (notebook, params) in enumerate(steps.items(), start=1):
+                stop.check()
+                print(f"[{number}/{len(steps)}] {notebook.stem}", file=sys.stderr, flush=True)
+                _execute(notebook, params, run, stop, progress)
+            stop.check()
         run.status = "complete"
     except KeyboardInterrupt:
         run.status = "interrupted"
@@ -226,17 +210,92 @@ def run_lab(
     return run
 
 
-def declared_parameters(notebook: Path) -> frozenset[str]:
-    """Names in the notebook's ``parameters`` cell (read once per file version)."""
-    stat = notebook.stat()
-    return _declared(str(notebook.resolve()), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=64)
-def _declared(path: str, mtime_ns: int, size: int) -> frozenset[str]:
+def _execute(notebook: Path, params: dict[str, Any], run: LabRun, stop: _Interrupt,
+             progress: bool) -> None:  # fmt: skip
+    """Execute one notebook with papermill into ``run``'s folder."""
     import papermill
+    from papermill.exceptions import PapermillExecutionError
 
-    return frozenset(papermill.inspect_notebook(path))
+    declared = declared_parameters(notebook)
+    given = {k: str(run.run_dir) for k in RUNNER_PARAMETERS if k in declared} | params
+    output = run.run_dir / "notebooks" / notebook.name
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=given,
+            cwd=str(notebook.parent),
+            kernel_name="python3",
+            progress_bar=progress,
+            log_output=False,
+            # Each cell has saved its results by the time the last one ends, and a graceful
+            # kernel exit (closing emulators, tearing down torch) costs seconds per notebook.
+            # Killed at once, the kernel's emulator stops by itself (it dies with its
+            # parent) while the next kernel starts.
+            shutdown_kernel="immediate",
+            # The kernel's own start-up warnings (about its loopback transport) say nothing
+            # to a lab user; errors still show.
+            extra_arguments=["--IPKernelApp.log_level=40"],
+            on_cell_start=stop.check,  # after an interrupt, no further cell starts
+        )
+    except PapermillExecutionError as exc:
+        stop.check()  # the cell ended on the interrupt passed to its kernel
+        run.status = "failed"
+        raise NotebookFailedError(
+            f"notebook {notebook.stem} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
+            f"see the executed notebook {output}"
+        ) from None
+    finally:
+        run.seconds[notebook.stem] = round(time.perf_counter() - start, 2)
+        run.executed.append(output)
+
+
+class _Interrupt:
+    """A Ctrl-C or SIGTERM during a lab run. The first is passed on to the running kernel as
+    a Ctrl-C (kernels run in their own session: the terminal's Ctrl-C does not reach them),
+    so an experiment in it saves what it measured; :meth:`check` then raises it where the
+    run may stop. A second one raises at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def check(self, **_: Any) -> None:
+        """Raise the interrupt if one came (also nbclient's ``on_cell_start`` hook)."""
+        if self.signum is not None:
+            raise signals.Terminated if self.signum == signal.SIGTERM else KeyboardInterrupt
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        again = self.signum is not None
+        self.signum = signum
+        if again:
+            self.check()
+        import psutil
+
+        for child in psutil.Process().children():
+            with contextlib.suppress(psutil.Error):
+                if "ipykernel" in " ".join(child.cmdline()):
+                    child.send_signal(signal.SIGINT)
+
+    @contextlib.contextmanager
+    def passed_to_kernels(self) -> Iterator[None]:
+        """While inside, SIGINT and SIGTERM go through :meth:`_handle` (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {
+            sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def declared_parameters(notebook: Path) -> frozenset[str]:
+    """Names in the notebook's ``parameters`` cell."""
+    return frozenset(parameters.declared(notebook))
 
 
 def _select(available: dict[str, Path], only: list[str] | None) -> list[str]:

@@ -12,7 +12,9 @@ through a queue.
 
 Every arrival ends as exactly one request record, also when the run stops early: requests
 never sent are recorded with error ``NotSent``, those still in flight after the drain bound
-with ``Abandoned``, and the result is marked incomplete.
+with ``Abandoned``, and the result is marked incomplete. With a journal
+(:mod:`labkit.journal`), each invocation's records also go to disk the moment it ends, so a
+run killed outright keeps them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import pandas as pd
 from labkit.aws_account import error_code
 from labkit.batching import Batch, BatchingPolicy, Request
 from labkit.invoke import InvocationResult, ThrottledError, report_figures
+from labkit.journal import Journal
 from labkit.prewarm import PredictivePrewarm
 from labkit.records import (
     InvocationRecord,
@@ -43,6 +46,7 @@ from labkit.records import (
     invocations_frame,
     requests_frame,
 )
+from labkit.signals import stopped_by as interrupt_name
 
 SWITCH_INTERVAL_S = 0.0002
 
@@ -103,8 +107,9 @@ Invoke = Callable[[dict[str, Any]], InvocationResult]
 class _Run:
     """One run's mutable state, shared by the scheduling loop and the workers."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, journal: Journal | None = None) -> None:
         self.lock = threading.Lock()
+        self.journal = journal
         self.request_rows: dict[int, RequestRecord] = {}
         self.invocation_rows: list[InvocationRecord] = []
         self.feedback: queue.SimpleQueue[tuple[int, float, bool]] = queue.SimpleQueue()
@@ -127,16 +132,18 @@ def run_load(
     *,
     slo_s: float = math.inf,
     prewarm: PredictivePrewarm | None = None,
+    journal: Journal | None = None,
 ) -> LoadResult:
     """Drive ``invoke`` with ``arrivals`` (seconds from start) batched by ``policy``.
 
     With ``prewarm``, warm-up invocations (batch size 0 in the invocation records) are sent
-    when it says the arrival rate is about to outgrow the warm instances."""
+    when it says the arrival rate is about to outgrow the warm instances. With ``journal``,
+    every invocation's records are appended to it as the invocation ends."""
     config = config or LoadConfig()
     times = np.asarray(arrivals, dtype=float)
     if times.ndim != 1 or (times.size and (np.diff(times) < 0).any()):
         raise ValueError("arrivals must be a sorted 1-D sequence of seconds")
-    state = _Run(len(times))
+    state = _Run(len(times), journal)
     schedule, n = times.tolist(), len(times)
     releases: dict[int, float] = {}
     pending: dict[Future[None], Batch] = {}
@@ -211,7 +218,7 @@ def run_load(
                 time.sleep(min(delay, 0.1))
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
-            stopped_by = "KeyboardInterrupt"
+            stopped_by = interrupt_name(exc)  # Ctrl-C, or SIGTERM (labkit.signals)
         elif isinstance(exc, FirstInvocationsFailed):
             stopped_by = str(exc)
         else:
@@ -314,6 +321,8 @@ def _invoke_batch(
         throttles=throttles, cold_start=cold, **figures, error=error,
         aws_request_id=result.request_id if result else None,
     )  # fmt: skip
+    if state.journal is not None:
+        state.journal.append(rows.values(), invocation)
     with state.lock:
         state.request_rows.update(rows)
         state.invocation_rows.append(invocation)

@@ -11,9 +11,14 @@ A *cell* is one folder (DESIGN.md "Results on disk")::
     environment.json     versions, machine and backend facts
     requests.parquet     one row per request (:class:`RequestRecord`)
     invocations.parquet  one row per invocation (:class:`InvocationRecord`)
-    status.json          complete | incomplete, why, wall time, counts
+    status.json          running | complete | incomplete | failed, why, wall time, counts
 
-This module imports no other labkit module: it is the bottom of the package.
+While a cell runs, its records go to a journal (:mod:`labkit.journal`) as they complete and
+``status.json`` says ``running``; a cell whose process was killed keeps the journal, and
+:func:`load_cell` reads it as an incomplete cell.
+
+This module imports no other labkit module at import time: it is the bottom of the package
+(the journal, built on it, is read lazily).
 """
 
 from __future__ import annotations
@@ -224,21 +229,41 @@ def save_cell(
 
 
 def is_cell(folder: str | os.PathLike[str]) -> bool:
-    return (Path(folder) / REQUESTS_FILE).is_file()
+    """Whether ``folder`` holds a cell's records (saved, or journalled by a run that died)."""
+    from labkit import journal
+
+    return (Path(folder) / REQUESTS_FILE).is_file() or journal.exists(folder)
+
+
+#: What a cell's status says when its process died before saving it.
+KILLED = "killed before its records were saved: read from its journal (requests never answered are missing)"
 
 
 def load_cell(folder: str | os.PathLike[str]) -> SavedCell:
-    """A saved cell; ``FileNotFoundError`` when ``folder`` holds no records."""
+    """A saved cell; ``FileNotFoundError`` when ``folder`` holds no records. A cell whose run
+    was killed (its journal, no Parquet files) loads with status ``incomplete``."""
+    from labkit import journal
+
     folder = Path(folder)
     if not is_cell(folder):
         raise FileNotFoundError(f"{folder} holds no experiment records ({REQUESTS_FILE})")
+    status = read_json(folder / STATUS_FILE) if (folder / STATUS_FILE).is_file() else {}
+    environment = folder / ENVIRONMENT_FILE
+    if (folder / REQUESTS_FILE).is_file():
+        requests = pd.read_parquet(folder / REQUESTS_FILE).rename(columns=_LEGACY_NAMES)
+        invocations = pd.read_parquet(folder / INVOCATIONS_FILE).rename(columns=_LEGACY_NAMES)
+    else:
+        requests, invocations = journal.read(folder)
+        status = {**status, "requests": len(requests), "invocations": len(invocations)}
+    if status.get("status", "running") == "running":  # its process died before the end
+        status = {**status, "status": "incomplete", "stopped_by": KILLED}
     return SavedCell(
         folder=folder,
         config=read_json(folder / CONFIG_FILE),
-        environment=read_json(folder / ENVIRONMENT_FILE),
-        status=read_json(folder / STATUS_FILE),
-        requests=pd.read_parquet(folder / REQUESTS_FILE).rename(columns=_LEGACY_NAMES),
-        invocations=pd.read_parquet(folder / INVOCATIONS_FILE).rename(columns=_LEGACY_NAMES),
+        environment=read_json(environment) if environment.is_file() else {},
+        status=status,
+        requests=requests,
+        invocations=invocations,
     )
 
 
@@ -250,4 +275,4 @@ def cell_folders(run: str | os.PathLike[str]) -> list[Path]:
     matrix = run / MATRIX_FILE
     if matrix.is_file():
         return [run / name for name in read_json(matrix)["cells"] if is_cell(run / name)]
-    return sorted(p.parent for p in run.glob(f"*/{REQUESTS_FILE}"))
+    return sorted(p for p in run.iterdir() if p.is_dir() and is_cell(p)) if run.is_dir() else []

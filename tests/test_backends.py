@@ -74,6 +74,8 @@ def test_each_local_cell_starts_a_fresh_function_and_keeps_its_facts(tmp_path: P
         assert result.facts["cpu_share"].startswith("none (not asked for)")
         assert result.requests.set_index("request_id").loc[[2, 3], "error"].tolist() == [
             "ValueError"] * 2  # fmt: skip
+    assert backend.started  # type: ignore[attr-defined]  # until the caller has saved
+    backend.stop()
     assert not backend.started  # type: ignore[attr-defined]
     assert backend.facts()["local_lambda"].startswith("unavailable")  # says why, never raises
 

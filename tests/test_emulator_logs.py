@@ -70,3 +70,12 @@ def test_instance_environment_is_lambdas_and_never_leaks_max_concurrency(
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "512"
     assert env["_HANDLER"] == "labkit_function.handler.handler"
     assert env["LAMBDA_TASK_ROOT"] == str(tmp_path) and env["MINE"] == "1"
+
+
+def test_the_log_store_is_capped_in_bytes_as_well_as_lines() -> None:
+    store = LogStore(max_lines=1000, max_bytes=10_000)
+    for i in range(50):
+        store.append(f"{i:04d}" + "x" * 996)  # 1,000 characters each
+    lines, position = store.since(0)
+    assert store.size_bytes <= 10_000 and len(lines) == 10 and position == 50
+    assert lines[0]["n"] == 40  # the oldest went first

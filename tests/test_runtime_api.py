@@ -19,8 +19,12 @@ async def _scenario() -> dict[str, object]:
     config = FunctionConfig(name="rt", code_dir=SILENT)
     exited: list[Instance] = []
     instance = Instance(
-        config, provisioned=False, on_log=lambda i, line: None, on_exit=exited.append
-    )
+        config,
+        provisioned=False,
+        on_log=lambda i, line: None,
+        on_exit=exited.append,
+        isolated=False,
+    )  # the test is the runtime
     await instance.start()
     base = f"http://{instance.runtime_api}"
     seen: dict[str, object] = {}

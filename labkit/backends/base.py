@@ -2,8 +2,9 @@
 record about it, stop it. The load generator and the experiments see nothing else.
 
 A cell runs as :meth:`Backend.run_cell`: start, drive the open-loop load generator with
-:meth:`Backend.invoke`, collect :meth:`Backend.facts`, stop. The simulated backend replaces
-the whole of ``run_cell`` with the discrete-event model on a virtual clock.
+:meth:`Backend.invoke`, collect :meth:`Backend.facts`; the caller stops the backend once the
+records are saved (a function that outlives a Ctrl-C answers until then). The simulated
+backend replaces the whole of ``run_cell`` with the discrete-event model on a virtual clock.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from labkit.batching import BatchingPolicy
 from labkit.invoke import InvocationResult
+from labkit.journal import Journal
 from labkit.loadgen import LoadConfig, Payloads, run_load
 from labkit.prewarm import PredictivePrewarm
 from labkit.records import LoadResult
@@ -91,17 +93,16 @@ class Backend(ABC):
         *,
         slo_s: float,
         prewarm: PredictivePrewarm | None = None,
+        journal: Journal | None = None,
     ) -> LoadResult:
-        """Run one cell on a fresh function and return its records, with this backend's
-        facts in ``result.facts``. The function is stopped whatever happens."""
-        try:
-            self.start()
-            result = run_load(arrivals, policy, self.invoke, payloads, load, slo_s=slo_s,
-                              prewarm=prewarm)  # fmt: skip
-            result.facts = self.facts() | result.facts
-            return result
-        finally:
-            self.stop()
+        """Run one cell on a fresh function and return its records (also appended to
+        ``journal`` as they come), with this backend's facts in ``result.facts``. The caller
+        stops the backend (:meth:`stop`), whatever happens, after saving."""
+        self.start()
+        result = run_load(arrivals, policy, self.invoke, payloads, load, slo_s=slo_s,
+                          prewarm=prewarm, journal=journal)  # fmt: skip
+        result.facts = self.facts() | result.facts
+        return result
 
     def __enter__(self) -> Backend:
         self.start()

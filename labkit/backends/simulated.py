@@ -10,6 +10,7 @@ import numpy as np
 from labkit.backends.base import Backend
 from labkit.batching import BatchingPolicy
 from labkit.invoke import InvocationResult
+from labkit.journal import Journal
 from labkit.loadgen import LoadConfig, Payloads
 from labkit.prewarm import PredictivePrewarm
 from labkit.records import LoadResult
@@ -83,7 +84,10 @@ class SimulatedBackend(Backend):
         *,
         slo_s: float,
         prewarm: PredictivePrewarm | None = None,
+        journal: Journal | None = None,
     ) -> LoadResult:
+        """The whole cell on the model, in seconds; nothing to journal (a killed simulation
+        is simply run again)."""
         if prewarm is not None:
             raise ValueError("the simulated backend does not model the predictive pre-warm")
         result = self.simulate(arrivals, policy, slo_s=slo_s)

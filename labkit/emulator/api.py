@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from labkit.emulator.config import ACCOUNT_ID, REGION
 from labkit.emulator.httpserver import Answer, Request, Response, json_response
 from labkit.emulator.instance import MAX_PAYLOAD_BYTES
 from labkit.emulator.network import RoundTrips
@@ -72,13 +73,23 @@ class InvokeApi:
                           f"Unknown operation {request.method} {request.path}")  # fmt: skip
 
     def _service(self, quoted: str, qualifier: str | None) -> FunctionService | Response:
+        """The service a function name or ARN names. An ARN must name this service's region
+        and account, as Lambda serves only its own; ``$LATEST`` is the only qualifier."""
         raw = urllib.parse.unquote(quoted)
-        name = raw.split(":")[6] if raw.startswith("arn:") and raw.count(":") >= 6 else raw
+        parts = raw.split(":")
+        name = raw
+        if raw.startswith("arn:"):
+            if len(parts) < 7 or parts[2:6] != ["lambda", REGION, ACCOUNT_ID, "function"]:
+                return _aws_error(404, "ResourceNotFoundException",
+                                  f"Function not found: {raw} (this local Lambda is region "
+                                  f"{REGION}, account {ACCOUNT_ID})")  # fmt: skip
+            name = parts[6]
+            qualifier = qualifier or (parts[7] if len(parts) > 7 else None)
         service = self.services.get(name)
         if service is None or qualifier not in (None, "$LATEST"):
             what = f"{name}:{qualifier}" if qualifier else name
             return _aws_error(404, "ResourceNotFoundException",
-                              f"Function not found: arn:aws:lambda:us-east-1:000000000000:function:{what}")  # fmt: skip
+                              f"Function not found: arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{what}")  # fmt: skip
         return service
 
     def invoke(self, request: Request, service: FunctionService) -> Answer:
@@ -105,6 +116,9 @@ class InvokeApi:
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 return _aws_error(400, "InvalidRequestContentException",
                                   f"Could not parse request body into json: {exc}")  # fmt: skip
+            except RecursionError:
+                return _aws_error(400, "InvalidRequestContentException",
+                                  "Could not parse request body into json: nested too deeply")  # fmt: skip
         else:
             payload = b"{}"
         kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
@@ -123,6 +137,8 @@ class InvokeApi:
         )
 
     async def _invoke_now(self, service: FunctionService, payload: bytes, tail: bool) -> Response:
+        # A caller that hangs up does not end this (the HTTP server lets work run to its end,
+        # as Lambda does): its instance stays busy until then and its figures are logged.
         try:
             result = await service.invoke(payload)
         except Throttled as exc:

@@ -121,14 +121,40 @@ class FunctionConfig:
         return env
 
 
+def port_number(value: str) -> int:
+    """``--port``: a TCP port, 0-65535 (0 picks a free one)."""
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a number 0-65535, not {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535 (0 picks a free one), not {port}")
+    return port
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` binds this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--function", action="append", default=[], metavar="NAME=DIR",
                         help="a function and its code folder (a bundle); repeatable")  # fmt: skip
     parser.add_argument("--configs-json", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--handler", default=DEFAULT_HANDLER,
                         help=f"module.function for folders without a bootstrap (default {DEFAULT_HANDLER})")  # fmt: skip
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=9001, help="port; 0 picks a free one")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="bind address (default 127.0.0.1: this machine only; another address "
+                             "serves the Invoke API, unauthenticated, to the network)")  # fmt: skip
+    parser.add_argument("--port", type=port_number, default=9001,
+                        help="port 0-65535; 0 picks a free one (default 9001)")  # fmt: skip
     parser.add_argument("--memory-mb", type=int, default=_DEFAULTS.memory_mb)
     parser.add_argument("--timeout-s", type=float, default=_DEFAULTS.timeout_s)
     parser.add_argument("--concurrency", type=int, default=10)

@@ -9,7 +9,12 @@ responses.
 
 A handler gets a :class:`Request` and returns a :class:`Response`, or an awaitable of one
 (a coroutine for work such as an invocation, a future for a long poll such as ``/next``).
-Requests on one connection are answered in order.
+Requests on one connection are answered in order. When a client hangs up, a long poll is
+cancelled, but work runs to its end (an invocation does on Lambda) and its answer is dropped.
+
+Hostile clients are bounded: request headers over :data:`MAX_HEADER_BYTES` get 431, a
+connection idle (or stalled inside a request) for ``idle_timeout_s`` is closed (408 when a
+request was under way), and a server may ``admit`` only some peers.
 """
 
 from __future__ import annotations
@@ -28,6 +33,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httptools
+
+#: The request line and headers of one request, at most (Lambda's own limit is not
+#: published; API Gateway and most servers allow 8-16 KB, boto3 sends under 2 KB).
+MAX_HEADER_BYTES = 32 * 1024
+IDLE_TIMEOUT_S = 300.0
+
+
+class _HeadersTooLarge(Exception):
+    """Raised from a parser callback to stop reading a request whose headers are too big."""
 
 
 @dataclass
@@ -64,11 +78,17 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.queue: collections.deque[tuple[Request, bool]] = collections.deque()
         self.waiting: asyncio.Future[Response] | None = None
+        self.waiting_is_work = False  # whether ``waiting`` is a coroutine's task (not a poll)
+        self.held: list[bytes] | None = None  # what arrived before admission was decided
+        self.in_request = False  # between the first byte of a request and its end
+        self.last_activity = 0.0  # loop time of the last bytes in or out
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._reset()
 
     def _reset(self) -> None:
         self.url = b""
         self.headers: dict[str, str] = {}
+        self.header_bytes = 0
         self.body: list[bytes] = []
         self.size = self.kept = 0
 
@@ -76,35 +96,92 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+        if self.server.admit is not None:  # asked in a thread; what arrives meanwhile is held
+            self.held = []  # (uvloop starts reading after connection_made, paused or not)
+            peer = transport.get_extra_info("peername")
+            asking = asyncio.get_running_loop().run_in_executor(None, self.server.admit, peer)
+            asking.add_done_callback(self._admitted)
         sock = transport.get_extra_info("socket")
         if sock is not None:  # without it, each answer waits ~40 ms for a delayed ACK
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.connections.add(self)
+        self.last_activity = asyncio.get_running_loop().time()
+        self._check_idle()
+
+    def _admitted(self, answer: asyncio.Future[bool]) -> None:
+        if self.transport is None:
+            return
+        held, self.held = self.held, None
+        if answer.cancelled() or answer.exception() is not None or not answer.result():
+            self.transport.close()  # not a peer this server serves: nothing it sent is read
+            return
+        for data in held or ():
+            self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
+        self.last_activity = asyncio.get_running_loop().time()
+        if self.held is not None:
+            self.held.append(data)
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._write(Response(400, b"upgrades are not supported"), keep_alive=False)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _HeadersTooLarge):
+                message = f"request headers over {MAX_HEADER_BYTES} bytes"
+                self._write(Response(431, message.encode()), keep_alive=False)
+            else:
+                self._write(Response(400, f"malformed HTTP: {exc}".encode()), keep_alive=False)
         except httptools.HttpParserError as exc:
             self._write(Response(400, f"malformed HTTP: {exc}".encode()), keep_alive=False)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
         self.transport = None
-        if self.waiting is not None and not self.waiting.done():
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        if self.waiting is not None and not self.waiting.done() and not self.waiting_is_work:
             self.waiting.cancel()  # e.g. a runtime's /next whose process died
+
+    def _check_idle(self) -> None:
+        """Close the connection once nothing came or went for ``idle_timeout_s``, unless an
+        answer is being worked on (an invocation, a long poll); a request stalled half-way
+        gets 408 first. One timer per connection, re-armed only when it fires, so traffic
+        costs nothing but a timestamp."""
+        if self.transport is None:
+            return
+        loop = asyncio.get_running_loop()
+        quiet_s = loop.time() - self.last_activity
+        if quiet_s < self.server.idle_timeout_s or self.waiting is not None or self.queue:
+            wait_s = self.server.idle_timeout_s - quiet_s
+            self._idle_timer = loop.call_later(
+                wait_s if wait_s > 0 else self.server.idle_timeout_s, self._check_idle
+            )
+            return
+        if self.in_request:
+            self._write(Response(408, b"request not completed in time"), keep_alive=False)
+        else:
+            self.transport.close()
 
     # ----- httptools callbacks --------------------------------------------------------
 
     def on_message_begin(self) -> None:
         self._reset()
+        self.in_request = True
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        self._count_header_bytes(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value))
         self.headers[name.decode("latin-1").title()] = value.decode("latin-1")
+
+    def _count_header_bytes(self, n: int) -> None:
+        self.header_bytes += n
+        if self.header_bytes > MAX_HEADER_BYTES:
+            raise _HeadersTooLarge
 
     def on_headers_complete(self) -> None:
         # curl (inside awslambdaric) asks before posting a large body, and waits a second for
@@ -120,6 +197,7 @@ class _Connection(asyncio.Protocol):
             self.kept += min(room, len(body))
 
     def on_message_complete(self) -> None:
+        self.in_request = False
         path, _, query = self.url.decode("latin-1").partition("?")
         request = Request(
             method=self.parser.get_method().decode("latin-1"),
@@ -146,7 +224,7 @@ class _Connection(asyncio.Protocol):
                 self._write(answer, keep_alive)
                 continue
             future = asyncio.ensure_future(answer)
-            self.waiting = future
+            self.waiting, self.waiting_is_work = future, asyncio.iscoroutine(answer)
             future.add_done_callback(functools.partial(self._answered, keep_alive=keep_alive))
 
     def _answered(self, future: asyncio.Future[Response], *, keep_alive: bool) -> None:
@@ -169,6 +247,7 @@ class _Connection(asyncio.Protocol):
         if not keep_alive:
             lines.append("Connection: close")
         self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body)
+        self.last_activity = asyncio.get_running_loop().time()
         if not keep_alive:
             self.transport.close()
 
@@ -186,11 +265,19 @@ def _internal_error(error: BaseException | None = None) -> Response:
 
 
 class HttpServer:
-    """A listening socket whose requests go to ``handler``."""
+    """A listening socket whose requests go to ``handler``.
 
-    def __init__(self, handler: Handler, *, body_limit: int) -> None:
+    ``admit``, when given, is asked (in a worker thread, so a slow answer holds up no other
+    connection) about each new connection's peer address, and the connection is closed
+    unread when it answers False; ``idle_timeout_s`` bounds how long a
+    connection may sit without a request, or inside one, before it is closed."""
+
+    def __init__(self, handler: Handler, *, body_limit: int, idle_timeout_s: float = IDLE_TIMEOUT_S,
+                 admit: Callable[[Any], bool] | None = None) -> None:  # fmt: skip
         self.handler = handler
         self.body_limit = body_limit
+        self.idle_timeout_s = idle_timeout_s
+        self.admit = admit
         self.connections: set[_Connection] = set()
         self.server: asyncio.Server | None = None
 

@@ -1,7 +1,9 @@
 """One execution environment: a process running the runtime client, and its Runtime API.
 
 Each instance gets its own Runtime API endpoint (its own port on 127.0.0.1), as each Lambda
-sandbox has its own, so requests need no instance id. The state machine:
+sandbox has its own, so requests need no instance id; it admits connections from the
+instance's own processes only (:func:`labkit.emulator.process_tree.owns_connection`), so no
+other local process can take its events or answer them. The state machine:
 
     starting --first /next--> ready (idle or busy) --exit/kill--> dead
 
@@ -24,8 +26,9 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from labkit.emulator import process_tree
 from labkit.emulator.config import FunctionConfig
 from labkit.emulator.cpu_share import InstanceGroup, detect
 from labkit.emulator.httpserver import HttpServer, Response
@@ -33,7 +36,23 @@ from labkit.emulator.lifetime import die_with_parent
 from labkit.emulator.runtime_api import ACCEPTED, runtime_error, runtime_routes
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+#: One log line at most, as one CloudWatch Logs event (1 MB since April 2025; it was 256 KB):
+#: the rest of a longer line is dropped and the line marked.
+MAX_LINE_BYTES = 1024 * 1024
+TRUNCATED = " [truncated]"
 CPU_SHARE = detect()  # once per process: can instances get Lambda's CPU share here?
+#: Why an invocation ended without reaching the runtime: its instance died before handing it
+#: over. The service sends it to another instance (:meth:`FunctionService.invoke`).
+UNDELIVERED = "labkit.Undelivered"
+
+
+class Started:
+    """The runtime processes this process started and has not reaped yet, and how many are
+    being started right now: what a sweep for orphans (:func:`process_tree.sweep_orphans`)
+    must leave alone."""
+
+    pids: ClassVar[set[int]] = set()
+    starting: ClassVar[int] = 0
 
 
 @dataclass
@@ -61,6 +80,7 @@ class Invocation:
     handed_at: float | None = None
     done_at: float | None = None
     outcome: asyncio.Future[Outcome] | None = None
+    on_start: Callable[[Invocation], None] | None = None  # called when handed to the runtime
 
 
 class Instance:
@@ -73,7 +93,10 @@ class Instance:
         provisioned: bool,
         on_log: Callable[[Instance, str], None],
         on_exit: Callable[[Instance], None],
+        isolated: bool = True,
     ) -> None:
+        """``isolated``: the Runtime API admits the instance's own processes only (False lets
+        a test act as the runtime)."""
         self.config = config
         self.provisioned = provisioned
         self.id = uuid.uuid4().hex[:12]
@@ -94,13 +117,15 @@ class Instance:
         self._on_log, self._on_exit = on_log, on_exit
         self._process: asyncio.subprocess.Process | None = None
         # Keeps one byte past the payload limit: enough to tell a too-large response.
-        self._server = HttpServer(runtime_routes(self), body_limit=MAX_PAYLOAD_BYTES + 1)
+        self._server = HttpServer(runtime_routes(self), body_limit=MAX_PAYLOAD_BYTES + 1,
+                                  admit=self._admits if isolated else None)  # fmt: skip
         self._tasks: list[asyncio.Task[Any]] = []
         self.init_log: list[str] = []
         self.runtime_api = ""  # host:port of this instance's Runtime API, once started
         self._output_fd: int | None = None
         self._status_fd: int | None = None  # /proc/PID/status, for memory readings
-        self._partial = b""
+        self._partial = bytearray()  # the line being read, at most MAX_LINE_BYTES of it
+        self._partial_cut = False  # whether the line being read was longer
         self.cgroup: InstanceGroup | None = None
 
     @property
@@ -136,13 +161,16 @@ class Instance:
                 enter()
 
         self.started_at = time.perf_counter()
+        Started.starting += 1
         try:
             self._process = await asyncio.create_subprocess_exec(
                 *self.config.command(), cwd=self.config.code_dir, env=env,
                 stdin=asyncio.subprocess.DEVNULL, stdout=write_fd, stderr=write_fd,
                 start_new_session=True, preexec_fn=preexec,
             )  # fmt: skip
+            Started.pids.add(self._process.pid)
         finally:
+            Started.starting -= 1
             os.close(write_fd)
         self._output_fd = read_fd
         asyncio.get_running_loop().add_reader(read_fd, self.drain_output)
@@ -164,14 +192,22 @@ class Instance:
             self.idle_since = time.monotonic()
 
     def kill(self) -> None:
-        """SIGKILL the whole process group (the runtime and anything it started).
+        """SIGKILL the runtime and everything it started (its process group, and descendants
+        that left the group).
 
         The instance is dead from this moment, not from when its exit is reaped, so it can
         never be handed another invocation in between."""
         self.state = "dead"
         if self._process is not None and self._process.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self._process.pid, signal.SIGKILL)
+            process_tree.kill(self._process.pid)
+
+    def _admits(self, peer: Any) -> bool:
+        """Whether a connection to the Runtime API comes from this instance's processes."""
+        if self._process is None or not isinstance(peer, tuple) or len(peer) < 2:
+            return False
+        return process_tree.owns_connection(
+            self._process.pid, peer[1], int(self.runtime_api.rpartition(":")[2])
+        )
 
     async def close(self) -> None:
         self.kill()
@@ -190,8 +226,16 @@ class Instance:
             self.cgroup.remove()
         await self._server.close()
 
+    def tree_memory_mb(self) -> int:
+        """Resident memory of the runtime and every process it started, in MB; raises the
+        peak kept for the REPORT line."""
+        value = process_tree.memory_mb(self.pid) if self.pid is not None and self.alive else 0
+        self.peak_mb = max(self.peak_mb, value)
+        return value
+
     def memory_mb(self, field_name: str = "VmHWM") -> int:
-        """Resident memory of the process from /proc (VmHWM: peak, VmRSS: now), in MB.
+        """Resident memory of the runtime process from /proc (VmHWM: peak, VmRSS: now), in
+        MB; cheap enough to read every few ms (:meth:`tree_memory_mb` counts its children).
 
         Once the process is gone, the last peak read (or 0)."""
         value = 0
@@ -230,6 +274,8 @@ class Instance:
         assert invocation is not None
         self.current = invocation
         invocation.handed_at = time.perf_counter()
+        if invocation.on_start is not None:
+            invocation.on_start(invocation)
         return Response(200, invocation.payload, {
             "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
             "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
@@ -283,7 +329,11 @@ class Instance:
     # ----- process watching ----------------------------------------------------------
 
     def drain_output(self) -> None:
-        """Read whatever output the process has written so far, line by line."""
+        """Read whatever output the process has written so far, line by line.
+
+        Linear in the output: each chunk is scanned once, and a line keeps at most
+        :data:`MAX_LINE_BYTES` (the rest is counted, not kept), so one huge line costs no
+        more than its reading and never stalls the service."""
         while self._output_fd is not None:
             try:
                 chunk = os.read(self._output_fd, 65536)
@@ -292,16 +342,30 @@ class Instance:
             except OSError:
                 chunk = b""
             if not chunk:  # end of output: the process (and anything it started) is gone
-                if self._partial:
-                    self._emit(self._partial)
+                if self._partial or self._partial_cut:
+                    self._end_line()
                 self._close_output()
                 return
-            *lines, self._partial = (self._partial + chunk).split(b"\n")
-            for line in lines:
-                self._emit(line)
+            start = 0
+            while (end := chunk.find(b"\n", start)) >= 0:
+                self._add_to_line(chunk, start, end)
+                self._end_line()
+                start = end + 1
+            self._add_to_line(chunk, start, len(chunk))
 
-    def _emit(self, raw: bytes) -> None:
-        line = raw.decode(errors="replace")
+    def _add_to_line(self, chunk: bytes, start: int, end: int) -> None:
+        room = MAX_LINE_BYTES - len(self._partial)
+        if end - start > room:
+            self._partial_cut = True
+            end = start + max(room, 0)
+        self._partial += chunk[start:end]
+
+    def _end_line(self) -> None:
+        raw, cut = bytes(self._partial), self._partial_cut
+        self._partial, self._partial_cut = bytearray(), False
+        self._emit(raw.decode(errors="replace") + (TRUNCATED if cut else ""))
+
+    def _emit(self, line: str) -> None:
         target = self.current or self._pending
         (target.log if target is not None else self.init_log).append(line)
         self._on_log(self, line)
@@ -316,6 +380,7 @@ class Instance:
     async def _watch_exit(self) -> None:
         assert self._process is not None
         code = await self._process.wait()
+        Started.pids.discard(self._process.pid)
         reason = (
             f"signal: {signal.Signals(-code).name.lower()[3:]}"
             if code < 0
@@ -328,13 +393,15 @@ class Instance:
                 "Runtime.ExitError", f"Runtime exited with error: {reason}"
             )
             self.ready.set_result(None)
-        for invocation in (self.current, self._pending):
-            if invocation is not None:
-                self._finish(invocation, Outcome.failure(
-                    "Runtime.ExitError",
-                    f"RequestId: {invocation.request_id} Error: Runtime exited with error: {reason}",
-                ))  # fmt: skip
-        self._pending = None
+        if self.current is not None:
+            self._finish(self.current, Outcome.failure(
+                "Runtime.ExitError",
+                f"RequestId: {self.current.request_id} Error: Runtime exited with error: {reason}",
+            ))  # fmt: skip
+        pending, self._pending = self._pending, None
+        if pending is not None and pending.outcome is not None and not pending.outcome.done():
+            # It never reached the runtime: the service can send it to another instance.
+            pending.outcome.set_result(Outcome.failure(UNDELIVERED, reason))
         self._on_exit(self)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -25,6 +26,17 @@ from labkit.emulator.config import FunctionConfig
 from labkit.emulator.cpu_latency import check_limit
 from labkit.emulator.lifetime import die_with_parent
 from labkit.emulator.network import NetworkProfile, network_profile
+
+#: glibc's malloc raises its mmap threshold after freeing a large block, so later request
+#: and response bodies of a few MB come from the heap and fragment it: in bench/soak.py the
+#: service grew 46 -> 74 MB in 6 minutes with its log store near empty; with the threshold
+#: held at 128 KB it stayed at 37-42 MB (bench/README.md). Other C libraries ignore it.
+_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+
+
+def _service_environment() -> dict[str, str]:
+    """This process's environment, with the allocator setting above unless one is given."""
+    return _MALLOC | dict(os.environ)
 
 
 class EmulatorError(RuntimeError):
@@ -76,9 +88,13 @@ class LocalLambda:
             command += ["--network-json", json.dumps(self.network.describe())]
         if self.network_seed is not None:
             command += ["--network-seed", str(self.network_seed)]
+        # In its own session: a terminal's Ctrl-C reaches the run, which saves what it has
+        # and then stops this service in order, not the service mid-run. It still dies with
+        # this process (die_with_parent), so nothing is ever left behind.
         self._process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent(signal.SIGTERM),
+            preexec_fn=die_with_parent(signal.SIGTERM), start_new_session=True,
+            env=_service_environment(),
         )  # fmt: skip
         ready = self._read_ready_line()
         self.endpoint_url = ready["endpoint_url"]

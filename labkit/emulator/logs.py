@@ -61,17 +61,30 @@ def log_tail(lines: list[str]) -> str:
 
 
 class LogStore:
-    """A function's log: numbered lines, bounded, readable from any position."""
+    """A function's log: numbered lines, bounded in lines and in bytes (the oldest go first),
+    readable from any position."""
 
-    def __init__(self, max_lines: int = 200_000) -> None:
-        self._lines: deque[tuple[int, float, str]] = deque(maxlen=max_lines)
+    def __init__(self, max_lines: int = 200_000, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self._lines: deque[tuple[int, float, str]] = deque()
         self._next = 0
+        self._bytes = 0
+        self.max_lines, self.max_bytes = max_lines, max_bytes
         self._lock = threading.Lock()
 
     def append(self, line: str) -> None:
         with self._lock:
             self._lines.append((self._next, time.time(), line))
             self._next += 1
+            self._bytes += len(line)
+            while self._lines and (
+                len(self._lines) > self.max_lines or self._bytes > self.max_bytes
+            ):
+                self._bytes -= len(self._lines.popleft()[2])
+
+    @property
+    def size_bytes(self) -> int:
+        """Characters held (a line's bytes, for the ASCII that logs mostly are)."""
+        return self._bytes
 
     def since(self, position: int = 0) -> tuple[list[dict[str, object]], int]:
         """Lines numbered ``position`` and later, and the position to ask for next time."""

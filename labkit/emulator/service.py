@@ -7,8 +7,11 @@
 - idle on-demand instances retire after ``keep_alive_s``; provisioned instances are started
   before traffic, never retire, and their invocations never count as cold starts;
 - a timeout kills and replaces the instance; an instance that dies fails its invocation
-  with ``Runtime.ExitError``; one that exceeds ``memory_mb`` is killed and reported as
-  ``Runtime.OutOfMemory``.
+  with ``Runtime.ExitError``; one whose processes (the runtime and its children) exceed
+  ``memory_mb`` is killed and reported as ``Runtime.OutOfMemory``;
+- an invocation runs to its end whatever its caller does (a caller that hangs up does not
+  free the instance); one given to an instance whose runtime exits before taking it (e.g.
+  after a too-large response) goes to another instance.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ import time
 from dataclasses import dataclass
 
 from labkit.emulator.config import FunctionConfig
-from labkit.emulator.instance import Instance, Invocation, Outcome
+from labkit.emulator.instance import UNDELIVERED, Instance, Invocation, Outcome
 from labkit.emulator.logs import LogStore, Report, end_line, log_tail, start_line
 
-MEMORY_POLL_S = 0.02
+MEMORY_POLL_S = 0.02  # the runtime process's memory: one read of /proc per busy instance
+TREE_POLLS = 5  # every this many polls, the memory of its whole process tree (psutil)
+DELIVERIES = 3  # instances an invocation is offered to before it fails with ExitError
 
 
 class Throttled(Exception):
@@ -90,18 +95,28 @@ class FunctionService:
 
     async def invoke(self, payload: bytes) -> Result:
         """Run one invocation to its end; raises :class:`Throttled` at the limit."""
+        for attempt in range(1, DELIVERIES + 1):
+            result = await self._invoke_on_an_instance(payload, last=attempt == DELIVERIES)
+            if result is not None:
+                return result
+        raise AssertionError("unreachable: the last delivery always gives a result")
+
+    async def _invoke_on_an_instance(self, payload: bytes, *, last: bool) -> Result | None:
+        """One delivery: None when the instance died before taking the invocation (and this
+        was not the ``last`` try)."""
         instance, cold = await self._acquire()
         deadline_s = time.time() + self.config.timeout_s
         invocation = Invocation(payload, deadline_ms=int(deadline_s * 1000))
         invocation.outcome = asyncio.get_running_loop().create_future()
+        invocation.on_start = lambda started: self._log(started, start_line(started.request_id))
         init_ms = None
         try:
             if cold:
                 await self._await_init(instance)
                 init_ms = instance.init_duration_ms
                 invocation.log += instance.init_log
-            self._log(invocation, start_line(invocation.request_id))
             if instance.init_error is not None:
+                self._log(invocation, start_line(invocation.request_id))
                 return self._complete(invocation, instance, instance.init_error, 0.0, init_ms)
             instance.dispatch(invocation)
             timer = asyncio.get_running_loop().call_later(
@@ -109,6 +124,12 @@ class FunctionService:
             )
             outcome = await invocation.outcome
             timer.cancel()
+            if outcome.error_type == UNDELIVERED:
+                if not last:
+                    return None
+                self._log(invocation, start_line(invocation.request_id))
+                outcome = Outcome.failure("Runtime.ExitError",
+                                          f"Runtime exited with error: {outcome.body.decode()}")  # fmt: skip
             end = invocation.done_at or time.perf_counter()
             duration_ms = (end - (invocation.handed_at or end)) * 1000.0
             over_limit = instance.memory_mb("VmHWM") > self.config.memory_mb
@@ -230,12 +251,21 @@ class FunctionService:
         self.logs.append(line)
 
     async def _maintain(self) -> None:
-        """Retire idle instances past keep-alive; kill busy ones past their memory size."""
+        """Retire idle instances past keep-alive; kill busy ones past their memory size (the
+        runtime process every poll, its whole process tree every few)."""
+        polls = 0
         while True:
             await asyncio.sleep(MEMORY_POLL_S)
+            polls += 1
             now = time.monotonic()
             for instance in list(self.instances):
-                if instance.state == "busy" and instance.memory_mb("VmRSS") > self.config.memory_mb:
+                if instance.state == "busy" and (
+                    instance.memory_mb("VmRSS") > self.config.memory_mb
+                    or (
+                        polls % TREE_POLLS == 0
+                        and instance.tree_memory_mb() > self.config.memory_mb
+                    )
+                ):
                     instance.oom = True
                     instance.kill()
                 elif (
@@ -255,4 +285,5 @@ class FunctionService:
             ],
             "cold_starts": self.cold_starts,
             "throttles": self.throttles,
+            "log_bytes": self.logs.size_bytes,
         }  # fmt: skip

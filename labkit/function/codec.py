@@ -10,7 +10,9 @@ pre-warm), as is common practice on Lambda.
 
 A bad instance becomes its own error entry (its batchmates are still classified); an event
 that is not a batch at all raises :class:`InvalidEventError`, which Lambda reports as a
-function error.
+function error. Nothing else escapes: whatever JSON arrives (integers of 400 digits, 1e400
+read as infinity, NaN), every instance gets a prediction or its own error, and the response
+is strict JSON (no NaN or Infinity), since an id is echoed only when it is one.
 """
 
 from __future__ import annotations
@@ -63,12 +65,33 @@ def answer_warmup(event: dict[str, Any], model_info: dict[str, Any]) -> dict[str
 
     Holding is what makes concurrent warm-ups reach *new* instances: Lambda gives an
     invocation to an idle instance when there is one."""
-    hold = event.get("hold_ms", 0)
-    hold_ms = (
-        min(max(float(hold), 0.0), MAX_WARMUP_HOLD_MS) if isinstance(hold, int | float) else 0.0
-    )
+    hold_ms = _clamp(event.get("hold_ms", 0), 0.0, MAX_WARMUP_HOLD_MS)
     time.sleep(hold_ms / 1000.0)
     return {"warmup": True, "held_ms": hold_ms, "model": model_info}
+
+
+def _clamp(value: Any, low: float, high: float) -> float:
+    """``value`` as a number in [low, high]: NaN, non-numbers and booleans give ``low``;
+    numbers of any size are clamped (no float conversion of a 400-digit integer)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return low
+    if isinstance(value, float) and math.isnan(value):
+        return low
+    return float(min(max(value, low), high))
+
+
+def json_safe_id(value: Any) -> Any:
+    """``value`` when it can be an instance id in a strict-JSON response (a string, an integer
+    of at most 30 digits, a finite float), else None."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if abs(value) < 10**30 else None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return None
 
 
 def instances_of(event: Any, max_batch: int = DEFAULT_MAX_BATCH) -> list[Any]:
@@ -98,6 +121,10 @@ def decode_instance(instance: Any) -> Decoded:
         )
     if "id" not in instance or instance["id"] is None:
         raise InstanceError("MissingId", 'the instance has no "id"')
+    if json_safe_id(instance["id"]) is None:
+        raise InstanceError(
+            "InvalidId", '"id" must be a string, an integer of at most 30 digits or a finite number'
+        )
     has_b64, has_pixels = "image_b64" in instance, "pixels" in instance
     if has_b64 and has_pixels:
         raise InstanceError("AmbiguousImage", 'give either "image_b64" or "pixels", not both')
@@ -127,8 +154,8 @@ def decode_batch(instances: list[Any]) -> tuple[list[dict[str, Any]], list[int],
 
 
 def error_entry(instance: Any, error: InstanceError) -> dict[str, Any]:
-    """The response entry for a bad instance (its id echoed when it has one)."""
-    ident = instance.get("id") if isinstance(instance, dict) else None
+    """The response entry for a bad instance (its id echoed when it has a usable one)."""
+    ident = json_safe_id(instance.get("id")) if isinstance(instance, dict) else None
     return {"id": ident, "error": {"type": error.kind, "message": str(error)}}
 
 
@@ -156,11 +183,21 @@ def _from_pixels(value: Any) -> np.ndarray:
         if not isinstance(row, list) or len(row) != SHAPE[1]:
             raise InstanceError("InvalidShape", '"pixels" must be 28 rows of 28 numbers')
         for v in row:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise InstanceError("InvalidValue", f'"pixels" holds {v!r}; expected numbers 0-255')
-            if not 0 <= v <= 255:
-                raise InstanceError("ValueOutOfRange", f"pixel value {v} is outside 0-255")
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise InstanceError(
+                    "InvalidValue", f'"pixels" holds {_short(v)}; expected numbers 0-255'
+                )
+            if isinstance(v, float) and math.isnan(v):
+                raise InstanceError("InvalidValue", '"pixels" holds NaN; expected numbers 0-255')
+            if not 0 <= v <= 255:  # compares integers of any size, and infinities, exactly
+                raise InstanceError("ValueOutOfRange", f"pixel value {_short(v)} is outside 0-255")
     return np.rint(np.asarray(value, dtype=np.float64)).astype(np.uint8)
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to 40 characters (a 400-digit integer is no message)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 Classify = Callable[

@@ -58,3 +58,44 @@ def mnist_like(event, context):
 def echo_batch(event, context):
     """Answers every instance of a batch with label 0, at once."""
     return {"predictions": [{"id": i["id"], "label": 0} for i in event["instances"]]}
+
+
+def long_line(event, context):
+    """Writes one line of ``mb`` megabytes (no newline until the end), then answers."""
+    import sys
+
+    sys.stdout.write("x" * int(float(event.get("mb", 40)) * 1024 * 1024) + "\n")
+    sys.stdout.flush()
+    return {"ok": True}
+
+
+def spawn_hog(event, context):
+    """Starts a child process that holds ``mb`` megabytes, and waits for it."""
+    import subprocess
+    import sys
+
+    code = f"b = bytearray({int(event.get('mb', 800))} * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep(30)"
+    subprocess.run([sys.executable, "-c", code], check=False)
+    return {"ok": True}
+
+
+def escape(event, context):
+    """Starts a child in its own session (out of the instance's process group), writes its
+    pid to ``pidfile``, and outlives the function's timeout."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
+    )
+    with open(event["pidfile"], "w") as handle:
+        handle.write(str(child.pid))
+    time.sleep(float(event.get("seconds", 30)))
+    return {"ok": True}
+
+
+def maybe_big(event, context):
+    """A too-large response when ``big`` is true, else a small one."""
+    if event.get("big"):
+        return {"data": "x" * (7 * 1024 * 1024)}
+    return {"ok": True, "pid": os.getpid()}
