@@ -40,7 +40,8 @@ _PUBLIC = {
     "run_lab": "labkit.lab",
 }
 _RENAMED = {"create_backend": "create"}
-_MODULES = ("backends", "batching", "calibrate", "checker", "cost", "data", "deploy", "emulator",
+_MODULES = ("assignment", "autograder", "backends", "batching", "calibrate", "checker", "cost", "data",
+            "deploy", "emulator", "frontier",
             "experiment", "image", "invoke", "lab", "loadgen", "metrics", "model", "paths", "plots",
             "records", "report", "settings", "simulate", "workloads")  # fmt: skip
 

@@ -1,26 +1,28 @@
-"""The course checker: is a student's batching policy correct, and how good is it?
+"""The course checker: does a student's batching policy keep the contract, and what does it do?
 
-Two parts, both deterministic so every student is graded on the same ground:
+- **Contract** (:func:`check_contract`): on seeded workloads replayed on a virtual clock,
+  every request is in exactly one batch, no batch is empty, order is kept within a batch, no
+  batch leaves before its requests arrived, nothing is left after the flush, and no batch
+  exceeds the function's limit (64). A policy that raises is a violation too; the message
+  carries the traceback of the student's own code (labkit's frames left out).
+- **The paper's rule** (:func:`same_batches_as_paper`): the same batches, at the same times,
+  as the reference :class:`~labkit.batching.DynamicBatching` (N=5, T=0.3 s), with the first
+  difference described.
+- **Figures** (:func:`evaluate`): a workload through the kit's one platform model
+  (:mod:`labkit.simulate`) with a stated profile, :data:`CHECKER_PROFILE`: a warm invocation
+  takes ``15 ms + 1 ms x batch size``, no noise, no network, no cold starts, one instance per
+  concurrent batch; so a request's latency is its wait for the batch plus the service time.
+  Deterministic, so every student is graded on the same ground. The model is stated, not
+  measured: :class:`labkit.explore.Explorer` runs a policy live on the real function.
 
-1. **Contract** (:func:`check_contract`): on fixed seeded workloads, replayed on a virtual
-   clock, every request is in exactly one batch, no batch is empty, order is kept within a
-   batch, no batch leaves before its requests arrived, nothing is left after the flush, and
-   no batch exceeds the policy's stated maximum (64, the function's limit, by default).
-2. **Score** (:func:`score`): the same workloads through the kit's one platform model
-   (:mod:`labkit.simulate`) with a stated profile, :data:`CHECKER_PROFILE`: a warm
-   invocation takes ``15 ms + 1 ms x batch size``, no noise, no network, no cold starts,
-   one instance per concurrent batch; so a request's latency is its wait for the batch plus
-   the service time. SLO attainment and cost per 1M requests (:func:`labkit.metrics.summarize`)
-   are compared with the paper's dynamic policy (N=5, T=0.3 s) on the same workloads. The
-   model is stated, not measured: run the policy live with :class:`labkit.explore.Explorer`
-   to see it on the real function.
+:mod:`labkit.assignment` builds the course's rubric (hidden workloads, frontier score) on these.
 """
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
-
-import pandas as pd
+from pathlib import Path
 
 from labkit import metrics
 from labkit.batching import BatchingPolicy, DynamicBatching, Request, replay
@@ -56,20 +58,75 @@ class ContractViolation(AssertionError):
     """The policy broke the batching contract; the message says how and where."""
 
 
-def check_contract(factory: PolicyFactory, max_batch: int = 64) -> dict[str, int]:
-    """Raise :class:`ContractViolation` at the first broken rule; returns batches per workload."""
+def check_contract(factory: PolicyFactory, max_batch: int = 64,
+                   workloads: dict[str, WorkloadConfig] | None = None) -> dict[str, int]:  # fmt: skip
+    """Raise :class:`ContractViolation` at the first broken rule on ``workloads`` (default
+    :data:`CHECK_WORKLOADS`); returns batches per workload."""
     counts = {}
-    for name, workload in CHECK_WORKLOADS.items():
+    for name, workload in (workloads or CHECK_WORKLOADS).items():
         arrivals = workload.arrivals().tolist()
-        try:
-            batches = replay(factory(), arrivals)
-        except Exception as exc:  # a crash is a violation too, reported with its workload
-            raise ContractViolation(
-                f"{name}: the policy raised {type(exc).__name__}: {exc}"
-            ) from exc
+        batches = _replay(factory, arrivals, name)
         _check_batches(name, arrivals, batches, max_batch)
         counts[name] = len(batches)
     return counts
+
+
+def _replay(factory: PolicyFactory, arrivals: list[float],
+            name: str) -> list[tuple[float, list[Request]]]:  # fmt: skip
+    try:
+        return replay(factory(), arrivals, slo_s=DEFAULT_SLO_S)
+    except Exception as exc:  # a crash is a violation too, reported with the student's frames
+        raise ContractViolation(
+            f"{name}: the policy raised {type(exc).__name__}: {exc}\n{student_traceback(exc)}"
+        ) from exc
+
+
+DEFAULT_SLO_S = 0.2  # requests carry deadlines, as in a run, for policies that use them
+_LABKIT_DIR = str(Path(__file__).resolve().parent)
+
+
+def student_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` without labkit's own frames: what the student wrote, with
+    file (a notebook cell shows as ``/tmp/ipykernel_.../...py``), line number and source."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not str(Path(f.filename).resolve()).startswith(_LABKIT_DIR)]  # fmt: skip
+    if not frames:
+        return "(raised inside labkit, called with arguments your policy gave it)"
+    lines = "".join(traceback.format_list(frames))
+    return f"Traceback (your code, most recent call last):\n{lines}{type(exc).__name__}: {exc}"
+
+
+#: Small workloads that each exercise one part of the paper's rule, for part 1's public tests.
+PAPER_RULE_CASES: dict[str, WorkloadConfig] = {
+    "size (12 requests 10 ms apart: full batches of 5)": WorkloadConfig(
+        "uniform", rate=100, duration_s=0.12),
+    "timeout (4 requests/s: each batch waits T = 0.3 s)": WorkloadConfig(
+        "uniform", rate=4, duration_s=2),
+    "both (8/s: timeouts, 40/s: full batches)": WorkloadConfig(
+        "bursty", base_rate=8, burst_rate=40, burst_s=1, period_s=3, duration_s=9, seed=5),
+    "quiet gaps (bursts, then nothing for 9.8 s)": WorkloadConfig(
+        "bursty", base_rate=0, burst_rate=100, burst_s=0.2, period_s=10, duration_s=30, seed=3),
+}  # fmt: skip
+
+
+def same_batches_as_paper(factory: PolicyFactory, workloads: dict[str, WorkloadConfig]) -> None:
+    """Raise ``AssertionError`` at the first workload where ``factory``'s policy sends other
+    batches, or at other times, than the paper's rule (N=5, T=0.3 s)."""
+    for name, workload in workloads.items():
+        arrivals = workload.arrivals().tolist()
+        yours = _replay(factory, arrivals, name)
+        paper = replay(DynamicBatching(5, 0.3), arrivals)
+        for number, ((t, batch), (t_ref, ref)) in enumerate(zip(yours, paper, strict=False)):
+            ids, ref_ids = [r.id for r in batch], [r.id for r in ref]
+            if ids != ref_ids or abs(t - t_ref) > 1e-9:
+                raise AssertionError(
+                    f"{name}: batch {number} differs. The paper's rule sends requests "
+                    f"{ref_ids} at {t_ref:.3f} s (first arrived {ref[0].t_arrive:.3f} s); "
+                    f"yours sends {ids} at {t:.3f} s"
+                )
+        if len(yours) != len(paper):
+            raise AssertionError(f"{name}: yours sends {len(yours)} batches, the paper's rule "
+                                 f"{len(paper)}")  # fmt: skip
 
 
 def _check_batches(name: str, arrivals: list[float], batches: list[tuple[float, list[Request]]],
@@ -104,45 +161,11 @@ def _check_batches(name: str, arrivals: list[float], batches: list[tuple[float, 
 def evaluate(factory: PolicyFactory, workload: WorkloadConfig,
              profile: PlatformProfile = CHECKER_PROFILE, slo_ms: float = 200.0) -> dict[str, float]:  # fmt: skip
     """SLO attainment, latency and cost of a policy on one workload under ``profile``."""
-    result = simulate(workload.arrivals(), factory(), profile,
-                      SimConfig(concurrency=UNLIMITED, slo_s=slo_ms / 1000.0))  # fmt: skip
+    try:
+        result = simulate(workload.arrivals(), factory(), profile,
+                          SimConfig(concurrency=UNLIMITED, slo_s=slo_ms / 1000.0))  # fmt: skip
+    except Exception as exc:  # the student's policy, most likely: show them their frames
+        raise ContractViolation(f"{workload.describe()}: the run raised {type(exc).__name__}: "
+                                f"{exc}\n{student_traceback(exc)}") from exc  # fmt: skip
     return metrics.summarize(result.requests, result.invocations, slo_ms=slo_ms,
                              memory_mb=profile.memory_mb)  # fmt: skip
-
-
-def score(
-    factory: PolicyFactory, *, slo_ms: float = 200.0, profile: PlatformProfile = CHECKER_PROFILE
-) -> pd.DataFrame:
-    """The student's policy beside the paper's dynamic policy on every check workload."""
-    rows = []
-    for name, workload in CHECK_WORKLOADS.items():
-        if name.startswith("edge-"):
-            continue
-        yours = evaluate(factory, workload, profile, slo_ms)
-        paper = evaluate(lambda: DynamicBatching(5, 0.3), workload, profile, slo_ms)
-        rows.append({
-            "workload": name,
-            "slo_pct": yours["slo_attainment_pct"], "slo_pct_paper": paper["slo_attainment_pct"],
-            "p99_ms": yours["p99_ms"], "p99_ms_paper": paper["p99_ms"],
-            "cost_1m_usd": yours["cost_per_1m_requests_usd"],
-            "cost_1m_usd_paper": paper["cost_per_1m_requests_usd"],
-            "slo_at_least_paper": yours["slo_attainment_pct"] >= paper["slo_attainment_pct"] - 0.5,
-            "cost_at_most_paper": yours["cost_per_1m_requests_usd"]
-            <= paper["cost_per_1m_requests_usd"] * 1.0001,
-        })  # fmt: skip
-    return pd.DataFrame(rows).round(4)
-
-
-def grade(factory: PolicyFactory, *, slo_ms: float = 200.0) -> dict[str, object]:
-    """Contract first (a violation scores zero: 0 of 100), then 40 points for the contract,
-    30 x the share of workloads where SLO attainment is at least the paper policy's (within
-    0.5 points), 30 x the share where cost per 1M requests is at most the paper policy's."""
-    try:
-        check_contract(factory)
-    except ContractViolation as exc:
-        return {"contract": f"FAILED: {exc}", "points": 0, "table": None}
-    table = score(factory, slo_ms=slo_ms)
-    points = 40 + round(
-        30 * table["slo_at_least_paper"].mean() + 30 * table["cost_at_most_paper"].mean()
-    )
-    return {"contract": "passed", "points": points, "table": table}

@@ -162,6 +162,25 @@ def _cmd_lab_sweep(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_assignment_build(args: argparse.Namespace) -> int:
+    from labkit import autograder
+
+    built = autograder.build(args.out, master=args.master, secret_file=args.secret_file)
+    print(f"student notebook (hand it out): {built.student}")
+    print(f"autograder zip (Gradescope, or labkit assignment grade): {built.autograder_zip}")
+    print(f"grading secret (keep it, never hand it out): {built.secret}")
+    return EXIT_OK
+
+
+def _cmd_assignment_grade(args: argparse.Namespace) -> int:
+    from labkit import autograder
+
+    table = autograder.grade(args.submissions, args.autograder, args.out)
+    print(table.to_string(index=False))
+    print(f"\ngrades: {Path(args.out) / 'grades.csv'}")
+    return EXIT_OK
+
+
 def _cmd_lab_presets(args: argparse.Namespace) -> int:
     from labkit import lab
 
@@ -305,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("folder", nargs="?", default=".", help="the workspace (default: here)")
     init.set_defaults(func=_cmd_init)
 
+    _add_assignment_parser(sub)
     _add_run_parser(sub)
     _add_report_parser(sub)
     _add_deploy_parser(sub)
@@ -322,6 +342,34 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(emulator)
     emulator.set_defaults(func=_cmd_emulator)
     return parser
+
+
+def _add_assignment_parser(sub: Any) -> None:
+    assignment = sub.add_parser(
+        "assignment", help="the course assignment: build its versions with otter-grader, grade"
+    )
+    assignment_sub = assignment.add_subparsers(dest="assignment_command", required=True)
+    build = assignment_sub.add_parser(
+        "build", help="write the student notebook and the autograder zip (otter assign)",
+        description="Writes OUT/student/ (hand it out), OUT/autograder/ (the zip: upload it to "
+        "Gradescope, or grade with `labkit assignment grade`) and, on the first build, "
+        "OUT/grading_secret.txt: it picks every student's hidden workloads; keep it.",
+    )  # fmt: skip
+    build.add_argument("--out", type=Path, default=Path("assignment-build"))
+    build.add_argument("--master", type=Path, default=None,
+                       help="the master notebook (default: the lab's assignment)")  # fmt: skip
+    build.add_argument("--secret-file", type=Path, default=None,
+                       help="the course's secret (default: OUT/grading_secret.txt)")  # fmt: skip
+    build.set_defaults(func=_cmd_assignment_build)
+    grade = assignment_sub.add_parser(
+        "grade",
+        help="grade submissions headless (otter run) into one CSV",
+    )
+    grade.add_argument("submissions", type=Path, nargs="+",
+                       help="notebooks or otter export zips")  # fmt: skip
+    grade.add_argument("--autograder", type=Path, required=True, help="the autograder zip")
+    grade.add_argument("--out", type=Path, default=Path("grades"))
+    grade.set_defaults(func=_cmd_assignment_grade)
 
 
 def _add_run_parser(sub: Any) -> None:
@@ -436,7 +484,8 @@ _ERRORS = {
     "labkit.lab": ["LabError"],
 }
 _FAILED_STEPS = {"labkit.lab": ["NotebookFailedError"], "labkit.aws_account": ["DeployError"],
-                 "labkit.experiment": ["CellFailedError"]}  # fmt: skip
+                 "labkit.experiment": ["CellFailedError"],
+                 "labkit.autograder": ["AutograderError"]}  # fmt: skip
 
 
 def _loaded_error_types(errors: dict[str, list[str]]) -> tuple[type[BaseException], ...]:

@@ -277,6 +277,28 @@ def trials(trials: Sequence[Any], slo_ms: float = 200.0) -> Figure:
     return fig
 
 
+def standing(result: Any) -> Figure:
+    """One panel per workload of a :class:`labkit.assignment.Standing`: the reference
+    frontier (line), the paper's rule (grey square) and the student's policy (star), SLO
+    attainment against cost per 1M requests; the panel title gives the frontier credit."""
+    table = result.table
+    fig = Figure(figsize=(3.2 * len(table), 3.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(table), squeeze=False)[0])
+    for ax, row in zip(axes, table.itertuples(), strict=True):
+        front = result.fronts[row.workload]
+        ax.plot([p.cost_usd for p in front], [p.slo_pct for p in front], "-o", color="tab:blue",
+                markersize=3, label="reference frontier")  # fmt: skip
+        ax.plot(row.cost_1m_usd_paper, row.slo_pct_paper, "s", color="grey", label="paper's rule")
+        ax.plot(row.cost_1m_usd, row.slo_pct, "*", color="tab:red", markersize=12, label="yours")
+        ax.set(title=f"{row.shape}\ncredit {row.credit:.2f}", xlabel="USD per 1M requests",
+               ylim=(-2, 102))  # fmt: skip
+        ax.title.set_fontsize(8)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("SLO attainment (%)")
+    axes[0].legend(fontsize=7, loc="lower right")
+    return fig
+
+
 # ----------------------------------------------------------------------------- simulation
 def nxt_map(table: pd.DataFrame) -> Figure:
     """Heatmaps of SLO attainment and cost per 1M requests over an N x T grid
