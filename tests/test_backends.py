@@ -72,6 +72,8 @@ def test_each_local_cell_starts_a_fresh_function_and_keeps_its_facts(tmp_path: P
         assert result.invocations["cold_start"].iloc[0]
         assert result.facts["local_lambda"]["cold_starts"] >= 1
         assert result.facts["cpu_share"].startswith("none (not asked for)")
+        platform = result.facts["local_lambda_platform"]  # which client and facilities served
+        assert platform["runtime_client"] in ("awslambdaric", "python") and platform["memory"]
         assert result.requests.set_index("request_id").loc[[2, 3], "error"].tolist() == [
             "ValueError"] * 2  # fmt: skip
     assert backend.started  # type: ignore[attr-defined]  # until the caller has saved

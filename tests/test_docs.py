@@ -48,3 +48,13 @@ def test_notebooks_are_thin_and_committed_without_outputs(notebook: Path) -> Non
         assert not re.search(r"^\s*(def|class) ", text, re.M), f"{notebook.stem}: a definition"
         lines = [line for line in text.splitlines() if line.strip()]
         assert len(lines) <= MAX_CELL_LINES, f"{notebook.stem}: a {len(lines)}-line cell:\n{text}"
+
+
+def test_the_dev_container_runs_the_readmes_set_up() -> None:
+    """The hosted path: a dev container (Codespaces) on a Python the kit supports that sets
+    up exactly as the README's commands do."""
+    config = json.loads((PROJECT / ".devcontainer" / "devcontainer.json").read_text())
+    assert config["postCreateCommand"] == "make setup"
+    version = re.search(r"python:\d+-3\.(\d+)", config["image"])
+    assert version and 10 <= int(version.group(1)) <= 12
+    assert "make test" in (PROJECT / "README.md").read_text()

@@ -51,7 +51,8 @@ def instances_of(run: subprocess.Popen) -> list[psutil.Process]:
         tree = psutil.Process(run.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-    return [p for p in tree if "awslambdaric" in " ".join(p.cmdline())]
+    clients = ("awslambdaric", "runtime_client.py")  # the official client or labkit's
+    return [p for p in tree if any(c in " ".join(p.cmdline()) for c in clients)]
 
 
 def test_ctrl_c_during_cold_starts_keeps_the_cell(tmp_path: Path) -> None:

@@ -105,6 +105,8 @@ class LocalBackend(Backend):
         else:
             why = "not asked for" if not self.function.cpu_share else support.reason
             facts["cpu_share"] = f"none ({why}): instances may use whole cores"
+        if self._lam is not None and self._lam.platform:
+            facts["local_lambda_platform"] = self._lam.platform  # runtime client, memory, ...
         try:
             facts["local_lambda"] = self.instances()
         except Exception as exc:  # a stopped or crashed service: say so, keep the records

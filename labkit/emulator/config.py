@@ -17,6 +17,9 @@ REGION = "us-east-1"
 ACCOUNT_ID = "000000000000"  # like LocalStack and moto: obviously not a real account
 #: Limits not given are the kit's function settings (labkit.settings), as on every backend.
 _DEFAULTS = FunctionSettings()
+#: labkit's own runtime client, run by path (importing the package would slow cold starts).
+RUNTIME_CLIENT = Path(__file__).with_name("runtime_client.py")
+
 #: Environment variables passed through from the emulator's own environment to instances.
 PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "LABKIT_MNIST_ROOT")
 
@@ -83,10 +86,20 @@ class FunctionConfig:
         return self.bootstrap.is_file() and os.access(self.bootstrap, os.X_OK)
 
     def command(self) -> list[str]:
-        """How an instance process starts: the custom runtime, or the Python runtime client."""
+        """How an instance process starts: the custom runtime; the official runtime client;
+        or, where it is not installed or the kernel cannot end the instance with the service,
+        labkit's runtime client (:mod:`labkit.emulator.runtime_client`), which can also run
+        the official one under its parent watch."""
+        from labkit.emulator.platform_support import detect
+
         if self.is_custom_runtime:
             return [str(self.bootstrap)]
-        return [self.python, "-m", "awslambdaric", self.handler]
+        facilities = detect()
+        if facilities.runtime_client == "awslambdaric" and facilities.parent_death_signal:
+            return [self.python, "-m", "awslambdaric", self.handler]
+        watch = [] if facilities.parent_death_signal else ["--watch-parent"]
+        return [self.python, str(RUNTIME_CLIENT), "--client", facilities.runtime_client, *watch,
+                self.handler]  # fmt: skip
 
     def instance_environment(
         self, runtime_api: str, log_stream: str, *, provisioned: bool = False

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,11 @@ class CpuShareSupport:
 
 def detect(root: Path = CGROUP_ROOT) -> CpuShareSupport:
     """Find a writable cgroup hierarchy with a cpu controller."""
+    from labkit.emulator.platform_support import detect as facilities
+
+    if not sys.platform.startswith("linux") or facilities().portable:
+        return CpuShareSupport(None, f"no cgroups on this platform ({facilities().facts()['platform']})"
+                                     "; instances may use whole cores")  # fmt: skip
     unified = root / "cgroup.controllers"
     if unified.is_file():
         controllers = unified.read_text().split()

@@ -33,6 +33,7 @@ from labkit.emulator.config import FunctionConfig
 from labkit.emulator.cpu_share import InstanceGroup, detect
 from labkit.emulator.httpserver import HttpServer, Response
 from labkit.emulator.lifetime import die_with_parent
+from labkit.emulator.platform_support import detect as facilities
 from labkit.emulator.runtime_api import ACCEPTED, runtime_error, runtime_routes
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -239,7 +240,9 @@ class Instance:
 
         Once the process is gone, the last peak read (or 0)."""
         value = 0
-        if self.pid is not None and self.alive:
+        if self.pid is not None and self.alive and not facilities().proc_memory:
+            value = _psutil_rss_mb(self.pid)
+        elif self.pid is not None and self.alive:
             try:
                 if self._status_fd is None:  # kept open: read once per invocation, ~2x faster
                     self._status_fd = os.open(f"/proc/{self.pid}/status", os.O_RDONLY)
@@ -431,3 +434,13 @@ def _error_outcome(body: bytes, headers: Mapping[str, str]) -> Outcome:
         payload["stackTrace"] = data["stackTrace"]
     # A handler's own exception is a function error, not a platform failure: no REPORT status.
     return Outcome(json.dumps(payload).encode(), str(error_type), None)
+
+
+def _psutil_rss_mb(pid: int) -> int:
+    """Resident memory of ``pid`` in MB where there is no /proc (0 once it is gone)."""
+    import psutil
+
+    try:
+        return int(psutil.Process(pid).memory_info().rss) // (1024 * 1024)
+    except psutil.Error:
+        return 0

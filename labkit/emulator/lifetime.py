@@ -12,7 +12,12 @@ _PR_SET_PDEATHSIG = 1
 
 def die_with_parent(sig: signal.Signals) -> Callable[[], None]:
     """A ``preexec_fn`` that makes the child receive ``sig`` when its parent dies (Linux;
-    elsewhere it does nothing and clean shutdown relies on the parent's ``close``)."""
+    elsewhere it does nothing: the child watches its parent itself, see
+    :mod:`labkit.emulator.platform_support`)."""
+    from labkit.emulator.platform_support import detect
+
+    if not detect().parent_death_signal:
+        return lambda: None
 
     def preexec() -> None:
         with contextlib.suppress(Exception):

@@ -35,8 +35,12 @@ _MALLOC = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
 def _service_environment() -> dict[str, str]:
-    """This process's environment, with the allocator setting above unless one is given."""
-    return _MALLOC | dict(os.environ)
+    """This process's environment, with the allocator setting above unless one is given; and,
+    where the kernel cannot end the service with this process, the ask to watch for it."""
+    from labkit.emulator.platform_support import WATCH_PARENT_ENV, detect
+
+    watch = {} if detect().parent_death_signal else {WATCH_PARENT_ENV: "1"}
+    return _MALLOC | dict(os.environ) | watch
 
 
 class EmulatorError(RuntimeError):
@@ -99,6 +103,7 @@ class LocalLambda:
         ready = self._read_ready_line()
         self.endpoint_url = ready["endpoint_url"]
         self.cpu_latency = ready.get("cpu_latency", "")
+        self.platform: dict[str, str] = ready.get("platform", {})  # which facilities serve
         threading.Thread(target=self._drain, daemon=True).start()
         return self
 

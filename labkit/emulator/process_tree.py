@@ -19,7 +19,6 @@ import ctypes
 import os
 import re
 import signal
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -65,8 +64,10 @@ def owns_connection(pid: int, local_port: int, remote_port: int) -> bool:
     searched among the processes' descriptors, the runtime's own first: ~1 ms where
     psutil's ``net_connections`` parses every socket of the machine (26 ms with 3,400 in
     TIME_WAIT after a benchmark; bench/README.md). Elsewhere psutil answers."""
+    from labkit.emulator.platform_support import detect
+
     table = Path("/proc/net/tcp")
-    if not table.is_file():
+    if not detect().proc_memory or not table.is_file():
         return _owns_connection_psutil(pid, local_port, remote_port)
     match = re.search(rf"^\s*\d+: [0-9A-F]{{8}}:{local_port:04X} [0-9A-F]{{8}}:{remote_port:04X} .*$",
                       table.read_text(), re.MULTILINE)  # fmt: skip
@@ -104,7 +105,9 @@ def _owns_connection_psutil(pid: int, local_port: int, remote_port: int) -> bool
 
 def become_subreaper() -> bool:
     """Make this process the reaper of its orphaned descendants (Linux); False elsewhere."""
-    if not sys.platform.startswith("linux"):
+    from labkit.emulator.platform_support import detect
+
+    if not detect().subreaper:
         return False
     try:
         return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1) == 0

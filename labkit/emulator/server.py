@@ -11,11 +11,12 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
-from labkit.emulator import process_tree
+from labkit.emulator import platform_support, process_tree
 from labkit.emulator.api import BODY_LIMIT, InvokeApi
 from labkit.emulator.config import FunctionConfig, add_arguments, configs_from_args, is_loopback
 from labkit.emulator.cpu_latency import hold_cpu_latency
@@ -40,6 +41,9 @@ async def serve(
     may adopt and kill what dead instances left behind (:mod:`labkit.emulator.process_tree`).
     """
     hold = hold_cpu_latency(cpu_latency_us)  # a bad limit raises before anything starts
+    facilities = platform_support.detect()
+    for note in facilities.differences():  # each stand-in named once, at start
+        print(f"labkit emulator: {note}", file=sys.stderr, flush=True)
     if hold.refused:
         print(f"labkit emulator: CPU wake-up latency {hold.status}", file=sys.stderr, flush=True)
     services = {c.name: FunctionService(c) for c in configs}
@@ -55,7 +59,7 @@ async def serve(
         for service in services.values():
             await service.start()
         ready = {"endpoint_url": f"http://{bound[0]}:{bound[1]}", "functions": sorted(services),
-                 "cpu_latency": hold.status,
+                 "cpu_latency": hold.status, "platform": facilities.facts(),
                  "network": network.describe() if network is not None else None}  # fmt: skip
         print(json.dumps(ready), flush=True)
         sweeper = asyncio.create_task(_sweep_orphans()) if reap_orphans else None
@@ -86,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
               "other machines, without authentication (use 127.0.0.1 unless you mean it)",
               file=sys.stderr, flush=True)  # fmt: skip
     network = network_profile(json.loads(args.network_json) if args.network_json else args.network)
+    if os.environ.pop(platform_support.WATCH_PARENT_ENV, ""):
+        platform_support.stop_with_parent()
     main = serve(configs, args.host, args.port, cpu_latency_us=args.cpu_latency_us,
                  network=network, network_seed=args.network_seed, reap_orphans=True)  # fmt: skip
     try:
