@@ -61,6 +61,12 @@ def _importable(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _default_master() -> Path:
+    """The workspace's copy of the assignment, else the one shipped with labkit."""
+    mine = paths.notebooks_dir() / MASTER
+    return mine if mine.is_file() else paths.shipped_notebooks_dir() / MASTER
+
+
 def ensure_secret(path: str | os.PathLike[str]) -> Path:
     """The course's grading secret at ``path``, made (128 random bits) if it is not there."""
     path = Path(path)
@@ -74,12 +80,12 @@ def ensure_secret(path: str | os.PathLike[str]) -> Path:
 def build(out: str | os.PathLike[str], *, master: str | os.PathLike[str] | None = None,
           secret_file: str | os.PathLike[str] | None = None) -> Built:  # fmt: skip
     """Write ``out/student/`` (hand it out) and ``out/autograder/`` (the zip) from the master
-    notebook (default: the lab's ``assignment_batching_policy.ipynb``). The secret is
+    notebook (default: the workspace's ``assignment_batching_policy.ipynb``, else labkit's). The secret is
     ``secret_file``, else ``out/grading_secret.txt`` (made on the first build)."""
     out = Path(out).resolve()
-    master = Path(master) if master else paths.notebooks_dir() / MASTER
+    master = Path(master) if master else _default_master()
     if not master.is_file():
-        raise AutograderError(f"no master notebook at {master}")
+        raise FileNotFoundError(f"no master notebook at {master}")
     secret = ensure_secret(secret_file or out / SECRET_FILE)
     source = out / "source"
     shutil.rmtree(source, ignore_errors=True)

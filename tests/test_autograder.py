@@ -13,8 +13,6 @@ import pytest
 from labkit import autograder
 from tests.test_explore import html_table
 
-pytestmark = pytest.mark.slow
-
 PART_1 = {
     'raise NotImplementedError("queue the request; return a full batch at once")':
         "self.queue.append(request)\n        batches = self.poll(now)\n"
@@ -58,6 +56,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> autograder.Built:
     return autograder.build(tmp_path_factory.mktemp("course") / "build")
 
 
+@pytest.mark.slow
 def test_the_student_version_has_prompts_and_the_autograder_the_secret(built) -> None:
     student = built.student.read_text()
     assert "NotImplementedError" in student and "deadline-aware" not in student
@@ -72,6 +71,7 @@ def test_the_student_version_has_prompts_and_the_autograder_the_secret(built) ->
     assert autograder.ensure_secret(built.secret).read_text().strip() == secret
 
 
+@pytest.mark.slow
 def test_grading_headless_gives_what_each_submission_earned(built, tmp_path: Path) -> None:
     starter = submission(built.student, tmp_path / "starter.ipynb", part_1=False)
     paper = submission(built.student, tmp_path / "paper.ipynb", part_1=True)
@@ -90,6 +90,7 @@ def test_grading_headless_gives_what_each_submission_earned(built, tmp_path: Pat
     assert "oldest = self.queue[1]  # a student's off-by-one" in public
 
 
+@pytest.mark.slow
 def test_the_live_check_builds_its_bundle_and_compares_fairly(
     built, trained_model_dir: Path, tmp_path: Path
 ) -> None:
@@ -119,3 +120,12 @@ def test_the_live_check_builds_its_bundle_and_compares_fairly(
                                 "paper-rule (paper's rule)"]  # fmt: skip
     assert set(column["function"]) == {"fresh"}
     assert set(column["workload"]) == {"bursty 8/s with 1 s at 60/s every 5 s, 10 s"}
+
+
+def test_outside_a_workspace_the_shipped_master_is_used(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LABKIT_HOME", raising=False)
+    master = autograder._default_master()
+    assert master.is_file() and master.name == autograder.MASTER
+    with pytest.raises(FileNotFoundError, match="no master notebook"):
+        autograder.build(tmp_path / "out", master=tmp_path / "missing.ipynb")
