@@ -178,6 +178,26 @@ def estimate(
     )
 
 
+#: SQS request prices (https://aws.amazon.com/sqs/pricing/, the published list price, not
+#: re-checked online for this version): standard queues, FIFO queues, per request; every
+#: 64 KB chunk of a payload counts as one request; empty receives count too.
+SQS_PER_REQUEST = {"standard": 0.40 / 1_000_000, "fifo": 0.50 / 1_000_000}
+SQS_CHUNK_BYTES = 64 * 1024
+
+
+def sqs_requests(payload_bytes: Iterable[int]) -> int:
+    """Billed SQS requests for API calls with these payload sizes (one per started 64 KB)."""
+    return sum(max(1, math.ceil(size / SQS_CHUNK_BYTES)) for size in payload_bytes)
+
+
+def sqs_cost(sends: Iterable[int], receives: int, deletes: int, *, fifo: bool = False) -> float:
+    """USD for a queue's traffic: each send's payload in 64 KB chunks, every receive call
+    (also empty ones: an event-source mapping's pollers long-poll all the time), every delete
+    call. AWS bills the mapping's receives and deletes to the queue's owner."""
+    price = SQS_PER_REQUEST["fifo" if fifo else "standard"]
+    return (sqs_requests(sends) + receives + deletes) * price
+
+
 def format_usd(value: float, digits: int = 3) -> str:
     """Dollars with at least ``digits`` significant digits (``0.0000647``, ``0.153``,
     ``18.7``); never rounded away to ``0.00``."""

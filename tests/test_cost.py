@@ -76,3 +76,12 @@ def test_estimate_bills_cold_starts_on_top() -> None:
 def test_bad_input_is_refused(call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_sqs_bills_every_64_kb_chunk_and_every_call() -> None:
+    from labkit.cost import sqs_cost, sqs_requests
+
+    assert sqs_requests([100, 64 * 1024, 64 * 1024 + 1, 256 * 1024]) == 1 + 1 + 2 + 4
+    # 1M sends of 1 KB, received in batches of 10 and deleted in batches of 10, standard queue
+    assert sqs_cost([1024] * 1_000_000, 100_000, 100_000) == pytest.approx(0.48)
+    assert sqs_cost([1024], 0, 0, fifo=True) == pytest.approx(0.50 / 1_000_000)

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from labkit.emulator import event_sources
 from labkit.emulator.config import ACCOUNT_ID, REGION
 from labkit.emulator.httpserver import Answer, Request, Response, json_response
 from labkit.emulator.instance import MAX_PAYLOAD_BYTES
@@ -22,6 +23,7 @@ from labkit.emulator.network import RoundTrips
 from labkit.emulator.service import FunctionService, Throttled
 
 FUNCTIONS = "/2015-03-31/functions"
+MAPPINGS = "/2015-03-31/event-source-mappings"
 BODY_LIMIT = MAX_PAYLOAD_BYTES + 1  # bytes kept of a request body: enough to tell it is too big
 
 
@@ -35,12 +37,16 @@ class InvokeApi:
     """Routes requests to the function services by name (or ARN)."""
 
     def __init__(
-        self, services: dict[str, FunctionService], network: RoundTrips | None = None
-    ) -> None:
+        self, services: dict[str, FunctionService], network: RoundTrips | None = None,
+        sqs_endpoint_url: str | None = None,
+    ) -> None:  # fmt: skip
         """``network``: a round trip drawn per invocation and slept, half on the way in and
-        half on the way out (:mod:`labkit.emulator.network`)."""
+        half on the way out (:mod:`labkit.emulator.network`). ``sqs_endpoint_url``: the SQS
+        that event-source mappings poll (:mod:`labkit.emulator.event_sources`)."""
         self.services = services
         self.network = network
+        self.sqs_endpoint_url = sqs_endpoint_url
+        self.mappings: dict[str, event_sources.Pollers] = {}
         self._background: set[asyncio.Task[Any]] = set()
         # (method, path pattern, route, whether the pattern names a function)
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Answer], bool]] = [
@@ -49,6 +55,10 @@ class InvokeApi:
             ("GET", re.compile(FUNCTIONS + r"/([^/]+)"), InvokeApi.get_function, True),
             ("GET", re.compile(FUNCTIONS + r"/([^/]+)/configuration"),
              InvokeApi.get_configuration, True),
+            ("POST", re.compile(MAPPINGS + "/?"), InvokeApi.create_mapping, False),
+            ("GET", re.compile(MAPPINGS + "/?"), InvokeApi.list_mappings, False),
+            ("GET", re.compile(MAPPINGS + r"/([0-9a-f-]+)"), InvokeApi.get_mapping, False),
+            ("DELETE", re.compile(MAPPINGS + r"/([0-9a-f-]+)"), InvokeApi.delete_mapping, False),
             ("GET", re.compile("/labkit/health"), InvokeApi.health, False),
             ("GET", re.compile(r"/labkit/functions/([^/]+)/logs"), InvokeApi.logs, True),
             ("GET", re.compile(r"/labkit/functions/([^/]+)/instances"), InvokeApi.instances, True),
@@ -159,6 +169,59 @@ class InvokeApi:
                 return
             except Throttled:
                 await asyncio.sleep(0.05)
+
+    async def create_mapping(self, request: Request) -> Response:
+        """``CreateEventSourceMapping`` for an SQS queue: checked as AWS checks it, then its
+        pollers start (202, as AWS answers)."""
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError as exc:
+            return _aws_error(400, "InvalidRequestContentException", str(exc))
+        found = self._service(urllib.parse.quote(str(body.get("FunctionName", ""))), None)
+        if isinstance(found, Response):
+            return found
+        if not self.sqs_endpoint_url:
+            return _aws_error(400, "InvalidParameterValueException",
+                              "this local Lambda has no SQS to poll: start it with "
+                              "sqs_endpoint_url (labkit.queues.LocalSqs)")  # fmt: skip
+        try:
+            mapping = event_sources.parse(body, found.config.arn, found.config.name)
+        except event_sources.MappingError as exc:
+            return _aws_error(400, "InvalidParameterValueException", str(exc))
+        pollers = event_sources.Pollers(mapping, found.invoke, self.sqs_endpoint_url, REGION)
+        try:
+            await pollers.start()
+        except Exception as exc:  # the queue does not exist
+            return _aws_error(400, "InvalidParameterValueException",
+                              f"cannot poll {mapping.event_source_arn}: {exc}")  # fmt: skip
+        self.mappings[mapping.uuid] = pollers
+        return json_response(mapping.describe(), status=202)
+
+    def list_mappings(self, request: Request) -> Response:
+        return json_response({"EventSourceMappings": [p.mapping.describe()
+                                                      for p in self.mappings.values()]})  # fmt: skip
+
+    def get_mapping(self, request: Request) -> Response:
+        pollers = self.mappings.get(request.path.rsplit("/", 1)[1])
+        if pollers is None:
+            return _aws_error(
+                404, "ResourceNotFoundException", "The resource you requested does not exist."
+            )
+        return json_response(pollers.mapping.describe() | {"labkit": {
+            "invocations": pollers.mapping.invocations, "batches": pollers.mapping.batches}})  # fmt: skip
+
+    async def delete_mapping(self, request: Request) -> Response:
+        pollers = self.mappings.pop(request.path.rsplit("/", 1)[1], None)
+        if pollers is None:
+            return _aws_error(
+                404, "ResourceNotFoundException", "The resource you requested does not exist."
+            )
+        await pollers.stop()
+        return json_response(pollers.mapping.describe() | {"State": "Deleting"}, status=202)
+
+    async def close_mappings(self) -> None:
+        for pollers in self.mappings.values():
+            await pollers.stop()
 
     def list_functions(self, request: Request) -> Response:
         return json_response(

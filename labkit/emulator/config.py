@@ -185,6 +185,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "laptop-to-region (labkit.emulator.network); default none")  # fmt: skip
     parser.add_argument("--network-json", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--network-seed", type=int, default=None, help="seed of the round trips")
+    parser.add_argument("--sqs-endpoint-url", default=None, metavar="URL",
+                        help="the SQS that event-source mappings poll (e.g. labkit.queues.LocalSqs)")  # fmt: skip
     parser.add_argument("--throttle-wait-s", type=float, default=0.0,
                         help="queue this long at the concurrency limit before a 429 (0: as Lambda)")  # fmt: skip
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",

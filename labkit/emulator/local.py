@@ -60,17 +60,20 @@ class LocalLambda:
         cpu_latency_us: int | None = None,
         network: NetworkProfile | str | None = None,
         network_seed: int | None = None,
+        sqs_endpoint_url: str | None = None,
     ) -> None:
         """``cpu_latency_us``: while running, hold idle CPUs' wake-up latency at most this
         (:mod:`labkit.emulator.cpu_latency`; 0 makes idle CPUs poll; needs root).
         :attr:`cpu_latency` says afterwards whether the hold was granted. ``network``: a round
-        trip per invocation (:mod:`labkit.emulator.network`: a shipped name or a profile)."""
+        trip per invocation (:mod:`labkit.emulator.network`: a shipped name or a profile).
+        ``sqs_endpoint_url``: the SQS its event-source mappings poll (:class:`labkit.queues.LocalSqs`)."""
         self.functions = [functions] if isinstance(functions, FunctionConfig) else list(functions)
         if not self.functions:
             raise ValueError("LocalLambda needs at least one function")
         check_limit(cpu_latency_us)
         self.network = network_profile(network)
         self.network_seed = network_seed
+        self.sqs_endpoint_url = sqs_endpoint_url
         self.host, self.port, self.startup_timeout_s = host, port, startup_timeout_s
         self.cpu_latency_us = cpu_latency_us
         self.cpu_latency = ""  # once started: "held at 0 us (...)", "not asked for", ...
@@ -92,6 +95,8 @@ class LocalLambda:
             command += ["--network-json", json.dumps(self.network.describe())]
         if self.network_seed is not None:
             command += ["--network-seed", str(self.network_seed)]
+        if self.sqs_endpoint_url:
+            command += ["--sqs-endpoint-url", self.sqs_endpoint_url]
         # In its own session: a terminal's Ctrl-C reaches the run, which saves what it has
         # and then stops this service in order, not the service mid-run. It still dies with
         # this process (die_with_parent), so nothing is ever left behind.

@@ -30,7 +30,7 @@ async def serve(
     configs: Sequence[FunctionConfig], host: str = "127.0.0.1", port: int = 0,
     stop: asyncio.Event | None = None, cpu_latency_us: int | None = None,
     network: NetworkProfile | None = None, network_seed: int | None = None,
-    reap_orphans: bool = False,
+    reap_orphans: bool = False, sqs_endpoint_url: str | None = None,
 ) -> None:  # fmt: skip
     """Serve ``configs`` until ``stop`` is set (or SIGINT/SIGTERM).
 
@@ -39,6 +39,7 @@ async def serve(
     ``network``: a round trip added to every invocation (:mod:`labkit.emulator.network`),
     drawn with ``network_seed``. ``reap_orphans``: this process is the emulator's own, so it
     may adopt and kill what dead instances left behind (:mod:`labkit.emulator.process_tree`).
+    ``sqs_endpoint_url``: the SQS event-source mappings poll (:mod:`labkit.emulator.event_sources`).
     """
     hold = hold_cpu_latency(cpu_latency_us)  # a bad limit raises before anything starts
     facilities = platform_support.detect()
@@ -48,7 +49,8 @@ async def serve(
         print(f"labkit emulator: CPU wake-up latency {hold.status}", file=sys.stderr, flush=True)
     services = {c.name: FunctionService(c) for c in configs}
     round_trips = network.sampler(network_seed) if network is not None else None
-    server = HttpServer(InvokeApi(services, round_trips).handle, body_limit=BODY_LIMIT)
+    api = InvokeApi(services, round_trips, sqs_endpoint_url)
+    server = HttpServer(api.handle, body_limit=BODY_LIMIT)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -67,6 +69,7 @@ async def serve(
         if sweeper is not None:
             sweeper.cancel()
     finally:
+        await api.close_mappings()
         await asyncio.gather(*(s.close() for s in services.values()), return_exceptions=True)
         await server.close()
         hold.release()
@@ -93,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     if os.environ.pop(platform_support.WATCH_PARENT_ENV, ""):
         platform_support.stop_with_parent()
     main = serve(configs, args.host, args.port, cpu_latency_us=args.cpu_latency_us,
-                 network=network, network_seed=args.network_seed, reap_orphans=True)  # fmt: skip
+                 network=network, network_seed=args.network_seed, reap_orphans=True,
+                 sqs_endpoint_url=args.sqs_endpoint_url)  # fmt: skip
     try:
         import uvloop  # optional: a faster event loop where installed
     except ImportError:

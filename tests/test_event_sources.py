@@ -1,0 +1,154 @@
+"""SQS event-source mappings on the local Lambda, through boto3 as on AWS: created with the
+Lambda API against a local SQS (moto's, in server mode), batches of the documented shape and
+size, AWS's refusals, retries and the dead-letter queue."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from labkit.emulator import FunctionConfig, LocalLambda
+from labkit.queues import LocalSqs, queue_arn
+from tests.conftest import PROJECT_DIR, wait_for
+
+HANDLERS = PROJECT_DIR / "tests" / "handlers"
+
+
+@pytest.fixture(scope="module")
+def stack():
+    with LocalSqs() as sqs:
+        functions = [FunctionConfig("batch", HANDLERS, handler="sqs_handlers.batch"),
+                     FunctionConfig("partial", HANDLERS, handler="sqs_handlers.partial")]  # fmt: skip
+        with LocalLambda(functions, sqs_endpoint_url=sqs.endpoint_url) as lam:
+            client = boto3.client("lambda", endpoint_url=lam.endpoint_url, region_name="us-east-1",
+                                  aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
+            yield sqs, lam, client
+
+
+def batches(lam: LocalLambda, function: str) -> list[dict]:
+    return [json.loads(line.split("BATCH ", 1)[1]) for line in lam.logs(function)
+            if "BATCH " in line]  # fmt: skip
+
+
+def make_queue(sqs: LocalSqs, name: str, **attributes: str) -> str:
+    return sqs.client().create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+
+
+@pytest.mark.slow
+def test_invalid_mappings_are_refused_as_aws_refuses_them(stack) -> None:
+    sqs, _, client = stack
+    make_queue(sqs, "refusals")
+    arn = queue_arn("refusals")
+    with pytest.raises(ClientError) as caught:
+        client.create_event_source_mapping(EventSourceArn=arn, FunctionName="batch", BatchSize=20)
+    error = caught.value.response["Error"]
+    assert error["Code"] == "InvalidParameterValueException"
+    assert "greater than 0 if maximum batch size is greater than 10" in error["Message"]
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        client.create_event_source_mapping(EventSourceArn=arn, FunctionName="nope")
+    with pytest.raises(ClientError, match="cannot poll"):
+        client.create_event_source_mapping(
+            EventSourceArn=queue_arn("missing"), FunctionName="batch"
+        )
+
+
+@pytest.mark.slow
+def test_batches_arrive_in_the_records_shape_within_size_and_window(stack) -> None:
+    sqs, lam, client = stack
+    url = make_queue(sqs, "orders")
+    for i in range(12):
+        sqs.client().send_message(QueueUrl=url, MessageBody=f"m{i}")
+    mapping = client.create_event_source_mapping(
+        EventSourceArn=queue_arn("orders"), FunctionName="batch", BatchSize=5,
+        MaximumBatchingWindowInSeconds=1, ScalingConfig={"MaximumConcurrency": 2})  # fmt: skip
+    assert mapping["BatchSize"] == 5 and mapping["MaximumBatchingWindowInSeconds"] == 1
+    wait_for(lambda: sum(b["size"] for b in batches(lam, "batch")) >= 12, timeout_s=60,
+             what="all 12 messages to reach the function")  # fmt: skip
+    seen = batches(lam, "batch")
+    assert all(1 <= b["size"] <= 5 and b["source"] == "aws:sqs" for b in seen)
+    assert sorted(x for b in seen for x in b["bodies"]) == sorted(f"m{i}" for i in range(12))
+    assert [m["UUID"] for m in client.list_event_source_mappings()["EventSourceMappings"]] == [
+        mapping["UUID"]]  # fmt: skip
+    wait_for(lambda: _visible(sqs, url) == 0, timeout_s=30, what="the queue to be emptied")
+    client.delete_event_source_mapping(UUID=mapping["UUID"])
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        client.get_event_source_mapping(UUID=mapping["UUID"])
+
+
+@pytest.mark.slow
+def test_a_failing_batch_is_retried_and_its_poison_lands_in_the_dead_letter_queue(stack) -> None:
+    sqs, lam, client = stack
+    dlq_url = make_queue(sqs, "poison-dlq")
+    redrive = json.dumps({"deadLetterTargetArn": queue_arn("poison-dlq"), "maxReceiveCount": "2"})
+    url = make_queue(sqs, "poison", VisibilityTimeout="1", RedrivePolicy=redrive)
+    sqs.client().send_message(QueueUrl=url, MessageBody="poison")
+    before = len(batches(lam, "batch"))
+    mapping = client.create_event_source_mapping(EventSourceArn=queue_arn("poison"),
+                                                 FunctionName="batch", BatchSize=1)  # fmt: skip
+    wait_for(lambda: _visible(sqs, dlq_url) == 1, timeout_s=60, what="the poison in the DLQ")
+    client.delete_event_source_mapping(UUID=mapping["UUID"])
+    tries = [b for b in batches(lam, "batch")[before:] if b["bodies"] == ["poison"]]
+    assert len(tries) == 2  # maxReceiveCount deliveries, then the dead-letter queue
+
+
+@pytest.mark.slow
+def test_reported_item_failures_leave_only_those_on_the_queue(stack) -> None:
+    sqs, lam, client = stack
+    url = make_queue(sqs, "mixed", VisibilityTimeout="30")
+    for body in ["a", "poison", "b"]:
+        sqs.client().send_message(QueueUrl=url, MessageBody=body)
+    mapping = client.create_event_source_mapping(
+        EventSourceArn=queue_arn("mixed"), FunctionName="partial", BatchSize=10,
+        MaximumBatchingWindowInSeconds=1, FunctionResponseTypes=["ReportBatchItemFailures"])  # fmt: skip
+    wait_for(lambda: sum(b["size"] for b in batches(lam, "partial")) >= 3, timeout_s=60,
+             what="the three messages to reach the function")  # fmt: skip
+    client.delete_event_source_mapping(UUID=mapping["UUID"])
+    wait_for(lambda: _in_flight(sqs, url) + _visible(sqs, url) == 1, timeout_s=30,
+             what="two deleted, the reported one kept")  # fmt: skip
+
+
+def _attribute(sqs: LocalSqs, url: str, name: str) -> int:
+    answer = sqs.client().get_queue_attributes(QueueUrl=url, AttributeNames=[name])
+    return int(answer["Attributes"][name])
+
+
+def _visible(sqs: LocalSqs, url: str) -> int:
+    return _attribute(sqs, url, "ApproximateNumberOfMessages")
+
+
+def _in_flight(sqs: LocalSqs, url: str) -> int:
+    return _attribute(sqs, url, "ApproximateNumberOfMessagesNotVisible")
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"BatchSize": 11}, "greater than 0 if maximum batch size is greater than 10"),
+    ({"BatchSize": 11, "MaximumBatchingWindowInSeconds": 1}, None),
+    ({"BatchSize": 10_001, "MaximumBatchingWindowInSeconds": 1}, "between 1 and 10000"),
+    ({"MaximumBatchingWindowInSeconds": 0.3}, "whole number of seconds"),
+    ({"MaximumBatchingWindowInSeconds": 301}, "from 0 to 300"),
+    ({"ScalingConfig": {"MaximumConcurrency": 1}}, "between 2 and 1000"),
+    ({"FunctionResponseTypes": ["Everything"]}, "ReportBatchItemFailures"),
+    ({"EventSourceArn": "arn:aws:kinesis:us-east-1:123456789012:stream/s"}, "SQS queue ARN"),
+])  # fmt: skip
+def test_the_documented_limits(body: dict, message: str | None) -> None:
+    """The checks a client other than boto3 (which checks some itself) meets on the service."""
+    from labkit.emulator import event_sources
+
+    body = {"EventSourceArn": queue_arn("q"), **body}
+    if message is None:
+        assert event_sources.parse(body, "arn", "f").batch_size == 11
+        return
+    with pytest.raises(event_sources.MappingError, match=message):
+        event_sources.parse(body, "arn", "f")
+
+
+def test_a_fifo_queue_takes_at_most_10() -> None:
+    from labkit.emulator import event_sources
+
+    body = {"EventSourceArn": queue_arn("q.fifo"), "BatchSize": 11,
+            "MaximumBatchingWindowInSeconds": 1}  # fmt: skip
+    with pytest.raises(event_sources.MappingError, match="between 1 and 10, "):
+        event_sources.parse(body, "arn", "f")
