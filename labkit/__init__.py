@@ -43,6 +43,7 @@ _RENAMED = {"create_backend": "create"}
 _MODULES = ("assignment", "autograder", "backends", "batching", "calibrate", "checker", "cost", "data",
             "deploy", "emulator", "frontier",
             "experiment", "image", "invoke", "lab", "loadgen", "metrics", "model", "paths", "plots",
+            "queue_run", "queues",
             "records", "report", "settings", "simulate", "workloads")  # fmt: skip
 
 __all__ = ["__version__", *_PUBLIC, *_MODULES]

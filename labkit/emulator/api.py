@@ -188,7 +188,8 @@ class InvokeApi:
             mapping = event_sources.parse(body, found.config.arn, found.config.name)
         except event_sources.MappingError as exc:
             return _aws_error(400, "InvalidParameterValueException", str(exc))
-        pollers = event_sources.Pollers(mapping, found.invoke, self.sqs_endpoint_url, REGION)
+        pollers = event_sources.Pollers(mapping, found.invoke, self.sqs_endpoint_url, REGION,
+                                        found.config.concurrency)  # fmt: skip
         try:
             await pollers.start()
         except Exception as exc:  # the queue does not exist

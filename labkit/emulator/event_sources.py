@@ -18,8 +18,9 @@ with the ``Records`` event AWS sends, and deletes the batch when the function su
 error nothing is deleted: the messages reappear after the queue's visibility timeout, and the
 queue's redrive policy moves them to its dead-letter queue after ``maxReceiveCount`` (SQS
 itself does that: the queue is moto's). What is simpler than AWS: a fixed number of pollers
-(the mapping's maximum concurrency, at most 5, AWS's starting count) instead of AWS's scaling
-by queue depth.
+(the mapping's maximum concurrency, at most 5, AWS's starting count, and never more than the
+function's concurrency) instead of AWS's scaling by queue depth; a throttled invocation is
+retried with the same batch after a back-off.
 """
 
 from __future__ import annotations
@@ -120,9 +121,12 @@ def record(message: dict[str, Any], mapping: SqsMapping, region: str) -> dict[st
 class Pollers:
     """The pollers of one mapping: each receives a batch, invokes, deletes what succeeded."""
 
-    def __init__(self, mapping: SqsMapping, invoke: Any, endpoint_url: str, region: str) -> None:
+    def __init__(self, mapping: SqsMapping, invoke: Any, endpoint_url: str, region: str,
+                 function_concurrency: int = 1000) -> None:  # fmt: skip
         """``invoke(payload: bytes)`` awaits the function's result (``outcome.error_type``,
-        ``outcome.body``), as the service's own invoke does."""
+        ``outcome.body``), as the service's own invoke does; pollers never outnumber the
+        function's concurrency."""
+        self.function_concurrency = function_concurrency
         import boto3
 
         self.mapping, self.invoke, self.region = mapping, invoke, region
@@ -134,7 +138,8 @@ class Pollers:
     async def start(self) -> None:
         found = await asyncio.to_thread(self.sqs.get_queue_url, QueueName=self.mapping.queue_name)
         self.queue_url = found["QueueUrl"]
-        count = min(self.mapping.max_concurrency or START_POLLERS, START_POLLERS)
+        count = min(self.mapping.max_concurrency or START_POLLERS, START_POLLERS,
+                    self.function_concurrency)  # fmt: skip
         self.tasks = [asyncio.create_task(self._poll()) for _ in range(count)]
 
     async def stop(self) -> None:
@@ -173,11 +178,14 @@ class Pollers:
             except Exception:  # the queue went away, a throttle: wait, try again, as AWS does
                 await asyncio.sleep(1.0)
 
+    async def _invoke_until_admitted(self, payload: bytes) -> Any:
+        return await _retry_throttled(self.invoke, payload)
+
     async def _deliver(self, batch: list[dict[str, Any]]) -> None:
         event = {"Records": [record(m, self.mapping, self.region) for m in batch]}
         self.mapping.invocations += 1
         self.mapping.batches.append(len(batch))
-        result = await self.invoke(json.dumps(event).encode())
+        result = await self._invoke_until_admitted(json.dumps(event).encode())
         if result.outcome.error_type is not None:
             return  # nothing deleted: the batch reappears after the visibility timeout
         done = batch
@@ -189,6 +197,20 @@ class Pollers:
                        for i, m in enumerate(done[start : start + 10])]  # fmt: skip
             await asyncio.to_thread(self.sqs.delete_message_batch, QueueUrl=self.queue_url,
                                     Entries=entries)  # fmt: skip
+
+
+async def _retry_throttled(invoke: Any, payload: bytes) -> Any:
+    """Invoke; while the function is at its concurrency limit, back off (50 ms doubling to
+    1 s) and try again with the same batch, as Lambda's pollers do."""
+    from labkit.emulator.service import Throttled
+
+    pause = 0.05
+    while True:
+        try:
+            return await invoke(payload)
+        except Throttled:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
 
 def _failed_ids(body: bytes) -> set[str]:
