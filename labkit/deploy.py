@@ -549,9 +549,12 @@ class AwsDeployment:
     def teardown(self) -> list[str]:
         """Delete every resource of the region the kit created (tagged ``labkit=managed``):
         functions (their aliases, versions and provisioned concurrency go with them), the
-        kit's role, repositories. A resource without the tag, such as a role passed with
+        kit's role, repositories, and the SQS queues, mappings and policy of
+        :class:`labkit.queue_deploy.AwsQueueSource`. A resource without the tag, such as a role passed with
         ``--role-arn`` or one of the same name, is left alone. Returns what was deleted."""
-        deleted: list[str] = []
+        from labkit.queue_deploy import AwsQueueSource  # it builds on this module
+
+        deleted: list[str] = AwsQueueSource(self).teardown()  # first: its policy is on the role
         with aws_errors("tearing down"):
             for function in self._tagged_functions():
                 self.lam.delete_function(FunctionName=function)
