@@ -202,14 +202,17 @@ def rung(name: str) -> Rung:
 @functools.lru_cache(maxsize=16)
 def _standing_cached(factory: PolicyFactory, student_id: str, secret: str,
                      slo_ms: float) -> Standing:  # fmt: skip
-    return standing(factory, hidden_workloads(student_id, secret), slo_ms)
+    """The contract first (a violation raises, and is not cached), then :func:`standing`;
+    computed once for all the rubric's rungs."""
+    hidden = hidden_workloads(student_id, secret)
+    checker.check_contract(factory, workloads=hidden)
+    return standing(factory, hidden, slo_ms)
 
 
 def hidden_standing(factory: PolicyFactory, student_id: str, *, secret: str | None = None,
                     slo_ms: float = 200.0) -> Standing:  # fmt: skip
     """:func:`standing` on the student's hidden workloads (the contract first)."""
     secret = read_secret() if secret is None else secret
-    checker.check_contract(factory, workloads=hidden_workloads(student_id, secret))
     return _standing_cached(factory, student_id, secret, slo_ms)
 
 

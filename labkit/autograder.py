@@ -45,7 +45,7 @@ class Built:
 
 
 def _otter(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    if shutil.which("otter") is None and not _importable("otter"):
+    if not _importable("otter"):
         raise AutograderError("otter-grader is not installed: pip install 'labkit[course]'")
     command = [sys.executable, "-m", "otter", *args]
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)

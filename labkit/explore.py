@@ -37,12 +37,29 @@ class Trial:
     """One exploration run: its settings, records and figures."""
 
     number: int  # 1, 2, ... in the order run
-    label: str  # "#n", the policy and its settings, the workload, fresh or warm
     policy: dict[str, Any]  # the policy's own description (BatchingPolicy.describe)
     workload: WorkloadConfig
     result: LoadResult
     figures: dict[str, float] = field(default_factory=dict)
     fresh: bool = False  # ran on a fresh function (paid its own cold starts)
+    name: str | None = None  # what the caller called the policy ("yours")
+
+    @property
+    def policy_text(self) -> str:
+        return describe_policy(self.policy) + (f" ({self.name})" if self.name else "")
+
+    @property
+    def workload_text(self) -> str:
+        return f"{self.workload.describe()}, {self.workload.duration_s:g} s"
+
+    @property
+    def function_text(self) -> str:
+        return "fresh" if self.fresh else "warm"
+
+    @property
+    def label(self) -> str:
+        """``#n``, the policy and its settings, the workload, fresh or warm."""
+        return f"#{self.number} {self.policy_text} · {self.workload_text} · {self.function_text}"
 
 
 PolicyLike = PolicyConfig | Callable[[], BatchingPolicy]
@@ -112,12 +129,9 @@ class Explorer:
                           load, slo_s=self.slo_ms / 1000)  # fmt: skip
         figures = metrics.summarize(result.requests, result.invocations, slo_ms=self.slo_ms,
                                     view="steady", memory_mb=self.function.memory_mb)  # fmt: skip
-        number = len(self.trials) + 1
-        settings = built.describe()
-        what = describe_policy(settings) + (f" ({name})" if name else "")
-        label = (f"#{number} {what} · {workload.describe()}, {workload.duration_s:g} s · "
-                 f"{'fresh' if fresh else 'warm'}")  # fmt: skip
-        trial = Trial(number, label, settings, workload, result, figures, fresh)
+        trial = Trial(
+            len(self.trials) + 1, built.describe(), workload, result, figures, fresh, name
+        )
         self.trials.append(trial)
         return trial
 
@@ -141,13 +155,9 @@ class Explorer:
         delayed; ``cold_delayed`` counts the others), cost over all requests."""
         columns = ["mean_ms", "p50_ms", "p99_ms", "slo_attainment_pct", "mean_batch_size",
                    "cold_starts", "cold_delayed", "errors", "cost_per_1m_requests_usd"]  # fmt: skip
-        rows = []
-        for t in self.trials:
-            policy, workload, function = t.label.split(" · ")
-            rows.append({"trial": f"#{t.number}", "policy": policy.split(" ", 1)[1],
-                         "workload": workload, "function": function,
-                         **{c: t.figures[c] for c in columns}})  # fmt: skip
-        return pd.DataFrame(rows).round(2)
+        return pd.DataFrame([{"trial": f"#{t.number}", "policy": t.policy_text,
+                              "workload": t.workload_text, "function": t.function_text,
+                              **{c: t.figures[c] for c in columns}} for t in self.trials]).round(2)  # fmt: skip
 
     def figure(self, last: int = 4) -> Any:
         """Latency CDF of the last trials, their SLO attainment and cost per 1M requests."""

@@ -111,8 +111,10 @@ def sqs_traffic(invocations: int, wall_s: float, mapping: MappingSettings,
     """Receive and delete calls an AWS mapping makes in ``wall_s``: every batch needs at
     least ``ceil(batch/10)`` receives and one delete call; idle pollers (AWS starts five)
     long-poll every ``wait_s``. An estimate: AWS does not report its pollers' calls."""
+    from labkit.emulator.event_sources import START_POLLERS
+
     per_batch = math.ceil(mapping.batch_size / 10)
-    pollers = min(mapping.max_concurrency or 5, 5)
+    pollers = min(mapping.max_concurrency or START_POLLERS, START_POLLERS)
     idle = int(pollers * wall_s / wait_s)
     return invocations * per_batch + idle, invocations
 

@@ -95,14 +95,7 @@ def stop_with_parent(poll_s: float = 0.5) -> None:
     it stops as on Ctrl-C, killing its instances: the portable stand-in for the parent-death
     signal."""
     import signal
-    import threading
-    import time
 
-    parent = os.getppid()
+    from labkit.emulator.runtime_client import watch_parent
 
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll_s)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+    watch_parent(lambda: os.kill(os.getpid(), signal.SIGTERM), poll_s)

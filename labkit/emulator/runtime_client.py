@@ -139,14 +139,16 @@ def serve(spec: str) -> None:
         api.call("POST", f"/invocation/{request_id}/response", body)
 
 
-def watch_parent() -> None:
-    """End this process when its parent dies (it is then re-parented: ``getppid`` changes)."""
+def watch_parent(on_death: Callable[[], object] = lambda: os._exit(0),
+                 poll_s: float = PARENT_POLL_S) -> None:  # fmt: skip
+    """Call ``on_death`` (default: end this process) when the parent dies; the process is
+    then re-parented, so ``getppid`` changes. A daemon thread polls every ``poll_s``."""
     parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
-            time.sleep(PARENT_POLL_S)
-        os._exit(0)
+            time.sleep(poll_s)
+        on_death()
 
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
