@@ -21,6 +21,7 @@ _PUBLIC = {
     "ExperimentConfig": "labkit.experiment",
     "FunctionSettings": "labkit.settings",
     "PolicyConfig": "labkit.batching",
+    "MappingSettings": "labkit.batching",
     "WorkloadConfig": "labkit.workloads",
     # running experiments
     "run_experiment": "labkit.experiment",
@@ -43,8 +44,8 @@ _RENAMED = {"create_backend": "create"}
 _MODULES = ("assignment", "autograder", "backends", "batching", "calibrate", "checker", "cost", "data",
             "deploy", "emulator", "frontier",
             "experiment", "image", "invoke", "lab", "loadgen", "metrics", "model", "paths", "plots",
-            "queue_run", "queues",
-            "records", "report", "settings", "simulate", "workloads")  # fmt: skip
+            "placement", "queue_deploy", "queue_run", "queues",
+            "records", "report", "settings", "simulate", "simulate_queue", "workloads")  # fmt: skip
 
 __all__ = ["__version__", *_PUBLIC, *_MODULES]
 

@@ -299,13 +299,83 @@ class SloAwareBatching(_TimedBatching):
         return {"policy": self.name, "max_size": self.max_size, "headroom_s": self.headroom_s}
 
 
+class MappingError(ValueError):
+    """An event-source mapping AWS would refuse (its ``InvalidParameterValueException``)."""
+
+
+def check_mapping(batch_size: Any, window_s: Any, max_concurrency: Any = None, *,
+                  fifo: bool = False) -> None:  # fmt: skip
+    """Refuse what ``CreateEventSourceMapping`` refuses for an SQS queue, with AWS's words:
+    ``BatchSize`` 1-10,000 (1-10 for FIFO), above 10 only with a window of at least 1 s;
+    ``MaximumBatchingWindowInSeconds`` a whole number from 0 to 300;
+    ``ScalingConfig.MaximumConcurrency`` 2-1,000."""
+    most = 10 if fifo else 10_000
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int)
+        or not 1 <= batch_size <= most
+    ):
+        raise MappingError(f"BatchSize must be between 1 and {most}, not {batch_size!r}")
+    if isinstance(window_s, bool) or not isinstance(window_s, int) or not 0 <= window_s <= 300:
+        raise MappingError("MaximumBatchingWindowInSeconds must be a whole number of seconds "
+                           f"from 0 to 300, not {window_s!r}")  # fmt: skip
+    if batch_size > 10 and window_s < 1:
+        raise MappingError("Maximum batch window in seconds must be greater than 0 if maximum "
+                           "batch size is greater than 10")  # fmt: skip
+    if max_concurrency is not None and (
+        isinstance(max_concurrency, bool)
+        or not isinstance(max_concurrency, int)
+        or not 2 <= max_concurrency <= 1000
+    ):
+        raise MappingError(
+            f"MaximumConcurrency must be between 2 and 1000, not {max_concurrency!r}"
+        )
+
+
+@dataclass(frozen=True)
+class MappingSettings:
+    """An SQS event-source mapping's batching knobs (AWS's parameters, checked as AWS does)."""
+
+    batch_size: int = 10  # BatchSize
+    window_s: int = 0  # MaximumBatchingWindowInSeconds: whole seconds, 0-300
+    max_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency
+
+    def __post_init__(self) -> None:
+        check_mapping(self.batch_size, self.window_s, self.max_concurrency)
+
+    @property
+    def label(self) -> str:
+        return f"sqs-{self.batch_size}-{self.window_s}s"
+
+
+class QueueBatching(BatchingPolicy):
+    """The platform batches, not the client: each request is sent at its arrival as one
+    message to an SQS queue, and the queue's event-source mapping hands the function batches
+    (``mapping``). On the client it behaves as :class:`NoBatching`; a backend that sees this
+    policy runs the cell through a queue (``Backend.run_queue_cell``)."""
+
+    name = "sqs"
+
+    def __init__(self, mapping: MappingSettings) -> None:
+        super().__init__()
+        self.mapping = mapping
+
+    def offer(self, request: Request, now: float) -> list[Batch]:
+        return [[request]]
+
+    def describe(self) -> dict[str, Any]:
+        m = self.mapping
+        return {"policy": self.name, "batch_size": m.batch_size, "window_s": m.window_s,
+                "max_concurrency": m.max_concurrency}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     """A policy by name and settings, as result files and presets hold it."""
 
-    kind: str = "dynamic"  # none | static | dynamic | adaptive | slo-aware
-    size: int = 5  # static: the batch size; others: the maximum batch size
-    timeout_s: float = 0.3  # dynamic: T; adaptive: the maximum wait
+    kind: str = "dynamic"  # none | static | dynamic | adaptive | slo-aware | sqs
+    size: int = 5  # static: the batch size; others: the maximum batch size (sqs: BatchSize)
+    timeout_s: float = 0.3  # dynamic: T; adaptive: the maximum wait; sqs: the window (whole s)
     options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments
 
     def build(self) -> BatchingPolicy:
@@ -321,9 +391,11 @@ class PolicyConfig:
             return QueueAdaptiveBatching(self.size, self.timeout_s, **self.options)
         if kind == "slo-aware":
             return SloAwareBatching(self.size, **self.options)
+        if kind == "sqs":
+            return QueueBatching(self.mapping())
         if kind in POLICY_FACTORIES:
             return POLICY_FACTORIES[kind](self)
-        known = ["none", "static", "dynamic", "adaptive", "slo-aware", *POLICY_FACTORIES]
+        known = ["none", "static", "dynamic", "adaptive", "slo-aware", "sqs", *POLICY_FACTORIES]
         raise ValueError(f"unknown batching policy {self.kind!r}; known: {', '.join(known)}")
 
     @property
@@ -335,7 +407,18 @@ class PolicyConfig:
             return f"static-{self.size}"
         if kind == "slo-aware":
             return f"slo-aware-{self.size}"
+        if kind == "sqs":
+            return self.mapping().label
         return f"{kind}-{self.size}-{self.timeout_s:g}s"
+
+    def mapping(self) -> MappingSettings:
+        """An ``sqs`` policy's mapping: ``size`` is the BatchSize, ``timeout_s`` the window,
+        which AWS takes in whole seconds only (0.3 s cannot be asked for: refused here)."""
+        window = self.timeout_s
+        if not float(window).is_integer():
+            raise MappingError(f"MaximumBatchingWindowInSeconds takes whole seconds (0, 1, ... 300): "
+                               f"{window!r} cannot be expressed on an SQS mapping")  # fmt: skip
+        return MappingSettings(self.size, int(window), self.options.get("max_concurrency"))
 
 
 # Policies defined elsewhere (the SLO-aware one, a student's) register a factory here.

@@ -31,6 +31,10 @@ def _cmd_lab_run(args: argparse.Namespace) -> int:
     experiments = run.run_dir / "experiments"
     if (experiments / "matrix.json").is_file():
         _print_headline(experiments)
+    answers = run.run_dir / "where-to-batch" / "answers.txt"
+    if answers.is_file():
+        print(f"\nWhere should batching happen? (notebook 09; {answers.parent})")
+        print(answers.read_text().rstrip())
     return EXIT_OK
 
 
@@ -71,6 +75,8 @@ def _experiment_base(args: argparse.Namespace) -> Any:
     )  # fmt: skip
     function = FunctionSettings.given(name=args.function_name, memory_mb=args.memory_mb,
                                       concurrency=args.concurrency, provisioned=args.provisioned)  # fmt: skip
+    if args.timeout_s is None:
+        args.timeout_s = 0.0 if args.policy == "sqs" else 0.3
     return ExperimentConfig(
         workload=workload, policy=PolicyConfig(args.policy, args.size, args.timeout_s),
         function=function, backend=args.backend, bundle_dir=bundle, region=args.region,
@@ -398,11 +404,13 @@ def _add_run_parser(sub: Any) -> None:
     run.add_argument("--period-s", type=float, default=5.0)
     run.add_argument("--trace", default=None, help="csv/azure: the trace file")
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument(
-        "--policy", default="dynamic", help="none | static | dynamic | adaptive | slo-aware"
-    )
-    run.add_argument("--size", type=int, default=5, help="(maximum) batch size")
-    run.add_argument("--timeout-s", type=float, default=0.3, help="dynamic: T; adaptive: max wait")
+    run.add_argument("--policy", default="dynamic",
+                     help="none | static | dynamic | adaptive | slo-aware | sqs (the platform "
+                          "batches: an SQS queue and event-source mapping)")  # fmt: skip
+    run.add_argument("--size", type=int, default=5, help="(maximum) batch size; sqs: BatchSize")
+    run.add_argument("--timeout-s", type=float, default=None,
+                     help="dynamic: T; adaptive: max wait (default 0.3); sqs: the batching "
+                          "window, whole seconds (default 0: what one poll returns)")  # fmt: skip
     run.add_argument("--backend", choices=list(KINDS), default="local",
                      help="local (embedded local Lambda), aws (deployed function) or simulated")  # fmt: skip
     run.add_argument("--bundle", default=None, help="local: the bundle (default bundles/mnist-cnn)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from labkit.settings import ARCHITECTURES
 
@@ -83,10 +84,11 @@ class Bill:
     compute_usd: float  # all billed duration, cold-start init included
     init_usd: float  # the part of compute_usd spent in init (cold starts)
     provisioned_usd: float = 0.0
+    sqs_usd: float = 0.0  # a queue in front of the function (labkit.queue_run): its requests
 
     @property
     def total_usd(self) -> float:
-        return self.request_usd + self.compute_usd + self.provisioned_usd
+        return self.request_usd + self.compute_usd + self.provisioned_usd + self.sqs_usd
 
     def per_million(self, n_items: int) -> float:
         """Total cost per 1 million ``n_items`` (requests or images), so runs compare."""
@@ -188,6 +190,26 @@ SQS_CHUNK_BYTES = 64 * 1024
 def sqs_requests(payload_bytes: Iterable[int]) -> int:
     """Billed SQS requests for API calls with these payload sizes (one per started 64 KB)."""
     return sum(max(1, math.ceil(size / SQS_CHUNK_BYTES)) for size in payload_bytes)
+
+
+def traffic_cost(traffic: dict[str, Any] | None, *, part: str = "all",
+                 fifo: bool = False) -> float:  # fmt: skip
+    """USD for a queue cell's SQS calls as its facts record them (``facts["sqs"]``, see
+    :meth:`labkit.queue_run.QueueCell.traffic`); 0 for a cell with no queue. ``part``:
+    ``requests`` (the request queue: sends, the mapping's receives and deletes),
+    ``answers`` (the response queue, which is how an SQS-triggered function returns
+    anything) or ``all``."""
+    if not traffic:
+        return 0.0
+    calls = {"all": (*SQS_REQUEST_CALLS, *SQS_ANSWER_CALLS), "requests": SQS_REQUEST_CALLS,
+             "answers": SQS_ANSWER_CALLS}[part]  # fmt: skip
+    price = SQS_PER_REQUEST["fifo" if fifo else "standard"]
+    return float(sum(traffic.get(k, 0) for k in calls)) * price
+
+
+#: The billed SQS requests a queue cell counts (labkit.queue_run.QueueCell.traffic).
+SQS_REQUEST_CALLS = ("billed_sends", "receives", "deletes")
+SQS_ANSWER_CALLS = ("answer_sends", "answer_receives", "answer_deletes")
 
 
 def sqs_cost(sends: Iterable[int], receives: int, deletes: int, *, fifo: bool = False) -> float:

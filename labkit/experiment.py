@@ -106,6 +106,11 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         backends.check(self.backend, bundle_dir=self.bundle_dir, prewarm=self.prewarm)
+        if self.policy.kind == "sqs":
+            self.policy.mapping()  # AWS's checks of the mapping, before anything starts
+            if self.prewarm:
+                raise ValueError("the predictive pre-warm drives the client's batcher; with "
+                                 "policy sqs the platform batches (no pre-warm)")  # fmt: skip
         if self.function.concurrency is None:
             concurrency = backends.default_concurrency(self.backend)
             object.__setattr__(
@@ -117,7 +122,8 @@ class ExperimentConfig:
 
     @property
     def label(self) -> str:
-        return self.name or f"{self.policy.kind}-{self.workload.label}"
+        kind = self.policy.label if self.policy.kind == "sqs" else self.policy.kind
+        return self.name or f"{kind}-{self.workload.label}"
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -14,6 +14,7 @@ one looks through.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -106,6 +107,7 @@ def summarize(
     provisioned_instances: int = 0,
     provisioned_seconds: float = 0.0,
     delayed: np.ndarray | None = None,
+    sqs_usd: float = 0.0,
 ) -> dict[str, float]:
     """The figures of one cell (or of cells pooled, with each cell's ``delayed`` flags from
     :func:`cold_delayed`): latency and SLO over the requests of ``view``; cold starts,
@@ -127,6 +129,7 @@ def summarize(
         prices=prices or cost.Prices(), provisioned_instances=provisioned_instances,
         provisioned_seconds=provisioned_seconds, on_provisioned=on_provisioned,
     )  # fmt: skip
+    bill = dataclasses.replace(bill, sqs_usd=sqs_usd)  # a queue in front: its SQS requests
     answered = req.loc[~failed]
     sizes = inv["batch_size"].to_numpy(dtype=float)
     nan = float("nan")
@@ -157,11 +160,14 @@ def summarize(
         "compute_usd": bill.compute_usd,
         "init_usd": bill.init_usd,
         "provisioned_usd": bill.provisioned_usd,
+        "sqs_usd": bill.sqs_usd,
         "cost_per_1m_requests_usd": bill.per_million(len(requests)),
         # What the requests cost once the instances are warm: requests and duration without
         # the billed init and the provisioned hours (the price of batching itself).
         "warm_cost_per_1m_requests_usd": (
-            (bill.request_usd + bill.compute_usd - bill.init_usd) / len(requests) * 1_000_000
+            (bill.request_usd + bill.compute_usd - bill.init_usd + bill.sqs_usd)
+            / len(requests)
+            * 1_000_000
             if len(requests)
             else nan
         ),

@@ -434,3 +434,92 @@ def inverse_fit(fit: Any) -> Figure:
     for ax in (bars, scatter):
         _style(ax)
     return fig
+
+
+# ----------------------------------------------------------------------------- where to batch
+#: One colour per placement (labkit.placement), the same in every figure.
+PLACEMENT_COLORS = ["#1f77b4", "#2ca02c", "#98df8a", "#ff7f0e", "#ffbb78", "#7f7f7f"]
+
+
+def _placement_color(name: str, names: Sequence[str]) -> str:
+    index = list(names).index(name) if name in names else len(PLACEMENT_COLORS) - 1
+    return PLACEMENT_COLORS[index % len(PLACEMENT_COLORS)]
+
+
+def placement_cdfs(groups: dict[tuple[str, str], list[Any]], table: pd.DataFrame,
+                   slo_ms: float = 200.0) -> Figure:  # fmt: skip
+    """Steady-state latency CDF of each placement, one panel per workload; modelled
+    placements dashed (``groups``: :func:`labkit.placement.choose`; ``table``:
+    :func:`labkit.placement.compare`, whose ``source`` says which were measured)."""
+    from labkit.metrics import in_view
+    from labkit.placement import NAMES
+
+    sources = dict(zip(zip(table["workload"], table["placement"], strict=True), table["source"],
+                       strict=True))  # fmt: skip
+    workloads = list(dict.fromkeys(w for w, _ in groups))
+    fig = Figure(figsize=(5.8 * len(workloads), 4), layout="constrained")
+    axes = fig.subplots(1, len(workloads), squeeze=False)
+    for ax, workload in zip(axes[0], workloads, strict=True):
+        for (w, name), cells in groups.items():
+            if w != workload:
+                continue
+            steady = [in_view(c.requests, c.invocations, "steady") for c in cells]
+            latency = pd.concat([s["latency_ms"] for s in steady])
+            dashed = sources.get((w, name)) == "modelled"
+            _empirical_cdf(ax, latency, len(latency), label=name + (" (model)" if dashed else ""),
+                           color=_placement_color(name, list(NAMES.values())),
+                           linestyle="--" if dashed else "-")  # fmt: skip
+        ax.axvline(slo_ms, color="black", linestyle=":", linewidth=1, label=f"SLO {slo_ms:g} ms")
+        ax.set_xscale("log")
+        ax.set(xlabel="latency (ms, log scale), steady state", ylabel="share of requests",
+               title=workload, ylim=(0, 1.01))  # fmt: skip
+        ax.legend(loc="lower right", fontsize=7)
+        _style(ax)
+    return fig
+
+
+def placement_batches(groups: dict[tuple[str, str], list[Any]]) -> Figure:
+    """Share of requests by the size of the batch they travelled in, per placement (one
+    panel per workload)."""
+    from labkit.placement import NAMES
+
+    workloads = list(dict.fromkeys(w for w, _ in groups))
+    fig = Figure(figsize=(5.8 * len(workloads), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(workloads), squeeze=False)
+    for ax, workload in zip(axes[0], workloads, strict=True):
+        names = [n for w, n in groups if w == workload]
+        width = 0.8 / max(len(names), 1)
+        for k, name in enumerate(names):
+            sizes = pd.concat([c.requests["batch_size"] for c in groups[(workload, name)]]).dropna()
+            shares = sizes.astype(int).value_counts(normalize=True).sort_index()
+            ax.bar(shares.index + (k - (len(names) - 1) / 2) * width, shares.to_numpy(), width=width,
+                   label=name, color=_placement_color(name, list(NAMES.values())))  # fmt: skip
+        ax.set(xlabel="batch size", ylabel="share of requests", title=workload)
+        ax.legend(fontsize=7)
+        _style(ax)
+    return fig
+
+
+def placement_costs(table: pd.DataFrame) -> Figure:
+    """Cost per 1M requests once warm, split by service, per placement and workload
+    (``table``: :func:`labkit.placement.compare`); cold-start init is left out (Table 1
+    shows it apart)."""
+    parts = {"Lambda requests": "Lambda requests $/1M",
+             "Lambda duration (warm)": "Lambda warm compute $/1M",
+             "SQS request queue": "SQS request queue $/1M", "SQS answers": "SQS answers $/1M"}  # fmt: skip
+    colors = ["#bcbd22", "#1f77b4", "#ff7f0e", "#ffbb78"]
+    workloads = list(dict.fromkeys(table["workload"]))
+    fig = Figure(figsize=(5.8 * len(workloads), 4), layout="constrained")
+    axes = fig.subplots(1, len(workloads), squeeze=False, sharey=True)
+    for ax, workload in zip(axes[0], workloads, strict=True):
+        part = table[table["workload"] == workload]
+        bottom = np.zeros(len(part))
+        for (label, column), color in zip(parts.items(), colors, strict=True):
+            values = part[column].fillna(0).to_numpy(float)
+            ax.barh(part["placement"], values, left=bottom, label=label, color=color)
+            bottom += values
+        ax.invert_yaxis()
+        ax.set(xlabel="USD per 1M requests, once warm", title=workload)
+        _style(ax)
+    axes[0, 0].legend(fontsize=7, loc="lower right")
+    return fig

@@ -13,7 +13,9 @@ mappings, the queues and the policy.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +51,7 @@ class AwsQueueSource:
         self.names = names or QueueNames()
         self.sqs = deployment.session.client("sqs", region_name=deployment.region)
         self.function = deployment.config.function_name
+        self.previous_image_config: dict[str, Any] = {}
 
     def permissions(self, requests_arn: str, answers_arn: str) -> dict[str, Any]:
         """The IAM policy the function's role needs (printed for a role the kit did not make)."""
@@ -79,15 +82,73 @@ class AwsQueueSource:
                                                     PolicyDocument=json.dumps(policy))  # fmt: skip
             lam = self.deployment.lam
             current = lam.get_function_configuration(FunctionName=self.function)
+            self.previous_image_config = current.get("ImageConfigResponse", {}).get(
+                "ImageConfig", {}
+            )
             variables = current.get("Environment", {}).get("Variables", {})
             lam.update_function_configuration(
                 FunctionName=self.function, ImageConfig={"Command": [SQS_HANDLER]},
                 Environment={"Variables": variables | {"LABKIT_RESPONSE_QUEUE_URL": answers_url}})  # fmt: skip
             self.deployment._wait("function_updated_v2")
             uuid = self._mapping(self._arn(requests_url), mapping)
+            self._wait_enabled(uuid)
         self.deployment._progress(f"queue {self.names.requests} feeds {self.function} "
                                   f"({mapping.label})")  # fmt: skip
         return QueueSource(requests_url, answers_url, dead_url, uuid)
+
+    def detach(self, source: QueueSource) -> None:
+        """After a cell: delete its mapping and give the function its own handler back (so a
+        later cell invokes it directly; the change also retires its warm environments)."""
+        lam = self.deployment.lam
+        with aws_errors("detaching the queue from the function"):
+            with contextlib.suppress(lam.exceptions.ResourceNotFoundException):
+                lam.delete_event_source_mapping(UUID=source.mapping_uuid)
+            command = (self.previous_image_config or {}).get("Command", [])
+            command = [] if command == [SQS_HANDLER] else command
+            lam.update_function_configuration(FunctionName=self.function,
+                                              ImageConfig={"Command": command})  # fmt: skip
+            self.deployment._wait("function_updated_v2")
+
+    def report_lines(
+        self,
+        since_epoch_s: float,
+        expected: set[str],
+        *,
+        timeout_s: float = 90.0,
+        poll_s: float = 2.0,
+    ) -> list[str]:
+        """The function's REPORT lines since ``since_epoch_s`` from CloudWatch Logs, waiting
+        (up to ``timeout_s``) until every invocation in ``expected`` has one: Lambda delivers
+        its logs seconds after the invocation."""
+        logs = self.deployment.session.client("logs", region_name=self.deployment.region)
+        group = f"/aws/lambda/{self.function}"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            lines = []
+            with aws_errors(f"reading the function's REPORT lines from {group}"):
+                pages = logs.get_paginator("filter_log_events").paginate(
+                    logGroupName=group, startTime=int(since_epoch_s * 1000),
+                    filterPattern='"REPORT RequestId"')  # fmt: skip
+                for page in pages:
+                    lines += [event["message"] for event in page.get("events", [])]
+            reported = {line.split("RequestId:", 1)[1].split()[0] for line in lines
+                        if "RequestId:" in line}  # fmt: skip
+            if expected <= reported or time.monotonic() > deadline:
+                return lines
+            time.sleep(poll_s)
+
+    def _wait_enabled(self, uuid: str, timeout_s: float = 180.0) -> None:
+        """A new or updated mapping takes a while to be ``Enabled``; messages sent before
+        would wait for it and count against the cell."""
+        deadline = time.monotonic() + timeout_s
+        while (
+            state := self.deployment.lam.get_event_source_mapping(UUID=uuid).get("State")
+        ) != "Enabled":
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the event-source mapping {uuid} is still {state} after {timeout_s:.0f} s"
+                )
+            time.sleep(self.deployment.wait_delay_s)
 
     def teardown(self) -> list[str]:
         """Delete the mappings from the kit's queues, the queues tagged ``labkit=managed`` and

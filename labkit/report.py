@@ -59,7 +59,10 @@ class Cell:
 
     @property
     def batching(self) -> str:
-        return self.config.policy.kind
+        """The policy's kind; a queue's mapping by its settings (``sqs-10-1s``), since two
+        mappings batch differently whatever the client does."""
+        policy = self.config.policy
+        return policy.label if policy.kind == "sqs" else policy.kind
 
     @property
     def workload(self) -> str:
@@ -101,7 +104,8 @@ def _options(cells: list[Cell], slo_ms: float | None) -> dict[str, Any]:
     function = cells[0].config.function
     wall_s = sum(float(c.status.get("wall_s", 0.0)) for c in cells)
     return {"slo_ms": slo_ms or cells[0].config.slo_ms, "memory_mb": function.memory_mb,
-            "provisioned_instances": function.provisioned, "provisioned_seconds": wall_s}  # fmt: skip
+            "provisioned_instances": function.provisioned, "provisioned_seconds": wall_s,
+            "sqs_usd": sum(cost.traffic_cost(c.environment.get("sqs")) for c in cells)}  # fmt: skip
 
 
 def summary(

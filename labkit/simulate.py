@@ -64,6 +64,13 @@ class PlatformProfile:
     memory_mb: int = 1024
     concurrency_limit: int = 1000
     keep_alive_s: float = 300.0
+    # An SQS queue in front (labkit.simulate_queue): release to pickup by an idle poller, the
+    # handler's sends of its answers (inside Duration), its end to the client seeing them.
+    # Stated from a local run until fitted (simulate_queue.fit_queue_latencies).
+    queue_pickup_ms: list[float] = field(default_factory=lambda: [25.0])
+    queue_extra_ms: list[float] = field(default_factory=lambda: [8.0])
+    queue_answer_ms: list[float] = field(default_factory=lambda: [15.0])
+    queue_init_ms: list[float] = field(default_factory=list)  # the SQS handler's; [] = init_ms
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         path = Path(path)

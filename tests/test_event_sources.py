@@ -22,7 +22,8 @@ HANDLERS = PROJECT_DIR / "tests" / "handlers"
 def stack():
     with LocalSqs() as sqs:
         functions = [FunctionConfig("batch", HANDLERS, handler="sqs_handlers.batch"),
-                     FunctionConfig("partial", HANDLERS, handler="sqs_handlers.partial")]  # fmt: skip
+                     FunctionConfig("partial", HANDLERS, handler="sqs_handlers.partial"),
+                     FunctionConfig("slow", HANDLERS, handler="sqs_handlers.slow", concurrency=8)]  # fmt: skip
         with LocalLambda(functions, sqs_endpoint_url=sqs.endpoint_url) as lam:
             client = boto3.client("lambda", endpoint_url=lam.endpoint_url, region_name="us-east-1",
                                   aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
@@ -78,6 +79,41 @@ def test_batches_arrive_in_the_records_shape_within_size_and_window(stack) -> No
     client.delete_event_source_mapping(UUID=mapping["UUID"])
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
         client.get_event_source_mapping(UUID=mapping["UUID"])
+
+
+@pytest.mark.slow
+def test_pollers_scale_with_the_backlog_up_to_the_function_concurrency_and_back(stack) -> None:
+    sqs, lam, client = stack
+    url = make_queue(sqs, "backlog")
+    entries = [{"Id": str(i), "MessageBody": f"m{i}"} for i in range(10)]
+    for _ in range(8):  # 80 messages, 0.4 s each at BatchSize 1: a backlog for seconds
+        sqs.client().send_message_batch(QueueUrl=url, Entries=entries)
+    mapping = client.create_event_source_mapping(
+        EventSourceArn=queue_arn("backlog"), FunctionName="slow", BatchSize=1
+    )
+    uuid = mapping["UUID"]
+    assert lam.mapping(uuid)["labkit"]["pollers"] == 5  # AWS starts with five
+    wait_for(lambda: lam.mapping(uuid)["labkit"]["peak_pollers"] == 8, timeout_s=60,
+             what="the pollers to grow to the function's concurrency (8)")  # fmt: skip
+    wait_for(lambda: _visible(sqs, url) == 0 and lam.mapping(uuid)["labkit"]["pollers"] == 5,
+             timeout_s=120, what="the extra pollers to retire once the queue is empty")  # fmt: skip
+    assert lam.mapping(uuid)["labkit"]["peak_pollers"] == 8  # never above the function's limit
+    client.delete_event_source_mapping(UUID=uuid)
+
+
+@pytest.mark.slow
+def test_maximum_concurrency_caps_the_pollers(stack) -> None:
+    sqs, lam, client = stack
+    url = make_queue(sqs, "capped")
+    entries = [{"Id": str(i), "MessageBody": f"m{i}"} for i in range(10)]
+    for _ in range(3):
+        sqs.client().send_message_batch(QueueUrl=url, Entries=entries)
+    mapping = client.create_event_source_mapping(
+        EventSourceArn=queue_arn("capped"), FunctionName="slow", BatchSize=1,
+        ScalingConfig={"MaximumConcurrency": 2})  # fmt: skip
+    wait_for(lambda: _visible(sqs, url) == 0, timeout_s=120, what="the queue to be emptied")
+    assert lam.mapping(mapping["UUID"])["labkit"]["peak_pollers"] == 2
+    client.delete_event_source_mapping(UUID=mapping["UUID"])
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import psutil
 import pytest
 
@@ -188,3 +189,21 @@ def test_08_simulation_agrees_with_the_live_run(quick_run: lab.LabRun) -> None:
     assert (errors["cold_starts"] == 0).all(), errors
     assert (errors["slo_attainment_pct"] <= 10).all(), errors
     assert (errors["cost_usd"] <= 5).all(), errors
+
+
+def test_09_measures_a_queue_cell_reuses_lab4_and_answers_per_workload(
+    quick_run: lab.LabRun,
+) -> None:
+    """The quick lab measures one queue cell live, takes Lab 4's client-side cell instead of
+    running it again, models the rest, and writes one answer per workload."""
+    from labkit import report
+
+    folder = quick_run.run_dir / "where-to-batch"
+    (cell,) = report.load_run(folder)
+    assert cell.batching == "sqs-5-0s" and cell.status["status"] == "complete"
+    assert cell.environment["sqs"]["sends"] == len(cell.requests)
+    comparison = pd.read_csv(folder / "comparison.csv")
+    measured = comparison[comparison["source"] == "measured"]
+    assert set(measured["placement"]) == {"client: dynamic 5, 0.3 s", "SQS: BatchSize 5, window 0"}
+    lines = (folder / "answers.txt").read_text().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["uniform-10rps", "bursty"]

@@ -73,3 +73,30 @@ def test_save_writes_png_and_svg(tmp_path: Path, cells: list[report.Cell]) -> No
     assert [p.suffix for p in saved] == [".png", ".svg"]
     assert all(p.stat().st_size > 0 for p in saved)
     assert isinstance(plots.latency_cdf(cells), Figure)
+
+
+def test_placement_figures_one_panel_per_workload_modelled_lines_dashed() -> None:
+    import dataclasses
+
+    from labkit import placement
+    from labkit.experiment import ExperimentConfig
+    from labkit.settings import FunctionSettings
+    from labkit.simulate import PlatformProfile
+    from labkit.workloads import paper_workloads
+
+    base = ExperimentConfig(backend="simulated", function=FunctionSettings(concurrency=2))
+    modelled = placement.model(PlatformProfile.load("local"), base, paper_workloads(10.0, [10.0]),
+                               ["sqs-5-0s", "none"], seeds=1)  # fmt: skip
+    live = [dataclasses.replace(modelled[0], config=dataclasses.replace(
+        modelled[0].config, backend="local", bundle_dir="b"))]  # fmt: skip
+    groups = placement.choose(live, modelled)
+    table = placement.compare(groups, live)
+    cdfs = plots.placement_cdfs(groups, table)
+    assert len(cdfs.axes) == 2
+    styles = {line.get_label(): line.get_linestyle() for line in cdfs.axes[0].get_lines()}
+    assert styles["SQS: BatchSize 5, window 0"] == "-"  # measured
+    assert styles["nowhere: no batching (model)"] == "--"
+    assert len(plots.placement_batches(groups).axes) == 2
+    costs = plots.placement_costs(table)
+    assert len(costs.axes) == 2 and costs.axes[0].get_legend() is not None
+    assert plt.get_fignums() == []

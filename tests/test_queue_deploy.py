@@ -63,3 +63,96 @@ def test_the_kits_teardown_also_removes_the_queue_source(aws: boto3.Session) -> 
         and "iam-role labkit-lambda-basic-execution" in deleted
     )
     assert aws.client("sqs").list_queues().get("QueueUrls", []) == []
+
+
+def test_a_queue_cell_on_aws_records_answers_and_report_lines_then_detaches(
+    aws: boto3.Session,
+) -> None:
+    """The AWS backend's queue cell against moto: the kit's queues and mapping are made, each
+    request is sent as a message, a stand-in for the function (a thread: moto runs no
+    mapping without Docker) answers to the response queue and logs REPORT lines to
+    CloudWatch Logs as Lambda does; the cell's records come from both, and afterwards the
+    mapping is gone and the function has its own handler back."""
+    import threading
+    import time
+
+    import numpy as np
+
+    from labkit.backends.aws import AwsBackend
+    from labkit.loadgen import Payloads
+    from labkit.settings import FunctionSettings
+
+    deployment, _ = deployer(aws)
+    deployment.deploy()
+    updates: list[dict] = []
+    backend = AwsBackend(FunctionSettings(), session=aws)
+    stop = threading.Event()
+    sqs, logs = aws.client("sqs"), aws.client("logs")
+    logs.create_log_group(logGroupName="/aws/lambda/labkit-mnist")
+    logs.create_log_stream(logGroupName="/aws/lambda/labkit-mnist", logStreamName="s")
+
+    def function() -> None:  # receives batches, answers, logs a REPORT line per invocation
+        number = 0
+        while not stop.is_set():
+            urls = sqs.list_queues(QueueNamePrefix="labkit-requests").get("QueueUrls", [])
+            url = next((u for u in urls if not u.endswith("-dlq")), None)
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=5, WaitTimeSeconds=0
+                                      ).get("Messages", []) if url else []  # fmt: skip
+            if not got:
+                time.sleep(0.02)
+                continue
+            number += 1
+            invocation = f"inv-{number}"
+            answers = sqs.get_queue_url(QueueName="labkit-answers")["QueueUrl"]
+            for m in got:
+                body = json.loads(m["Body"])
+                sqs.send_message(QueueUrl=answers, MessageBody=json.dumps({
+                    "id": body["id"], "label": 3, "error": None, "batch_size": len(got),
+                    "invocation": invocation, "started": time.time()}))  # fmt: skip
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            init = "\tInit Duration: 900.00 ms" if number == 1 else ""
+            report = (f"REPORT RequestId: {invocation}\tDuration: 12.00 ms\tBilled Duration: "
+                      f"13 ms\tMemory Size: 1024 MB\tMax Memory Used: 200 MB{init}")  # fmt: skip
+            logs.put_log_events(logGroupName="/aws/lambda/labkit-mnist", logStreamName="s",
+                                logEvents=[{"timestamp": int(time.time() * 1000), "message": report}])  # fmt: skip
+
+    def unhook(created: dict) -> dict:
+        """moto's SQS would hand messages to its own Lambda stand-in; the thread plays it."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.sqs.models import sqs_backends
+
+        for queue in sqs_backends[DEFAULT_ACCOUNT_ID][aws.region_name].queues.values():
+            queue.lambda_event_source_mappings.clear()
+        return created
+
+    worker = threading.Thread(target=function, daemon=True)
+    worker.start()
+    try:
+        from labkit import deploy
+
+        original = deploy.AwsDeployment.__init__
+
+        def spy_init(self, *args, **kwargs):  # watch the handler switch and its undoing
+            original(self, *args, **kwargs)
+            inner = self.lam.update_function_configuration
+            self.lam.update_function_configuration = lambda **kw: updates.append(kw) or inner(**kw)
+            create = self.lam.create_event_source_mapping
+            self.lam.create_event_source_mapping = lambda **kw: unhook(create(**kw))
+
+        deploy.AwsDeployment.__init__ = spy_init
+        payloads = Payloads(instances=[{"image_b64": "x"}] * 4, labels=np.array([3, 3, 3, 3]))
+        result = backend.run_queue_cell(np.arange(0.0, 1.0, 0.1), MappingSettings(5, 0), payloads,
+                                        slo_s=0.2)  # fmt: skip
+    finally:
+        deploy.AwsDeployment.__init__ = original
+        stop.set()
+        worker.join()
+    requests, invocations = result.requests, result.invocations
+    assert result.complete and requests["error"].isna().all() and requests["correct"].all()
+    assert invocations["batch_size"].sum() == 10 and invocations["cold_start"].sum() == 1
+    assert (requests["latency_ms"] > 0).all() and requests["batch_id"].ge(0).all()
+    assert result.facts["sqs"]["sends"] == 10
+    lam = aws.client("lambda")
+    assert lam.list_event_source_mappings(FunctionName="labkit-mnist")["EventSourceMappings"] == []
+    assert updates[0]["ImageConfig"] == {"Command": [SQS_HANDLER]}
+    assert updates[-1]["ImageConfig"] == {"Command": []}  # the image's own handler again

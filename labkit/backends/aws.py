@@ -145,6 +145,38 @@ class AwsBackend(Backend):
             raise RuntimeError("the AWS backend is not started")
         return self._invoker.invoke(self.function.name, event, qualifier=self.qualifier)
 
+    def run_queue_cell(self, arrivals: Any, mapping: Any, payloads: Any, *, slo_s: float,
+                       journal: Any = None) -> Any:  # fmt: skip
+        """The kit's queues in front of the deployed function (:mod:`labkit.queue_deploy`):
+        switching the function to the SQS handler retires its warm environments, so the cell
+        pays its own cold starts; afterwards the mapping is deleted and the function gets its
+        own handler back. Invocations' figures come from CloudWatch Logs' REPORT lines."""
+        import time
+
+        import numpy as np
+
+        from labkit.deploy import AwsDeployment
+        from labkit.queue_deploy import AwsQueueSource
+        from labkit.queue_run import drive, queue_cell
+
+        self._checked = self.preflight()
+        source = AwsQueueSource(AwsDeployment(self.deploy_config(), session=self.session()))
+        made = source.deploy(mapping)
+        try:
+            began = time.time()
+            sqs = self.session().client("sqs", region_name=self.region)
+            times = np.asarray(arrivals, dtype=float)
+            run = drive(sqs, made.requests_url, made.answers_url, times, payloads,
+                        journal=journal, drain_s=60.0)  # fmt: skip
+            invoked = {str(body.get("invocation")) for _, body in run.answers.values()}
+            lines = source.report_lines(began - 5.0, invoked)
+        finally:
+            source.detach(made)
+        cell = queue_cell(run, lines, times, payloads, mapping, slo_s=slo_s,
+                          concurrency=self.concurrency)  # fmt: skip
+        cell.result.facts["sqs"] = cell.traffic()
+        return cell.result
+
     def facts(self) -> dict[str, Any]:
         facts = super().facts() | {"region": self.region, "function": self.function.name,
                                    "qualifier": self.qualifier,

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from labkit.batching import BatchingPolicy
+from labkit.batching import BatchingPolicy, MappingSettings, QueueBatching
 from labkit.invoke import InvocationResult
 from labkit.journal import Journal
 from labkit.loadgen import LoadConfig, Payloads, run_load
@@ -97,12 +97,31 @@ class Backend(ABC):
     ) -> LoadResult:
         """Run one cell on a fresh function and return its records (also appended to
         ``journal`` as they come), with this backend's facts in ``result.facts``. The caller
-        stops the backend (:meth:`stop`), whatever happens, after saving."""
+        stops the backend (:meth:`stop`), whatever happens, after saving. A
+        :class:`~labkit.batching.QueueBatching` policy runs the cell through a queue
+        (:meth:`run_queue_cell`)."""
+        if isinstance(policy, QueueBatching):
+            if prewarm is not None:
+                raise ValueError("the predictive pre-warm drives a client-side batcher; a queue "
+                                 "cell has none")  # fmt: skip
+            result = self.run_queue_cell(arrivals, policy.mapping, payloads, slo_s=slo_s,
+                                         journal=journal)  # fmt: skip
+            result.facts = self.facts() | result.facts
+            return result
         self.start()
         result = run_load(arrivals, policy, self.invoke, payloads, load, slo_s=slo_s,
                           prewarm=prewarm, journal=journal)  # fmt: skip
         result.facts = self.facts() | result.facts
         return result
+
+    def run_queue_cell(self, arrivals: Sequence[float] | np.ndarray, mapping: MappingSettings,
+                       payloads: Payloads, *, slo_s: float,
+                       journal: Journal | None = None) -> LoadResult:  # fmt: skip
+        """One cell with the platform batching: each request an SQS message at its arrival,
+        an event-source mapping (``mapping``) feeding a fresh function, answers read from a
+        response queue (:mod:`labkit.queue_run`). ``result.facts["sqs"]`` counts the SQS
+        calls, for :func:`labkit.cost.sqs_cost`."""
+        raise ValueError(f"the {self.kind} backend cannot run a cell through an SQS queue")
 
     def __enter__(self) -> Backend:
         self.start()

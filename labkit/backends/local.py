@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from labkit.backends.base import Backend, unavailable
 from labkit.invoke import InvocationResult, LambdaInvoker
 from labkit.settings import FunctionSettings
@@ -112,6 +114,23 @@ class LocalBackend(Backend):
         except Exception as exc:  # a stopped or crashed service: say so, keep the records
             facts["local_lambda"] = unavailable("local_lambda", exc)
         return facts
+
+    def run_queue_cell(self, arrivals: Any, mapping: Any, payloads: Any, *, slo_s: float,
+                       journal: Any = None) -> Any:  # fmt: skip
+        """A fresh local SQS (moto's), mapping and function per cell: it pays its own cold
+        starts, as a direct cell does."""
+        from labkit.queue_run import run_through_queue
+
+        self.stop()
+        f = self.function
+        cell = run_through_queue(
+            np.asarray(arrivals, dtype=float), payloads, mapping, self.bundle.path, slo_s=slo_s,
+            memory_mb=f.memory_mb, concurrency=self.concurrency, network=self.network,
+            seed=self.seed, journal=journal, keep_alive_s=f.keep_alive_s, cpu_share=f.cpu_share,
+        )  # fmt: skip
+        cell.result.facts["sqs"] = cell.traffic()
+        cell.result.facts["local_lambda"] = "a service of its own, with a local SQS (moto)"
+        return cell.result
 
     def instances(self) -> dict[str, Any]:
         """The service's instances (id, pid, state), cold starts and throttles."""

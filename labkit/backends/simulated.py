@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from labkit.backends.base import Backend
-from labkit.batching import BatchingPolicy
+from labkit.batching import BatchingPolicy, MappingSettings, QueueBatching
 from labkit.invoke import InvocationResult
 from labkit.journal import Journal
 from labkit.loadgen import LoadConfig, Payloads
@@ -75,6 +75,17 @@ class SimulatedBackend(Backend):
                            seed=self.seed, slo_s=slo_s)  # fmt: skip
         return simulate(np.asarray(arrivals, dtype=float), policy, self.profile, config)
 
+    def run_queue_cell(self, arrivals: Sequence[float] | np.ndarray, mapping: MappingSettings,
+                       payloads: Payloads, *, slo_s: float,
+                       journal: Journal | None = None) -> LoadResult:  # fmt: skip
+        """The queue cell on the mapping's model (:mod:`labkit.simulate_queue`)."""
+        from labkit.simulate import SimConfig
+        from labkit.simulate_queue import simulate_queue
+
+        config = SimConfig(concurrency=self.concurrency, provisioned=self.function.provisioned,
+                           seed=self.seed, slo_s=slo_s)  # fmt: skip
+        return simulate_queue(np.asarray(arrivals, dtype=float), mapping, self.profile, config)
+
     def run_cell(
         self,
         arrivals: Sequence[float] | np.ndarray,
@@ -90,6 +101,8 @@ class SimulatedBackend(Backend):
         is simply run again)."""
         if prewarm is not None:
             raise ValueError("the simulated backend does not model the predictive pre-warm")
+        if isinstance(policy, QueueBatching):
+            return super().run_cell(arrivals, policy, payloads, load, slo_s=slo_s)
         result = self.simulate(arrivals, policy, slo_s=slo_s)
         result.facts = self.facts() | result.facts
         return result

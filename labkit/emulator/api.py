@@ -208,8 +208,12 @@ class InvokeApi:
             return _aws_error(
                 404, "ResourceNotFoundException", "The resource you requested does not exist."
             )
-        return json_response(pollers.mapping.describe() | {"labkit": {
-            "invocations": pollers.mapping.invocations, "batches": pollers.mapping.batches}})  # fmt: skip
+        m = (
+            pollers.mapping
+        )  # "labkit": what AWS does not report (boto3 drops it; see LocalLambda.mapping)
+        return json_response(m.describe() | {"labkit": {
+            "invocations": m.invocations, "batches": m.batches, "pollers": m.pollers,
+            "peak_pollers": m.peak_pollers}})  # fmt: skip
 
     async def delete_mapping(self, request: Request) -> Response:
         pollers = self.mappings.pop(request.path.rsplit("/", 1)[1], None)

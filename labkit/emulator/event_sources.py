@@ -17,29 +17,32 @@ Each poller long-polls the queue (receives of at most 10, as SQS allows), invoke
 with the ``Records`` event AWS sends, and deletes the batch when the function succeeds. On an
 error nothing is deleted: the messages reappear after the queue's visibility timeout, and the
 queue's redrive policy moves them to its dead-letter queue after ``maxReceiveCount`` (SQS
-itself does that: the queue is moto's). What is simpler than AWS: a fixed number of pollers
-(the mapping's maximum concurrency, at most 5, AWS's starting count, and never more than the
-function's concurrency) instead of AWS's scaling by queue depth; a throttled invocation is
-retried with the same batch after a back-off.
+itself does that: the queue is moto's). Scaling follows AWS's description: five pollers to
+start, one more every 0.2 s (300 a minute) while the queue holds visible messages, up to the
+mapping's maximum concurrency (1,250 without one) and never more than the function's
+concurrency; a poller above the first five whose long poll comes back empty retires. A
+throttled invocation is retried with the same batch after a back-off.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit.batching import MappingError, check_mapping
+
 ARN = re.compile(r"arn:aws:sqs:([a-z0-9-]+):(\d{12}):([A-Za-z0-9_-]{1,80}(\.fifo)?)")
 START_POLLERS = 5  # AWS starts an SQS mapping with five pollers
+MAX_POLLERS = 1250  # AWS: an SQS mapping scales to at most 1,250 concurrent invocations
+SCALE_STEP_S = 0.2  # AWS adds up to 300 concurrent invocations a minute while messages wait
 WAIT_S = 1  # long-poll wait per receive (short, so a stopped mapping ends quickly)
-
-
-class MappingError(ValueError):
-    """An invalid mapping, with AWS's error type (``InvalidParameterValueException``)."""
 
 
 @dataclass
@@ -57,6 +60,8 @@ class SqsMapping:
     state: str = "Enabled"
     invocations: int = 0
     batches: list[int] = field(default_factory=list)  # the sizes, for tests and the notebook
+    pollers: int = 0  # pollers now
+    peak_pollers: int = 0
 
     @property
     def queue_name(self) -> str:
@@ -84,22 +89,10 @@ def parse(body: dict[str, Any], function_arn: str, function_name: str) -> SqsMap
     if match is None:
         raise MappingError(f"1 validation error detected: Value '{arn}' at 'eventSourceArn' "
                            "failed to satisfy constraint: an SQS queue ARN is expected")  # fmt: skip
-    fifo = arn.endswith(".fifo")
     size = body.get("BatchSize", 10)
     window = body.get("MaximumBatchingWindowInSeconds", 0)
-    if not isinstance(size, int) or not 1 <= size <= (10 if fifo else 10_000):
-        raise MappingError(f"BatchSize must be between 1 and {10 if fifo else 10000}, not {size!r}")
-    if not isinstance(window, int) or not 0 <= window <= 300:
-        raise MappingError(f"MaximumBatchingWindowInSeconds must be a whole number of seconds "
-                           f"from 0 to 300, not {window!r}")  # fmt: skip
-    if size > 10 and window < 1:
-        raise MappingError("Maximum batch window in seconds must be greater than 0 if maximum "
-                           "batch size is greater than 10")  # fmt: skip
     concurrency = (body.get("ScalingConfig") or {}).get("MaximumConcurrency")
-    if concurrency is not None and (
-        not isinstance(concurrency, int) or not 2 <= concurrency <= 1000
-    ):
-        raise MappingError(f"MaximumConcurrency must be between 2 and 1000, not {concurrency!r}")
+    check_mapping(size, window, concurrency, fifo=arn.endswith(".fifo"))
     types = body.get("FunctionResponseTypes") or []
     if any(t != "ReportBatchItemFailures" for t in types):
         raise MappingError(f"FunctionResponseTypes may only hold ReportBatchItemFailures: {types}")
@@ -134,22 +127,54 @@ class Pollers:
                                 aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
         self.queue_url = ""
         self.tasks: list[asyncio.Task[None]] = []
+        self.scaler: asyncio.Task[None] | None = None
+        self._deleting: set[asyncio.Task[None]] = set()
+
+    @property
+    def most_pollers(self) -> int:
+        return min(self.mapping.max_concurrency or MAX_POLLERS, MAX_POLLERS,
+                   self.function_concurrency)  # fmt: skip
+
+    @property
+    def least_pollers(self) -> int:
+        return min(START_POLLERS, self.most_pollers)
 
     async def start(self) -> None:
         found = await asyncio.to_thread(self.sqs.get_queue_url, QueueName=self.mapping.queue_name)
         self.queue_url = found["QueueUrl"]
-        count = min(self.mapping.max_concurrency or START_POLLERS, START_POLLERS,
-                    self.function_concurrency)  # fmt: skip
-        self.tasks = [asyncio.create_task(self._poll()) for _ in range(count)]
+        for _ in range(self.least_pollers):
+            self._add_poller()
+        self.scaler = asyncio.create_task(self._scale())
 
     async def stop(self) -> None:
-        for task in self.tasks:
+        tasks = [self.scaler, *self.tasks] if self.scaler is not None else list(self.tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self.mapping.state = "Disabled"
 
+    def _add_poller(self) -> None:
+        self.tasks.append(asyncio.create_task(self._poll()))
+        self.mapping.pollers = len(self.tasks)
+        self.mapping.peak_pollers = max(self.mapping.peak_pollers, self.mapping.pollers)
+
+    async def _scale(self) -> None:
+        """One more poller per step while messages wait, up to :attr:`most_pollers`."""
+        while True:
+            await asyncio.sleep(SCALE_STEP_S)
+            if len(self.tasks) >= self.most_pollers:
+                continue
+            try:
+                answer = await asyncio.to_thread(
+                    self.sqs.get_queue_attributes, QueueUrl=self.queue_url,
+                    AttributeNames=["ApproximateNumberOfMessages"])  # fmt: skip
+            except Exception:  # the queue went away: nothing to scale for
+                continue
+            if int(answer["Attributes"].get("ApproximateNumberOfMessages", 0)) > 0:
+                self._add_poller()
+
     async def _receive(self, most: int, wait_s: int) -> list[dict[str, Any]]:
-        answer = await asyncio.to_thread(
+        answer = await _in_daemon_thread(
             self.sqs.receive_message, QueueUrl=self.queue_url, MaxNumberOfMessages=min(most, 10),
             WaitTimeSeconds=wait_s, AttributeNames=["All"], MessageAttributeNames=["All"])  # fmt: skip
         return list(answer.get("Messages", []))
@@ -173,6 +198,10 @@ class Pollers:
                 batch = await self._gather()
                 if batch:
                     await self._deliver(batch)
+                elif len(self.tasks) > self.least_pollers:  # idle beyond the first five: retire
+                    self.tasks.remove(asyncio.current_task())  # type: ignore[arg-type]
+                    self.mapping.pollers = len(self.tasks)
+                    return
             except asyncio.CancelledError:
                 raise
             except Exception:  # the queue went away, a throttle: wait, try again, as AWS does
@@ -192,11 +221,47 @@ class Pollers:
         if self.mapping.report_failures:
             failed = _failed_ids(result.outcome.body)
             done = [m for m in batch if m["MessageId"] not in failed]
-        for start in range(0, len(done), 10):
+        # Deleted in the background: the poller goes back to the queue at once (a delete
+        # awaited here added its round trip to every batch's cycle, ~10-50 ms measured).
+        deleting = asyncio.create_task(self._delete(done))
+        self._deleting.add(deleting)
+        deleting.add_done_callback(self._deleting.discard)
+
+    async def _delete(self, messages: list[dict[str, Any]]) -> None:
+        for start in range(0, len(messages), 10):
             entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                       for i, m in enumerate(done[start : start + 10])]  # fmt: skip
-            await asyncio.to_thread(self.sqs.delete_message_batch, QueueUrl=self.queue_url,
-                                    Entries=entries)  # fmt: skip
+                       for i, m in enumerate(messages[start : start + 10])]  # fmt: skip
+            with contextlib.suppress(Exception):  # not deleted: it comes back, as on AWS
+                await _in_daemon_thread(self.sqs.delete_message_batch, QueueUrl=self.queue_url,
+                                        Entries=entries)  # fmt: skip
+
+
+async def _in_daemon_thread(call: Any, **kwargs: Any) -> Any:
+    """``call(**kwargs)`` in a daemon thread of its own. Why not ``asyncio.to_thread``: a
+    long poll cannot be interrupted, and the default executor's threads are waited for when
+    the service stops, so every stop took up to a poll's wait (about 1 s measured per queue
+    cell); a stopped mapping's last long poll is simply abandoned instead."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = call(**kwargs), None
+        except Exception as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, daemon=True, name="sqs-poll").start()
+    return await done
 
 
 async def _retry_throttled(invoke: Any, payload: bytes) -> Any:

@@ -195,6 +195,11 @@ class LocalLambda:
         """Instances (id, pid, state, provisioned), cold-start and throttle counts."""
         return self._admin("GET", f"/labkit/functions/{function}/instances")
 
+    def mapping(self, uuid: str) -> dict[str, Any]:
+        """An event-source mapping as ``GetEventSourceMapping`` returns it, plus what AWS does
+        not report under ``"labkit"``: its invocations, batch sizes, pollers now and at most."""
+        return dict(self._admin("GET", f"/2015-03-31/event-source-mappings/{uuid}"))
+
     def set_provisioned(self, function: str, count: int) -> dict[str, Any]:
         """Keep ``count`` pre-warmed instances; returns when they are ready."""
         return self._admin("PUT", f"/labkit/functions/{function}/provisioned", {"count": count})

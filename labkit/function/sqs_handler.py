@@ -2,7 +2,7 @@
 
 Each record's body is one instance of the event contract (``{"id", "image_b64"}``); the batch
 is classified as the direct handler classifies it (``handler.PREDICTOR``), and every
-prediction goes to the response queue (``$LABKIT_RESPONSE_QUEUE_URL``), where the load
+prediction goes, with the moment the invocation began, to the response queue (``$LABKIT_RESPONSE_QUEUE_URL``), where the load
 generator sees it: an SQS-triggered function returns nothing to the sender, so this is how
 latency keeps its definition (scheduled arrival to the client seeing the answer). The SQS
 client is made at init, as a Lambda function would, so a cold start pays for it.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 import boto3
@@ -31,11 +32,13 @@ def _instance(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
+    started = time.time()  # epoch seconds: the client places the invocation on its own clock
     records = event.get("Records", []) if isinstance(event, dict) else []
     answer = PREDICTOR.handle({"instances": [_instance(r) for r in records]})
     invocation = getattr(context, "aws_request_id", "")
     messages = [json.dumps({"id": p.get("id"), "label": p.get("label"), "error": p.get("error"),
-                            "batch_size": len(records), "invocation": invocation})
+                            "batch_size": len(records), "invocation": invocation,
+                            "started": started})
                 for p in answer.get("predictions", [])]  # fmt: skip
     for start in range(0, len(messages), 10):  # SendMessageBatch takes at most 10
         entries = [{"Id": str(i), "MessageBody": body}

@@ -25,3 +25,12 @@ def partial(event, context):
             {"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "poison"
         ]
     }
+
+
+def slow(event, context):
+    """Takes 0.4 s per batch, so a backlog builds and the mapping's pollers scale."""
+    import time
+
+    time.sleep(0.4)
+    print("BATCH " + json.dumps({"size": len(event["Records"])}))
+    return {}
