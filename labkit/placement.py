@@ -322,7 +322,7 @@ def sentence(row: pd.Series, slo_ms: float) -> str:
     where = {"client": "batch on the client", "SQS": "let the platform batch (an SQS queue)",
              "nowhere": "do not batch"}.get(row["where"], row["where"])  # fmt: skip
     basis = ("measured on this machine" if row["figures"] == MEASURED
-             else "modelled from the live cells, the model's error included")  # fmt: skip
+             else "modelled; the model's error against live cells is in the confidence")  # fmt: skip
     return (f"{row['workload']}: {where}, {row['choose']}. {row['SLO % (steady)']:.1f} % of "
             f"requests within {slo_ms:g} ms at ${row['warm $/1M']:.3g} per 1M requests once "
             f"warm: {row['why']}. Chosen in {row['confidence %']:.0f} % of bootstrap resamples; "

@@ -207,3 +207,14 @@ def test_09_measures_a_queue_cell_reuses_lab4_and_answers_per_workload(
     assert set(measured["placement"]) == {"client: dynamic 5, 0.3 s", "SQS: BatchSize 5, window 0"}
     lines = (folder / "answers.txt").read_text().splitlines()
     assert [line.split(":")[0] for line in lines] == ["uniform-10rps", "bursty"]
+
+
+def test_09_runs_on_the_simulated_backend_with_a_profile(quick_run: lab.LabRun) -> None:
+    overrides = [lab.parse_override("09_where_to_batch.backend=simulated"),
+                 lab.parse_override("09_where_to_batch.profile=paper-aws")]  # fmt: skip
+    run = lab.run_lab("quick", overrides=overrides, only=["09"], progress=False)
+    executed = run.run_dir / "notebooks" / "09_where_to_batch.ipynb"
+    assert error_outputs(executed) == []
+    comparison = pd.read_csv(run.run_dir / "where-to-batch" / "comparison.csv")
+    assert set(comparison["source"]) == {"modelled"}  # the model measures nothing
+    assert len(comparison) == 12
