@@ -85,3 +85,17 @@ def test_sqs_bills_every_64_kb_chunk_and_every_call() -> None:
     # 1M sends of 1 KB, received in batches of 10 and deleted in batches of 10, standard queue
     assert sqs_cost([1024] * 1_000_000, 100_000, 100_000) == pytest.approx(0.48)
     assert sqs_cost([1024], 0, 0, fifo=True) == pytest.approx(0.50 / 1_000_000)
+
+
+def test_a_queue_cells_traffic_is_priced_by_queue() -> None:
+    from labkit.cost import traffic_cost
+
+    traffic = {"sends": 100, "billed_sends": 100, "receives": 30, "deletes": 25,
+               "answer_sends": 25, "answer_receives": 20, "answer_deletes": 20}  # fmt: skip
+    requests, answers = (
+        traffic_cost(traffic, part="requests"),
+        traffic_cost(traffic, part="answers"),
+    )
+    assert requests == pytest.approx(155 * 0.40e-6) and answers == pytest.approx(65 * 0.40e-6)
+    assert traffic_cost(traffic) == pytest.approx(requests + answers)
+    assert traffic_cost(None) == 0.0  # a cell without a queue
