@@ -287,11 +287,16 @@ def answer(groups: dict[tuple[str, str], list[report.Cell]], live: Sequence[repo
         meets = chosen["SLO % (steady)"] >= target_pct
         why = (f"the cheapest of the placements with at least {target_pct:g} % of requests within "
                f"the SLO" if meets else f"no placement reaches {target_pct:g} %: the highest attainment")  # fmt: skip
+        queue = str(chosen["placement"]).startswith("SQS")
+        checked = chosen["source"] == MEASURED or any(
+            c.workload == workload and c.config.backend != "simulated"
+            and (c.config.policy.kind == "sqs") == queue for c in live)  # fmt: skip
         rows.append({
             "workload": workload, "choose": chosen["placement"],
             "where": _where(chosen["placement"]), "SLO % (steady)": chosen["SLO % (steady)"],
             "warm $/1M": chosen["warm total $/1M"], "why": why,
             "confidence %": 100.0 * agree / n_boot, "figures": chosen["source"],
+            "model checked here": bool(checked),
         })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -321,8 +326,13 @@ def sentence(row: pd.Series, slo_ms: float) -> str:
     """One row of :func:`answer` as a plain sentence."""
     where = {"client": "batch on the client", "SQS": "let the platform batch (an SQS queue)",
              "nowhere": "do not batch"}.get(row["where"], row["where"])  # fmt: skip
-    basis = ("measured on this machine" if row["figures"] == MEASURED
-             else "modelled; the model's error against live cells is in the confidence")  # fmt: skip
+    if row["figures"] == MEASURED:
+        basis = "measured on this machine"
+    elif row.get("model checked here", True):
+        basis = "modelled; the model's error against live cells is in the confidence"
+    else:
+        basis = ("modelled, and the model was not checked against live cells of this kind on "
+                 "this workload: its error here is not in the confidence")  # fmt: skip
     return (f"{row['workload']}: {where}, {row['choose']}. {row['SLO % (steady)']:.1f} % of "
             f"requests within {slo_ms:g} ms at ${row['warm $/1M']:.3g} per 1M requests once "
             f"warm: {row['why']}. Chosen in {row['confidence %']:.0f} % of bootstrap resamples; "

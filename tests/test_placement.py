@@ -141,3 +141,16 @@ def test_save_writes_the_tables_and_one_sentence_per_workload(tmp_path) -> None:
     lines = (out / placement.ANSWERS_FILE).read_text().splitlines()
     assert [line.split(":")[0] for line in lines] == ["uniform-10rps", "bursty"]
     assert placement.save(None, table, answers, placement.validate([]), 200.0) is None
+
+
+def test_an_answer_resting_on_an_unchecked_model_says_so() -> None:
+    modelled = _modelled(["all"], seeds=1)
+    live = _as_live([c for c in modelled if c.workload == "uniform-10rps"
+                     and c.config.policy.kind == "sqs"][:1])  # fmt: skip
+    answers = placement.answer(placement.choose(live, modelled), live, n_boot=50)
+    for _, row in answers.iterrows():
+        text = placement.sentence(row, 200.0)
+        queue = row["choose"].startswith("SQS")
+        checked = row["figures"] == "measured" or (row["workload"] == "uniform-10rps" and queue)
+        assert row["model checked here"] == checked
+        assert ("not checked" in text) == (not checked)
