@@ -182,8 +182,12 @@ def queue_cell(run: Drive, log_lines: list[str], arrivals: np.ndarray, payloads:
     complete = run.stopped_by is None and len(run.answers) >= len(arrivals)
     stopped = run.stopped_by or (None if complete else "NoAnswer")
     result = records.LoadResult(requests, invocations, complete, stopped, run.wall_s)
-    return QueueCell(result, run.sends, *sqs_traffic(len(invocations), run.wall_s, mapping),
+    cell = QueueCell(result, run.sends, *sqs_traffic(len(invocations), run.wall_s, mapping),
                      answer_receives=run.answer_receives, answer_deletes=run.answer_deletes)  # fmt: skip
+    result.facts["sqs"] = (
+        cell.traffic()
+    )  # what labkit.cost.traffic_cost prices, saved with the cell
+    return cell
 
 
 def sqs_traffic(invocations: int, wall_s: float, mapping: MappingSettings,

@@ -174,7 +174,6 @@ class AwsBackend(Backend):
             source.detach(made)
         cell = queue_cell(run, lines, times, payloads, mapping, slo_s=slo_s,
                           concurrency=self.concurrency)  # fmt: skip
-        cell.result.facts["sqs"] = cell.traffic()
         return cell.result
 
     def facts(self) -> dict[str, Any]:

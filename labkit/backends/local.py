@@ -128,7 +128,6 @@ class LocalBackend(Backend):
             memory_mb=f.memory_mb, concurrency=self.concurrency, network=self.network,
             seed=self.seed, journal=journal, keep_alive_s=f.keep_alive_s, cpu_share=f.cpu_share,
         )  # fmt: skip
-        cell.result.facts["sqs"] = cell.traffic()
         cell.result.facts["local_lambda"] = "a service of its own, with a local SQS (moto)"
         return cell.result
 

@@ -208,9 +208,8 @@ class InvokeApi:
             return _aws_error(
                 404, "ResourceNotFoundException", "The resource you requested does not exist."
             )
-        m = (
-            pollers.mapping
-        )  # "labkit": what AWS does not report (boto3 drops it; see LocalLambda.mapping)
+        # "labkit": what AWS does not report (boto3 drops it; see LocalLambda.mapping)
+        m = pollers.mapping
         return json_response(m.describe() | {"labkit": {
             "invocations": m.invocations, "batches": m.batches, "pollers": m.pollers,
             "peak_pollers": m.peak_pollers}})  # fmt: skip
