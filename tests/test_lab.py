@@ -118,3 +118,12 @@ def test_sweep_runs_each_combination_and_collects_one_table(
     table = pd.read_csv(sweep.sweep_dir / "sweep.csv")
     assert len(table) == 4 and list(table["wait_ms"]) == [50.0, 50.0, 300.0, 300.0]
     assert list(table["mean_ms"]) == [55.0, 55.0, 305.0, 305.0]
+
+
+def test_a_placement_notebook_09_does_not_know_is_rejected_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    preset = lab.Preset("t", "", {"09_where_to_batch": {"live": ["sqs-5-0.3s"]}})
+    with pytest.raises(LabError, match=r"sqs-5-0\.3s.*must be one of all, dynamic-5-0\.3s"):
+        lab.run_lab(preset, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
