@@ -397,7 +397,9 @@ def place_dispatch(invocations: pd.DataFrame, first: np.ndarray, mapping: Mappin
     starts, stops = np.sort(busy_from), np.sort(ends)
     busy = np.searchsorted(starts, at, side="right") - np.searchsorted(stops, at, side="right")
     busy -= (busy_from <= at) & (at < ends)  # not itself
-    pollers = min(5, concurrency, mapping.max_concurrency or 5)
+    from labkit.emulator.event_sources import START_POLLERS
+
+    pollers = min(START_POLLERS, concurrency, mapping.max_concurrency or START_POLLERS)
     waited = cold | (busy >= pollers)
     invocations["t_dispatch_s"] = np.where(waited, at, np.minimum(begun, at))
 

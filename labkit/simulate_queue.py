@@ -37,11 +37,12 @@ import numpy as np
 import pandas as pd
 
 from labkit.batching import MappingSettings
+from labkit.emulator.event_sources import MAX_POLLERS, SCALE_STEP_S, START_POLLERS
+from labkit.emulator.event_sources import WAIT_S as RETIRE_AFTER_S  # an empty long poll
 from labkit.queue_run import place_dispatch, ready_at
 from labkit.records import LoadResult
 from labkit.simulate import PlatformProfile, SimConfig, _Draws, _records
 
-START_POLLERS, SCALE_STEP_S, RETIRE_AFTER_S, MAX_POLLERS = 5, 0.2, 1.0, 1250
 _VISIBLE, _CLOSE, _DONE, _SCALE, _RETIRE = range(5)
 
 
