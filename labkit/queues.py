@@ -3,23 +3,24 @@
 Why moto: it implements the SQS API itself (queues, visibility timeouts, receive counts,
 redrive to a dead-letter queue, long polling, batch calls) behind the real wire protocol, is
 pure Python (no JVM as ElasticMQ needs, no Docker as LocalStack needs), and the kit already
-tests its AWS paths with it. :class:`LocalSqs` runs it in its own process, on loopback, and
-stops it with this process. :func:`shared` is one such server for the whole process: queue
-cells each make and delete their own queues on it, so a cell does not pay the server's start
-(0.8 s here) for nothing about the function it measures.
+tests its AWS paths with it. :class:`LocalSqs` runs it in its own process
+(:mod:`labkit.sqs_server`: moto's SQS app alone; about half the CPU per call of
+``python -m moto.server``), on loopback, and stops it with this process. :func:`shared` is
+one such server for the whole process: queue cells each make and delete their own queues on
+it, so a cell does not pay the server's start (0.8 s here) for nothing about the function it
+measures.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from typing import Any
 
 from labkit.emulator.lifetime import die_with_parent
@@ -29,7 +30,8 @@ ACCOUNT_ID = "123456789012"  # moto's account
 
 
 class LocalSqs:
-    """moto's SQS server on a free loopback port; use as a context manager."""
+    """moto's SQS (:mod:`labkit.sqs_server`) on a free loopback port; use as a context
+    manager."""
 
     def __init__(self, start_timeout_s: float = 60.0) -> None:
         self.start_timeout_s = start_timeout_s
@@ -37,25 +39,29 @@ class LocalSqs:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> LocalSqs:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", "labkit.sqs_server", "--host", "127.0.0.1", "--port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM),
         )  # fmt: skip
-        self.endpoint_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + self.start_timeout_s
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=2).read()
-                return self
-            except OSError as exc:
-                if self._process.poll() is not None or time.monotonic() > deadline:
-                    self.close()
-                    raise RuntimeError(f"the local SQS (moto server) did not start: {exc}") from exc
-                time.sleep(0.1)
+        ready: dict[str, Any] = {}
+
+        def read_ready_line() -> None:
+            assert self._process is not None and self._process.stdout is not None
+            with contextlib.suppress(ValueError):
+                ready.update(json.loads(self._process.stdout.readline() or b"{}"))
+
+        reader = threading.Thread(target=read_ready_line, daemon=True)
+        reader.start()
+        reader.join(self.start_timeout_s)
+        if "endpoint_url" not in ready:
+            code = self._process.poll()
+            self.close()
+            raise RuntimeError("the local SQS (labkit.sqs_server, moto's SQS) did not start "
+                               + (f"(exit code {code})" if code is not None
+                                  else f"within {self.start_timeout_s} s"))  # fmt: skip
+        self.endpoint_url = str(ready["endpoint_url"])
+        return self
 
     def client(self) -> Any:
         """A boto3 SQS client for this server (dummy credentials; nothing leaves the machine)."""
