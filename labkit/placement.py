@@ -237,7 +237,7 @@ def compare(groups: dict[tuple[str, str], list[report.Cell]], live: Sequence[rep
     size, and cost per 1M requests split by service."""
     rows = []
     for (workload, name), cells in groups.items():
-        options = report._options(cells, None)
+        options = report.summarize_options(cells, None)
         steady = metrics.pooled([c.records for c in cells], view="steady", **options)
         everything = metrics.pooled([c.records for c in cells], view="all", **options)
         per_m = 1e6 / everything["requests"] if everything["requests"] else float("nan")

@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,20 +62,33 @@ class QueueCell:
     answer_deletes: int = 0
 
     def traffic(self) -> dict[str, Any]:
-        """The cell's SQS calls, as result files keep them (:func:`labkit.cost.traffic_cost`
-        prices the billed ones): the request queue's sends (per 64 KB), the mapping's
-        receives and deletes, the function's answers (one SendMessageBatch per 10) and the
-        client's receives that brought answers (plus one 20 s long poll per 20 s, as a
-        reader on AWS would idle) and deletes on the response queue."""
-        from labkit.cost import sqs_requests
+        """The cell's SQS calls, as result files keep them (:func:`sqs_calls`)."""
+        return sqs_calls(self.result.invocations["batch_size"].to_numpy(int), self.result.wall_s,
+                         sends=self.sends, receives=self.receives, deletes=self.deletes,
+                         answer_receives=self.answer_receives,
+                         answer_deletes=self.answer_deletes)  # fmt: skip
 
-        sizes = self.result.invocations["batch_size"].to_numpy(int)
-        idle_polls = int(self.result.wall_s / 20.0)  # a reader long-polling 20 s at a time
-        return {"sends": len(self.sends), "send_bytes": int(sum(self.sends)),
-                "billed_sends": sqs_requests(self.sends), "receives": self.receives,
-                "deletes": self.deletes, "answer_sends": int(sum(-(-sizes // 10))),
-                "answer_receives": self.answer_receives + idle_polls,
-                "answer_deletes": self.answer_deletes}  # fmt: skip
+
+def sqs_calls(batch_sizes: np.ndarray, wall_s: float, *, sends: Sequence[int] | int,
+              receives: int, deletes: int, answer_receives: int,
+              answer_deletes: int) -> dict[str, int]:  # fmt: skip
+    """A queue cell's SQS calls as result files keep them (``facts["sqs"]``;
+    :func:`labkit.cost.traffic_cost` prices the billed ones): the request queue's sends
+    (the payload bytes of each, billed per 64 KB; or their count where the sizes are not
+    known, as in the model: one billed request each), the mapping's receives and deletes,
+    the function's answers (one SendMessageBatch per 10 of each batch), and the reader's
+    receives that brought answers plus one 20 s long poll per 20 s of ``wall_s`` (as a
+    reader on AWS would idle) and its deletes on the response queue. One function for live
+    and modelled cells, so both are priced alike."""
+    from labkit.cost import sqs_requests
+
+    sizes = np.asarray(batch_sizes, dtype=int)
+    sent = ({"sends": sends, "billed_sends": sends} if isinstance(sends, int) else
+            {"sends": len(sends), "send_bytes": int(sum(sends)), "billed_sends": sqs_requests(sends)})  # fmt: skip
+    return {**sent, "receives": receives, "deletes": deletes,
+            "answer_sends": int(sum(-(-sizes // 10))),
+            "answer_receives": answer_receives + int(wall_s / 20.0),
+            "answer_deletes": answer_deletes}  # fmt: skip
 
 
 @dataclass

@@ -100,7 +100,10 @@ def paper_table1() -> pd.DataFrame:
         return pd.read_csv(handle)
 
 
-def _options(cells: list[Cell], slo_ms: float | None) -> dict[str, Any]:
+def summarize_options(cells: list[Cell], slo_ms: float | None) -> dict[str, Any]:
+    """The keyword arguments :func:`labkit.metrics.summarize` / :func:`~labkit.metrics.pooled`
+    take for ``cells`` (one configuration): the SLO (``slo_ms``, else the cells' own), memory,
+    provisioned instance-seconds and the SQS bill of their recorded traffic."""
     function = cells[0].config.function
     wall_s = sum(float(c.status.get("wall_s", 0.0)) for c in cells)
     return {"slo_ms": slo_ms or cells[0].config.slo_ms, "memory_mb": function.memory_mb,
@@ -114,7 +117,7 @@ def summary(
     """Every figure of :func:`labkit.metrics.summarize`, one row per cell, latency in ``view``."""
     rows = []
     for cell in cells:
-        figures = metrics.summarize(*cell.records, view=view, **_options([cell], slo_ms))
+        figures = metrics.summarize(*cell.records, view=view, **summarize_options([cell], slo_ms))
         rows.append({"cell": cell.name, "batching": cell.batching, "workload": cell.workload,
                      "repetition": cell.config.repetition, "memory_mb": cell.config.function.memory_mb,
                      "complete": cell.status.get("status") == "complete", **figures})  # fmt: skip
@@ -155,10 +158,10 @@ def table1(cells: list[Cell], *, slo_ms: float | None = None) -> pd.DataFrame:
     run-to-run spread of the steady p99 where cells repeat."""
     rows = []
     for (batching, workload), members in groups(cells).items():
-        options = _options(members, slo_ms)
+        options = summarize_options(members, slo_ms)
         steady = metrics.pooled([c.records for c in members], view="steady", **options)
         everything = metrics.pooled([c.records for c in members], view="all", **options)
-        p99s = [metrics.summarize(*c.records, view="steady", **_options([c], slo_ms))["p99_ms"]
+        p99s = [metrics.summarize(*c.records, view="steady", **summarize_options([c], slo_ms))["p99_ms"]
                 for c in members]  # fmt: skip
         per_million = 1e6 / everything["requests"] if everything["requests"] else math.nan
         rows.append({
@@ -185,7 +188,9 @@ def costs(cells: list[Cell]) -> pd.DataFrame:
     size and invocations per 1M requests that drive the request fees."""
     rows = []
     for (batching, workload), members in groups(cells).items():
-        f = metrics.pooled([c.records for c in members], view="all", **_options(members, None))
+        f = metrics.pooled(
+            [c.records for c in members], view="all", **summarize_options(members, None)
+        )
         per = 1e6 / f["requests"] if f["requests"] else math.nan
         rows.append({"batching": batching, "workload": workload, "mean_batch_size": f["mean_batch_size"],
                      "invocations_per_1m": f["invocations"] * per, "requests_usd_per_1m": f["request_usd"] * per,

@@ -186,16 +186,16 @@ def simulate_queue(arrivals: np.ndarray, mapping: MappingSettings, profile: Plat
 
 
 def _traffic(result: LoadResult, mapping: MappingSettings) -> dict[str, int]:
-    """The SQS calls the cell would make (as :meth:`labkit.queue_run.QueueCell.traffic`
-    counts them; messages are taken to be under 64 KB, as the kit's are)."""
-    from labkit.queue_run import sqs_traffic
+    """The SQS calls the cell would make (:func:`labkit.queue_run.sqs_calls`; messages are
+    taken to be under 64 KB, as the kit's are; the reader brings one invocation's answers
+    per receive)."""
+    from labkit.queue_run import sqs_calls, sqs_traffic
 
     sizes = result.invocations["batch_size"].to_numpy(int)
     wall_s = float(np.nanmax(result.requests["t_done_s"])) if len(result.requests) else 0.0
     receives, deletes = sqs_traffic(len(sizes), wall_s, mapping)
-    return {"sends": len(result.requests), "billed_sends": len(result.requests),
-            "receives": receives, "deletes": deletes, "answer_sends": int(sum(-(-sizes // 10))),
-            "answer_receives": len(sizes), "answer_deletes": len(sizes)}  # fmt: skip
+    return sqs_calls(sizes, wall_s, sends=len(result.requests), receives=receives, deletes=deletes,
+                     answer_receives=len(sizes), answer_deletes=len(sizes))  # fmt: skip
 
 
 def fit_queue_latencies(cells: list[tuple[pd.DataFrame, pd.DataFrame, MappingSettings]],

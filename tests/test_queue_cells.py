@@ -115,6 +115,20 @@ def test_queue_cells_cost_sqs_requests() -> None:
     assert summary["sqs_usd"] > 0 and summary["cost_usd"] > summary["compute_usd"]
 
 
+def test_live_and_modelled_cells_count_sqs_calls_alike() -> None:
+    from labkit.queue_run import sqs_calls
+
+    sizes = np.array([1, 10, 12])  # 12 answers take two SendMessageBatch calls
+    common = {"receives": 4, "deletes": 3, "answer_receives": 3, "answer_deletes": 3}
+    live = sqs_calls(sizes, 45.0, sends=[1_000] * 22 + [70_000], **common)
+    modelled = sqs_calls(sizes, 45.0, sends=23, **common)
+    assert live["billed_sends"] == 24 and live["send_bytes"] == 92_000  # 70 KB bills twice
+    assert modelled["billed_sends"] == 23 and "send_bytes" not in modelled
+    for traffic in (live, modelled):
+        assert traffic["sends"] == 23 and traffic["answer_sends"] == 1 + 1 + 2
+        assert traffic["answer_receives"] == 3 + 2  # two idle 20 s polls in 45 s
+
+
 # ----------------------------------------------------------------------------- live
 @pytest.fixture(scope="module")
 def queue_bundle(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
