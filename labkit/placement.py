@@ -262,13 +262,14 @@ def compare(groups: dict[tuple[str, str], list[report.Cell]], live: Sequence[rep
 
 def answer(groups: dict[tuple[str, str], list[report.Cell]], live: Sequence[report.Cell], *,
            target_pct: float = 95.0, n_boot: int = 500, seed: int = 0,
-           model_error_points: float = 0.0) -> pd.DataFrame:  # fmt: skip
+           model_error_points: float = 0.0, table: pd.DataFrame | None = None) -> pd.DataFrame:  # fmt: skip
     """Per workload, the placement to choose by the rule in the module docstring, why, and
     the share of bootstrap resamples that choose it too. In each resample a modelled
     placement's SLO attainment also moves by a uniform draw within ``model_error_points``
     (the model's largest error against the live cells, :func:`validate`): resampling
-    modelled requests alone would be sure of the model."""
-    table = compare(groups, live)
+    modelled requests alone would be sure of the model. ``table``: :func:`compare`'s table for
+    these ``groups``, if the caller has it (it is made again otherwise)."""
+    table = compare(groups, live) if table is None else table
     rng = np.random.default_rng(seed)
     rows = []
     for workload, part in table.groupby("workload", sort=False):

@@ -80,6 +80,8 @@ def test_the_answer_names_a_placement_per_workload_with_its_confidence() -> None
     answers = placement.answer(groups, [], target_pct=95.0, n_boot=200)
     assert list(answers["workload"]) == ["uniform-10rps", "bursty"]
     table = placement.compare(groups, [])
+    given = placement.answer(groups, [], target_pct=95.0, n_boot=200, table=table)
+    assert given.equals(answers)  # the notebook's table, handed over, is the same comparison
     for _, row in answers.iterrows():
         part = table[table["workload"] == row["workload"]]
         meeting = part[part["SLO % (steady)"] >= 95.0]
