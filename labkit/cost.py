@@ -192,11 +192,17 @@ def sqs_requests(payload_bytes: Iterable[int]) -> int:
     return sum(max(1, math.ceil(size / SQS_CHUNK_BYTES)) for size in payload_bytes)
 
 
+#: The billed SQS requests a queue cell counts (labkit.queue_run.QueueCell.traffic).
+SQS_REQUEST_CALLS = ("billed_sends", "receives", "deletes")
+SQS_ANSWER_CALLS = ("answer_sends", "answer_receives", "answer_deletes")
+
+
 def traffic_cost(traffic: dict[str, Any] | None, *, part: str = "all",
                  fifo: bool = False) -> float:  # fmt: skip
     """USD for a queue cell's SQS calls as its facts record them (``facts["sqs"]``, see
     :meth:`labkit.queue_run.QueueCell.traffic`); 0 for a cell with no queue. ``part``:
-    ``requests`` (the request queue: sends, the mapping's receives and deletes),
+    ``requests`` (the request queue: sends in 64 KB chunks, the mapping's receives, empty
+    long polls included, and deletes; AWS bills the mapping's calls to the queue's owner),
     ``answers`` (the response queue, which is how an SQS-triggered function returns
     anything) or ``all``."""
     if not traffic:
@@ -205,19 +211,6 @@ def traffic_cost(traffic: dict[str, Any] | None, *, part: str = "all",
              "answers": SQS_ANSWER_CALLS}[part]  # fmt: skip
     price = SQS_PER_REQUEST["fifo" if fifo else "standard"]
     return float(sum(traffic.get(k, 0) for k in calls)) * price
-
-
-#: The billed SQS requests a queue cell counts (labkit.queue_run.QueueCell.traffic).
-SQS_REQUEST_CALLS = ("billed_sends", "receives", "deletes")
-SQS_ANSWER_CALLS = ("answer_sends", "answer_receives", "answer_deletes")
-
-
-def sqs_cost(sends: Iterable[int], receives: int, deletes: int, *, fifo: bool = False) -> float:
-    """USD for a queue's traffic: each send's payload in 64 KB chunks, every receive call
-    (also empty ones: an event-source mapping's pollers long-poll all the time), every delete
-    call. AWS bills the mapping's receives and deletes to the queue's owner."""
-    price = SQS_PER_REQUEST["fifo" if fifo else "standard"]
-    return (sqs_requests(sends) + receives + deletes) * price
 
 
 def format_usd(value: float, digits: int = 3) -> str:

@@ -13,8 +13,9 @@ so the steady-state rule (:func:`labkit.metrics.cold_delayed`) reads a queue cel
 
 :func:`drive` is the client half on any SQS (the local one or AWS's); :func:`run_through_queue`
 runs a whole cell on the local Lambda (:class:`labkit.queues.LocalSqs` plus
-:class:`labkit.emulator.LocalLambda`); :func:`sqs_traffic` counts the SQS calls a cell made,
-for :func:`labkit.cost.sqs_cost`.
+:class:`labkit.emulator.LocalLambda`); :func:`sqs_calls` records the SQS calls a cell made
+(the mapping's, which AWS does not report, estimated by :func:`sqs_traffic`), for
+:func:`labkit.cost.traffic_cost`.
 """
 
 from __future__ import annotations

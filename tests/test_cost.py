@@ -79,12 +79,14 @@ def test_bad_input_is_refused(call, message: str) -> None:
 
 
 def test_sqs_bills_every_64_kb_chunk_and_every_call() -> None:
-    from labkit.cost import sqs_cost, sqs_requests
+    from labkit.cost import sqs_requests, traffic_cost
 
     assert sqs_requests([100, 64 * 1024, 64 * 1024 + 1, 256 * 1024]) == 1 + 1 + 2 + 4
     # 1M sends of 1 KB, received in batches of 10 and deleted in batches of 10, standard queue
-    assert sqs_cost([1024] * 1_000_000, 100_000, 100_000) == pytest.approx(0.48)
-    assert sqs_cost([1024], 0, 0, fifo=True) == pytest.approx(0.50 / 1_000_000)
+    sends = {"billed_sends": sqs_requests([1024] * 1_000_000)}
+    assert traffic_cost(sends | {"receives": 100_000, "deletes": 100_000}) == pytest.approx(0.48)
+    one = {"billed_sends": sqs_requests([1024])}
+    assert traffic_cost(one, fifo=True) == pytest.approx(0.50 / 1_000_000)
 
 
 def test_a_queue_cells_traffic_is_priced_by_queue() -> None:

@@ -120,7 +120,7 @@ class Backend(ABC):
         """One cell with the platform batching: each request an SQS message at its arrival,
         an event-source mapping (``mapping``) feeding a fresh function, answers read from a
         response queue (:mod:`labkit.queue_run`). ``result.facts["sqs"]`` counts the SQS
-        calls, for :func:`labkit.cost.sqs_cost`."""
+        calls, for :func:`labkit.cost.traffic_cost`."""
         raise ValueError(f"the {self.kind} backend cannot run a cell through an SQS queue")
 
     def __enter__(self) -> Backend:
