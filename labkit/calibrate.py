@@ -95,10 +95,7 @@ def _compare(cell: report.Cell, profile: PlatformProfile, seeds: int, *, view: s
     rows = []
     for metric in VALIDATION_METRICS:
         simulated = float(np.median([s[metric] for s in sims]))
-        if metric == "slo_attainment_pct":
-            error = simulated - live[metric]
-        else:
-            error = (simulated - live[metric]) / live[metric] * 100 if live[metric] else math.nan
+        error = metrics.change(metric, live[metric], simulated)
         rows.append({"cell": cell.name, "workload": cell.workload, "batching": cell.batching,
                      "metric": metric, "live": live[metric], "simulated": simulated,
                      "error": error, "unit": "points" if metric == "slo_attainment_pct" else "%",

@@ -158,14 +158,6 @@ def _blocks(cells: list[Any], slo_ms: float, init_ms: float) -> list[_CellBlocks
     return out
 
 
-def _change(metric: str, static: float, dynamic: float) -> float:
-    if not (np.isfinite(static) and np.isfinite(dynamic)):
-        return math.nan
-    if metric == "slo_attainment_pct":
-        return dynamic - static
-    return (dynamic - static) / static * 100.0 if static else math.nan
-
-
 def _interval(changes: list[float], level: float) -> tuple[float, float]:
     values = np.asarray([c for c in changes if np.isfinite(c)])
     if values.size < 10:
@@ -244,7 +236,7 @@ def evaluate(cells: list[Any], *, slo_ms: float | None = None, n_boot: int = 100
             else:
                 ours_s, ours_d = point["static"][metric], point["dynamic"][metric]
                 low, high = _interval(
-                    [_change(metric, s[metric], d[metric]) for s, d in boots], level
+                    [metrics.change(metric, s[metric], d[metric]) for s, d in boots], level
                 )
             rows.append(context.row(metric, ours_s, ours_d, low, high))
     return pd.DataFrame(rows)
@@ -265,7 +257,9 @@ def _init_interval(static: list[Any], dynamic: list[Any], rng: np.random.Generat
         values = np.concatenate(picked)
         return float(values.mean()) if values.size else math.nan
 
-    changes = [_change("init_duration_ms", mean(inits[0]), mean(inits[1])) for _ in range(n_boot)]
+    changes = [
+        metrics.change("init_duration_ms", mean(inits[0]), mean(inits[1])) for _ in range(n_boot)
+    ]
     low, high = _interval(changes, level)
     return float(np.concatenate(inits[0]).mean()), float(np.concatenate(inits[1]).mean()), low, high
 
@@ -287,8 +281,8 @@ class _Context:
     ) -> dict[str, Any]:
         column = PAPER_COLUMN.get(metric, metric)
         p_s, p_d = (float(self.paper.loc[(b, self.kind), column]) for b in ("static", "dynamic"))
-        paper_change = _change(metric, p_s, p_d)
-        ours = _change(metric, ours_s, ours_d)
+        paper_change = metrics.change(metric, p_s, p_d)
+        ours = metrics.change(metric, ours_s, ours_d)
         found = (
             "inconclusive"
             if self.coincide and metric != "init_duration_ms"
@@ -345,7 +339,7 @@ class _Context:
         fewer = "more" if b_d < b_s else "fewer"
         warm = {p: (f["request_usd"] + f["compute_usd"] - f["init_usd"]) / f["requests"]
                 for p, f in self.point.items()}  # fmt: skip
-        warm_change = _change("cost", warm["static"], warm["dynamic"])
+        warm_change = metrics.change("cost", warm["static"], warm["dynamic"])
         init_share = sum(f["init_usd"] for f in self.point.values()) / sum(
             f["cost_usd"] for f in self.point.values()) * 100  # fmt: skip
         return (f"dynamic sent {b_d:.2f} requests per invocation against static's {b_s:.2f}, "

@@ -186,6 +186,18 @@ def pooled(cells: list[tuple[pd.DataFrame, pd.DataFrame]], **options: Any) -> di
     return summarize(requests, invocations, delayed=delayed, **options)
 
 
+def change(metric: str, reference: float, value: float) -> float:
+    """``value`` against ``reference`` for ``metric``: in points for SLO attainment (already a
+    percentage), else in per cent of ``reference``; NaN where either is not finite or the
+    reference is 0. One rule for the paper's claims (dynamic against static), the model's
+    checks (modelled against live) and the placements' (the same)."""
+    if not (np.isfinite(reference) and np.isfinite(value)):
+        return float("nan")
+    if metric == "slo_attainment_pct":
+        return value - reference
+    return (value - reference) / reference * 100.0 if reference else float("nan")
+
+
 def bootstrap_ci(
     values: np.ndarray | pd.Series,
     statistic: Callable[[np.ndarray], float] | str,

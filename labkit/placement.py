@@ -180,9 +180,9 @@ def validate(live: Sequence[report.Cell], *, seeds: int = 3) -> pd.DataFrame:
             "fitted": "without this cell" if out_of_sample else "with this cell",
             **{f"{m} live": measured[m] for m in ("mean_ms", "p99_ms", "slo_attainment_pct")},
             **{f"{m} model": sim[m] for m in ("mean_ms", "p99_ms", "slo_attainment_pct")},
-            "mean error %": _error(sim["mean_ms"], measured["mean_ms"]),
-            "p99 error %": _error(sim["p99_ms"], measured["p99_ms"]),
-            "SLO error (points)": sim["slo_attainment_pct"] - measured["slo_attainment_pct"],
+            **{label: metrics.change(m, measured[m], sim[m]) for label, m in (
+                ("mean error %", "mean_ms"), ("p99 error %", "p99_ms"),
+                ("SLO error (points)", "slo_attainment_pct"))},
         })  # fmt: skip
     return pd.DataFrame(rows, columns=VALIDATION_COLUMNS)
 
@@ -195,10 +195,6 @@ def model_error(validation: pd.DataFrame) -> float:
     outside = validation[validation["fitted"] == "without this cell"]
     errors = (outside if len(outside) else validation)["SLO error (points)"].abs()
     return float(errors.max()) if errors.notna().any() else 0.0
-
-
-def _error(model_value: float, live_value: float) -> float:
-    return (model_value - live_value) / live_value * 100.0 if live_value else float("nan")
 
 
 def choose(live: Sequence[report.Cell], modelled: Sequence[report.Cell]) -> dict[tuple[str, str], list[report.Cell]]:  # fmt: skip

@@ -72,6 +72,14 @@ class PlatformProfile:
     queue_answer_ms: list[float] = field(default_factory=lambda: [15.0])
     queue_init_ms: list[float] = field(default_factory=list)  # the SQS handler's; [] = init_ms
 
+    def service_s(self, size: int) -> float:
+        """The warm service time's median for a batch of ``size`` (seconds): the measured
+        median where the profile has one for that size, else the line base + per image."""
+        measured = self.service_ms_by_size.get(str(int(size)))
+        if measured is not None:
+            return measured / 1000.0
+        return self.base_ms / 1000.0 + self.per_image_ms / 1000.0 * size
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         path = Path(path)
         path.write_text(json.dumps(asdict(self), indent=2))
@@ -185,12 +193,9 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
     n = len(times)
     overhead = [x / 1000.0 for x in profile.overhead_ms]
     inits = [x / 1000.0 for x in profile.init_ms]
-    base_s, per_image_s = profile.base_ms / 1000.0, profile.per_image_ms / 1000.0
-    by_size = {int(k): v / 1000.0 for k, v in profile.service_ms_by_size.items()}
-    # median service time per batch size, looked up a million times: a list, not a dict
-    medians = [
-        by_size.get(n, base_s + per_image_s * n) for n in range(max(by_size, default=0) + 65)
-    ]
+    # median service time per batch size, looked up a million times: a list, not a method
+    largest = max((int(k) for k in profile.service_ms_by_size), default=0)
+    medians = [profile.service_s(n) for n in range(largest + 65)]
     client_s = profile.client_ms / 1000.0
     draws = _Draws(rng, profile.sigma)
     limit = max(config.concurrency, 1)
@@ -232,7 +237,7 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
             scale_window.append(now)
             init = inits[int(draws.uniform() * len(inits))]
         size = len(batch)
-        median = medians[size] if size < len(medians) else base_s + per_image_s * size
+        median = medians[size] if size < len(medians) else profile.service_s(size)
         service = median * draws.noise()
         end = now + client_s + init + service + overhead[int(draws.uniform() * len(overhead))]
         state["in_flight"] += 1

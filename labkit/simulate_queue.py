@@ -70,7 +70,6 @@ def simulate_queue(arrivals: np.ndarray, mapping: MappingSettings, profile: Plat
     most = min(mapping.max_concurrency or MAX_POLLERS, MAX_POLLERS, max(config.concurrency, 1))
     least = min(START_POLLERS, most)
     receive_most = min(mapping.batch_size, 10)
-    by_size = {int(k): v / 1000.0 for k, v in profile.service_ms_by_size.items()}
     inits = profile.queue_init_ms or profile.init_ms
     pollers = [_Poller() for _ in range(least)]
     waiting: deque[int] = deque()  # visible messages no poller holds
@@ -103,8 +102,7 @@ def simulate_queue(arrivals: np.ndarray, mapping: MappingSettings, profile: Plat
             instances += 1
             init = pick(inits)
         size = len(batch)
-        median = by_size.get(size, (profile.base_ms + profile.per_image_ms * size) / 1000.0)
-        service = median * draws.noise() + pick(profile.queue_extra_ms)
+        service = profile.service_s(size) * draws.noise() + pick(profile.queue_extra_ms)
         end = now + init + service
         seen = end + pick(profile.queue_answer_ms)
         batch_id = len(rows)
@@ -217,9 +215,8 @@ def fit_queue_latencies(cells: list[tuple[pd.DataFrame, pd.DataFrame, MappingSet
         seen = requests.groupby("batch_id")["t_done_s"].max()
         answer += ((seen.reindex(steady["batch_id"]).to_numpy(float) - steady["t_done_s"].to_numpy(float))
                    * 1000.0).clip(min=0).tolist()  # fmt: skip
-        medians = [profile.service_ms_by_size.get(str(int(k)), profile.base_ms + profile.per_image_ms * k)
-                   for k in steady["batch_size"]]  # fmt: skip
-        extra += (steady["duration_ms"] - np.asarray(medians, float)).clip(lower=0).tolist()
+        medians_ms = [profile.service_s(k) * 1000.0 for k in steady["batch_size"]]
+        extra += (steady["duration_ms"] - np.asarray(medians_ms, float)).clip(lower=0).tolist()
         if mapping.window_s == 0:  # release of the batch's last message to the start
             ready = requests.groupby("batch_id")["t_release_s"].max()
             waited = steady["t_start_s"].to_numpy(float) - ready.reindex(

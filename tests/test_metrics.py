@@ -130,3 +130,10 @@ def test_aggregate_repetitions() -> None:
     out = metrics.aggregate_repetitions(runs, ["cell"]).set_index("cell")
     assert out.loc["a", "p99_ms"] == 12.0 and out.loc["a", "p99_ms_spread"] == 10.0
     assert out.loc["a", "repetitions"] == 3 and out.loc["b", "repetitions"] == 1
+
+
+def test_a_change_is_in_points_for_slo_attainment_and_in_per_cent_otherwise() -> None:
+    assert metrics.change("slo_attainment_pct", 90.0, 95.5) == pytest.approx(5.5)
+    assert metrics.change("mean_ms", 200.0, 150.0) == pytest.approx(-25.0)
+    assert np.isnan(metrics.change("mean_ms", 0.0, 10.0))
+    assert np.isnan(metrics.change("p99_ms", float("nan"), 10.0))
