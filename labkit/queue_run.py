@@ -39,6 +39,7 @@ import pandas as pd
 
 from labkit import records
 from labkit.batching import MappingSettings
+from labkit.emulator.event_sources import START_POLLERS
 from labkit.invoke import parse_report, report_figures
 from labkit.journal import Journal
 from labkit.loadgen import Payloads
@@ -199,9 +200,7 @@ def queue_cell(run: Drive, log_lines: list[str], arrivals: np.ndarray, payloads:
     result = records.LoadResult(requests, invocations, complete, stopped, run.wall_s)
     cell = QueueCell(result, run.sends, *sqs_traffic(len(invocations), run.wall_s, mapping),
                      answer_receives=run.answer_receives, answer_deletes=run.answer_deletes)  # fmt: skip
-    result.facts["sqs"] = (
-        cell.traffic()
-    )  # what labkit.cost.traffic_cost prices, saved with the cell
+    result.facts["sqs"] = cell.traffic()  # what labkit.cost.traffic_cost prices
     return cell
 
 
@@ -210,8 +209,6 @@ def sqs_traffic(invocations: int, wall_s: float, mapping: MappingSettings,
     """Receive and delete calls an AWS mapping makes in ``wall_s``: every batch needs at
     least ``ceil(batch/10)`` receives and one delete call; idle pollers (AWS starts five)
     long-poll every ``wait_s``. An estimate: AWS does not report its pollers' calls."""
-    from labkit.emulator.event_sources import START_POLLERS
-
     per_batch = math.ceil(mapping.batch_size / 10)
     pollers = min(mapping.max_concurrency or START_POLLERS, START_POLLERS)
     idle = int(pollers * wall_s / wait_s)
@@ -360,7 +357,7 @@ def _place(invocations: pd.DataFrame, run: Drive, mapping: MappingSettings,
         members[invocation].append(request)
         if "started" in body:
             started[invocation] = float(body["started"]) - run.t0_epoch
-    first: list[tuple[int, float]] = []
+    firsts = np.full(len(invocations), np.nan)  # each batch's first message's release
     for row in range(len(invocations)):
         invocation = invocations.at[row, "aws_request_id"]
         ids = members.get(invocation, [])
@@ -373,13 +370,10 @@ def _place(invocations: pd.DataFrame, run: Drive, mapping: MappingSettings,
         invocations.at[row, "batch_size"] = len(ids)
         released = [run.sent_at.get(i, math.nan) for i in ids]
         invocations.at[row, "t_dispatch_s"] = ready_at(released, mapping)
-        first.append((row, min(released)))
+        firsts[row] = min(released)
         invocations.at[row, "t_start_s"] = begun
         invocations.at[row, "t_done_s"] = ended
         invocations.at[row, "round_trip_ms"] = (ended - begun) * 1000.0
-    firsts = np.full(len(invocations), np.nan)
-    for row, value in first:
-        firsts[row] = value
     place_dispatch(invocations, firsts, mapping, concurrency)
 
 
@@ -412,8 +406,6 @@ def place_dispatch(invocations: pd.DataFrame, first: np.ndarray, mapping: Mappin
     starts, stops = np.sort(busy_from), np.sort(ends)
     busy = np.searchsorted(starts, at, side="right") - np.searchsorted(stops, at, side="right")
     busy -= (busy_from <= at) & (at < ends)  # not itself
-    from labkit.emulator.event_sources import START_POLLERS
-
     pollers = min(START_POLLERS, concurrency, mapping.max_concurrency or START_POLLERS)
     waited = cold | (busy >= pollers)
     invocations["t_dispatch_s"] = np.where(waited, at, np.minimum(begun, at))

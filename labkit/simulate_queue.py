@@ -172,9 +172,7 @@ def simulate_queue(arrivals: np.ndarray, mapping: MappingSettings, profile: Plat
             if p.epoch == epoch and p.state == "idle" and len(pollers) > least:
                 pollers.remove(p)
     result = _records(times, batch_of, done_at, rows, profile.memory_mb)
-    firsts = np.full(len(rows), np.nan)
-    for batch_id, request in enumerate(first_of):
-        firsts[batch_id] = times[request]
+    firsts = times[np.asarray(first_of, dtype=np.int64)]  # by batch id
     order = result.invocations["batch_id"].to_numpy(int)
     place_dispatch(result.invocations, firsts[order], mapping, config.concurrency)  # as live
     by_batch = result.invocations.set_index("batch_id")["t_dispatch_s"]

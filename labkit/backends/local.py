@@ -117,8 +117,8 @@ class LocalBackend(Backend):
 
     def run_queue_cell(self, arrivals: Any, mapping: Any, payloads: Any, *, slo_s: float,
                        journal: Any = None) -> Any:  # fmt: skip
-        """A fresh local SQS (moto's), mapping and function per cell: it pays its own cold
-        starts, as a direct cell does."""
+        """Fresh queues on the process's local SQS (:func:`labkit.queues.shared`), and a fresh
+        mapping and function per cell: it pays its own cold starts, as a direct cell does."""
         from labkit.queue_run import run_through_queue
 
         self.stop()
@@ -128,7 +128,9 @@ class LocalBackend(Backend):
             memory_mb=f.memory_mb, concurrency=self.concurrency, network=self.network,
             seed=self.seed, journal=journal, keep_alive_s=f.keep_alive_s, cpu_share=f.cpu_share,
         )  # fmt: skip
-        cell.result.facts["local_lambda"] = "a service of its own, with a local SQS (moto)"
+        cell.result.facts["local_lambda"] = (
+            "a service of its own, with a local SQS (moto's, labkit.sqs_server)"
+        )
         return cell.result
 
     def instances(self) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from labkit.loadgen import LoadConfig, Payloads
 from labkit.prewarm import PredictivePrewarm
 from labkit.records import LoadResult
 from labkit.settings import FunctionSettings
+
+if TYPE_CHECKING:
+    from labkit.simulate import SimConfig
 
 
 class SimulatedBackend(Backend):
@@ -69,22 +72,27 @@ class SimulatedBackend(Backend):
     def simulate(self, arrivals: Sequence[float] | np.ndarray, policy: BatchingPolicy,
                  *, slo_s: float) -> LoadResult:  # fmt: skip
         """The cell's records from the model (:mod:`labkit.simulate`)."""
-        from labkit.simulate import SimConfig, simulate
+        from labkit.simulate import simulate
 
-        config = SimConfig(concurrency=self.concurrency, provisioned=self.function.provisioned,
-                           seed=self.seed, slo_s=slo_s)  # fmt: skip
-        return simulate(np.asarray(arrivals, dtype=float), policy, self.profile, config)
+        return simulate(np.asarray(arrivals, dtype=float), policy, self.profile,
+                        self._sim_config(slo_s))  # fmt: skip
 
     def run_queue_cell(self, arrivals: Sequence[float] | np.ndarray, mapping: MappingSettings,
                        payloads: Payloads, *, slo_s: float,
                        journal: Journal | None = None) -> LoadResult:  # fmt: skip
         """The queue cell on the mapping's model (:mod:`labkit.simulate_queue`)."""
-        from labkit.simulate import SimConfig
         from labkit.simulate_queue import simulate_queue
 
-        config = SimConfig(concurrency=self.concurrency, provisioned=self.function.provisioned,
-                           seed=self.seed, slo_s=slo_s)  # fmt: skip
-        return simulate_queue(np.asarray(arrivals, dtype=float), mapping, self.profile, config)
+        return simulate_queue(np.asarray(arrivals, dtype=float), mapping, self.profile,
+                              self._sim_config(slo_s))  # fmt: skip
+
+    def _sim_config(self, slo_s: float) -> SimConfig:
+        """The model's settings for this backend's function: the same for direct and queue
+        cells."""
+        from labkit.simulate import SimConfig
+
+        return SimConfig(concurrency=self.concurrency, provisioned=self.function.provisioned,
+                         seed=self.seed, slo_s=slo_s)  # fmt: skip
 
     def run_cell(
         self,
