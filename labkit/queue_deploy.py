@@ -21,6 +21,7 @@ from typing import Any
 
 from labkit.aws_account import aws_errors
 from labkit.deploy import MANAGED_TAG, AwsDeployment
+from labkit.invoke import parse_report
 from labkit.queue_run import SQS_HANDLER, MappingSettings
 
 POLICY_NAME = "labkit-sqs"
@@ -131,8 +132,7 @@ class AwsQueueSource:
                     filterPattern='"REPORT RequestId"')  # fmt: skip
                 for page in pages:
                     lines += [event["message"] for event in page.get("events", [])]
-            reported = {line.split("RequestId:", 1)[1].split()[0] for line in lines
-                        if "RequestId:" in line}  # fmt: skip
+            reported = {r.request_id for r in map(parse_report, lines) if r is not None}
             if expected <= reported or time.monotonic() > deadline:
                 return lines
             time.sleep(poll_s)

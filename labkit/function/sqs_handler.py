@@ -2,9 +2,10 @@
 
 Each record's body is one instance of the event contract (``{"id", "image_b64"}``); the batch
 is classified as the direct handler classifies it (``handler.PREDICTOR``), and every
-prediction goes, with the moment the invocation began, to the response queue (``$LABKIT_RESPONSE_QUEUE_URL``), where the load
-generator sees it: an SQS-triggered function returns nothing to the sender, so this is how
-latency keeps its definition (scheduled arrival to the client seeing the answer). The SQS
+prediction goes, with the moment the invocation began, to the response queue
+(``$LABKIT_RESPONSE_QUEUE_URL``), where the load generator sees it: an SQS-triggered function
+returns nothing to the sender, so this is how latency keeps its definition (scheduled
+arrival to the client seeing the answer). The SQS
 client is made at init, as a Lambda function would, so a cold start pays for it.
 """
 
