@@ -411,6 +411,13 @@ class PolicyConfig:
             return self.mapping().label
         return f"{kind}-{self.size}-{self.timeout_s:g}s"
 
+    @property
+    def family(self) -> str:
+        """What cells and results are grouped and named by: the kind, except that a queue's
+        mapping goes by its settings (``sqs-10-1s``), since two mappings batch differently
+        whatever the client does."""
+        return self.label if self.kind == "sqs" else self.kind
+
     def mapping(self) -> MappingSettings:
         """An ``sqs`` policy's mapping: ``size`` is the BatchSize, ``timeout_s`` the window,
         which AWS takes in whole seconds only (0.3 s cannot be asked for: refused here)."""

@@ -122,8 +122,7 @@ class ExperimentConfig:
 
     @property
     def label(self) -> str:
-        kind = self.policy.label if self.policy.kind == "sqs" else self.policy.kind
-        return self.name or f"{kind}-{self.workload.label}"
+        return self.name or f"{self.policy.family}-{self.workload.label}"
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -59,10 +59,8 @@ class Cell:
 
     @property
     def batching(self) -> str:
-        """The policy's kind; a queue's mapping by its settings (``sqs-10-1s``), since two
-        mappings batch differently whatever the client does."""
-        policy = self.config.policy
-        return policy.label if policy.kind == "sqs" else policy.kind
+        """The policy's :attr:`~labkit.batching.PolicyConfig.family`."""
+        return self.config.policy.family
 
     @property
     def workload(self) -> str:
