@@ -514,11 +514,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with terminate_as_interrupt():  # `kill` saves what was measured, as Ctrl-C does
             return func(args)
-    except Terminated:
-        print("\nterminated (SIGTERM)", file=sys.stderr)
+    except Terminated as stop:
+        print("\nterminated (SIGTERM)" + (f": {stop}" if str(stop) else ""), file=sys.stderr)
         return EXIT_TERMINATED
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+    except KeyboardInterrupt as stop:
+        print("\ninterrupted" + (f": {stop}" if str(stop) else ""), file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
         code = _exit_code(exc)

@@ -278,7 +278,7 @@ def run_experiment(
         if journal is not None:
             journal.close()
         backend.stop()
-    signals.raise_stop(result.stopped_by)
+    signals.raise_stop(result.stopped_by, kept_in=folder)
     if failed:
         raise CellFailedError(
             f"cell {config.label} failed: {failed}. Its records are kept in {folder}"

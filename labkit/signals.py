@@ -28,12 +28,14 @@ def stopped_by(error: BaseException) -> str:
     return "SIGTERM" if isinstance(error, Terminated) else type(error).__name__
 
 
-def raise_stop(stopped: str | None) -> None:
-    """Raise again the interrupt ``stopped`` names (after its records were saved)."""
+def raise_stop(stopped: str | None, kept_in: object = None) -> None:
+    """Raise again the interrupt ``stopped`` names (after its records were saved), saying
+    where they were kept (``kept_in``), so the command can tell whoever pressed Ctrl-C."""
+    where = (f"records kept, marked incomplete, in {kept_in}",) if kept_in is not None else ()
     if stopped == "SIGTERM":
-        raise Terminated
+        raise Terminated(*where)
     if stopped == "KeyboardInterrupt":
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt(*where)
 
 
 def _in_main_thread() -> bool:

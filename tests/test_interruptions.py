@@ -66,6 +66,7 @@ def test_ctrl_c_during_cold_starts_keeps_the_cell(tmp_path: Path) -> None:
     os.killpg(run.pid, signal.SIGINT)
     code, err = finish(run)
     assert code == EXIT_INTERRUPTED, err
+    assert f"interrupted: records kept, marked incomplete, in {cell}" in err  # where to look
     saved = records.load_cell(cell)
     assert (
         saved.status["status"] == "incomplete" and saved.status["stopped_by"] == "KeyboardInterrupt"
@@ -83,6 +84,7 @@ def test_sigterm_saves_what_was_measured(tmp_path: Path) -> None:
     run.send_signal(signal.SIGTERM)
     code, err = finish(run)
     assert code == EXIT_TERMINATED, err
+    assert f"terminated (SIGTERM): records kept, marked incomplete, in {cell}" in err
     saved = records.load_cell(cell)
     assert saved.status["stopped_by"] == "SIGTERM" and saved.status["status"] == "incomplete"
     answered = saved.requests["error"].isna().sum()
