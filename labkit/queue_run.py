@@ -397,7 +397,10 @@ def place_dispatch(invocations: pd.DataFrame, first: np.ndarray, mapping: Mappin
     begun = invocations["t_start_s"].to_numpy(float)
     ends = invocations["t_done_s"].to_numpy(float)
     cold = invocations["cold_start"].to_numpy(bool)
-    last_cold = np.nanmax(ends[cold]) if cold.any() else -np.inf
+    # Cold starts of an interrupted cell may have no known end: with none known, no
+    # invocation counts as after them (NaN), as np.nanmax gave, without its warning.
+    known = ends[cold & np.isfinite(ends)]
+    last_cold = known.max() if known.size else (np.nan if cold.any() else -np.inf)
     after = begun - ready
     warm = ~cold & (begun > last_cold) & np.isfinite(after)
     floor = max(float(np.percentile(after[warm], 10)), 0.0) if warm.any() else 0.0

@@ -115,6 +115,24 @@ def test_queue_cells_cost_sqs_requests() -> None:
     assert summary["sqs_usd"] > 0 and summary["cost_usd"] > summary["compute_usd"]
 
 
+def test_an_interrupted_cell_s_unknown_cold_start_end_is_read_without_warnings() -> None:
+    """A Ctrl-C can leave a cold invocation without an end; the dispatch rule then counts no
+    invocation as after the cold starts (the transport floor is 0) and warns nobody."""
+    import warnings
+
+    import pandas as pd
+
+    from labkit.queue_run import place_dispatch
+
+    invocations = pd.DataFrame({"t_dispatch_s": [0.0, 1.0], "t_start_s": [0.05, 1.04],
+                                "t_done_s": [np.nan, 1.06], "cold_start": [True, False]})  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        place_dispatch(invocations, np.array([0.0, 1.0]), MappingSettings(10, 0), concurrency=2)
+    # cold: waited, dispatched at readiness (floor 0); warm: began 40 ms after its readiness
+    assert invocations["t_dispatch_s"].tolist() == pytest.approx([0.0, 1.0])
+
+
 def test_live_and_modelled_cells_count_sqs_calls_alike() -> None:
     from labkit.queue_run import sqs_calls
 
