@@ -32,7 +32,7 @@ from labkit import cost, metrics, report
 from labkit.batching import PolicyConfig
 from labkit.experiment import ExperimentConfig
 from labkit.loadgen import LoadConfig, Payloads
-from labkit.simulate import PlatformProfile, client_time_ms, fit_profile
+from labkit.simulate import PlatformProfile, add_network, client_time_ms, fit_profile
 from labkit.workloads import WorkloadConfig
 
 _CONTENDERS = [
@@ -45,6 +45,8 @@ _CONTENDERS = [
 ]
 #: The contenders by their policy labels (what parameters name: ``sqs-10-1s``, ...).
 PLACEMENTS: dict[str, PolicyConfig] = {policy.label: policy for _, policy in _CONTENDERS}
+#: A profile's figures for the queue path, which cells without a queue cannot fit.
+_QUEUE_FIELDS = ("queue_pickup_ms", "queue_extra_ms", "queue_answer_ms", "queue_init_ms")
 #: What tables and answers call them.
 NAMES: dict[str, str] = {policy.label: name for name, policy in _CONTENDERS}
 MEASURED, MODELLED = "measured", "modelled"
@@ -105,23 +107,33 @@ def reusable(cells: Sequence[report.Cell], base: ExperimentConfig,
             and any(matching(c.config, w) for w in wanted)]  # fmt: skip
 
 
-def fit(live: Sequence[report.Cell], base: PlatformProfile | None = None) -> PlatformProfile:
+def fit(live: Sequence[report.Cell], base: PlatformProfile | None = None, *,
+        network: str | None = None) -> PlatformProfile:  # fmt: skip
     """A profile for the model from live cells: the direct invocations' figures from the
-    cells without a queue (else ``base``), the queue's latencies and Init from the queue
-    cells (:func:`labkit.simulate_queue.fit_queue_latencies`; else ``base``'s stated ones)."""
+    cells without a queue, the queue's latencies and Init from the queue cells
+    (:func:`labkit.simulate_queue.fit_queue_latencies`). What the cells cannot give comes
+    from ``base`` (default ``local``) with ``network`` added, the round trip the live cells
+    had (:func:`labkit.simulate.add_network`; ``None`` on AWS, whose network is real): a
+    fitted figure already holds the live cells' network, a base one does not, and without
+    it a modelled direct invocation on ``laptop-to-region`` would skip its ~30 ms trip."""
+    from labkit.emulator.network import network_profile
     from labkit.simulate_queue import fit_queue_latencies
 
     direct = [c for c in live if c.config.policy.kind != "sqs"]
     queued = [c for c in live if c.config.policy.kind == "sqs"]
-    profile = base or PlatformProfile.load("local")
+    stated = base or PlatformProfile.load("local")
+    trips = network_profile(network)
+    stated = add_network(stated, trips) if trips else stated
+    profile = stated
     if direct:
         requests = pd.concat([c.requests for c in direct])
         invocations = pd.concat([c.invocations for c in direct])
         try:
-            profile = fit_profile([c.invocations for c in direct], name="fitted",
-                                  source=f"fitted from {len(direct)} live cells without a queue",
-                                  memory_mb=direct[0].config.function.memory_mb,
-                                  client_ms=client_time_ms(requests, invocations))  # fmt: skip
+            fitted = fit_profile([c.invocations for c in direct], name="fitted",
+                                 source=f"fitted from {len(direct)} live cells without a queue",
+                                 memory_mb=direct[0].config.function.memory_mb,
+                                 client_ms=client_time_ms(requests, invocations))  # fmt: skip
+            profile = dataclasses.replace(fitted, **{f: getattr(stated, f) for f in _QUEUE_FIELDS})
         except ValueError as exc:  # too few warm invocations: keep the base, say so
             profile = dataclasses.replace(profile, source=f"{profile.source} ({exc})")
     if any(c.config.policy.mapping().window_s == 0 for c in queued):
@@ -169,7 +181,8 @@ def validate(live: Sequence[report.Cell], *, seeds: int = 3) -> pd.DataFrame:
         others = [c for c in live if c is not cell]
         out_of_sample = any(c.config.policy.kind == "sqs" and c.config.policy.mapping().window_s == 0
                             for c in others) or cell.config.policy.kind != "sqs"  # fmt: skip
-        profile = fit(others if out_of_sample else live)
+        network = None if cell.config.backend == "aws" else cell.config.network
+        profile = fit(others if out_of_sample else live, network=network)
         config = dataclasses.replace(cell.config, backend="simulated", bundle_dir=None)
         modelled = model(profile, config, [config.workload], [config.policy.label], seeds=seeds)
         options: dict[str, Any] = {"slo_ms": cell.config.slo_ms, "view": "steady"}

@@ -66,7 +66,8 @@ class PlatformProfile:
     keep_alive_s: float = 300.0
     # An SQS queue in front (labkit.simulate_queue): release to pickup by an idle poller, the
     # handler's sends of its answers (inside Duration), its end to the client seeing them.
-    # Stated from a local run until fitted (simulate_queue.fit_queue_latencies).
+    # Stated from an early local run on moto's own server until fitted
+    # (simulate_queue.fit_queue_latencies); the shipped local profile carries fitted ones.
     queue_pickup_ms: list[float] = field(default_factory=lambda: [25.0])
     queue_extra_ms: list[float] = field(default_factory=lambda: [8.0])
     queue_answer_ms: list[float] = field(default_factory=lambda: [15.0])
@@ -138,16 +139,23 @@ def fit_profile(invocations: pd.DataFrame | list[pd.DataFrame], *, name: str = "
 def add_network(profile: PlatformProfile, network: Any, seed: int = 0,
                 samples: int = 2000) -> PlatformProfile:  # fmt: skip
     """``profile`` with a network round trip (a :class:`labkit.emulator.network.NetworkProfile`)
-    added to its per-invocation overhead, as the local Lambda adds one when asked."""
+    added where the live backends add one: to each direct invocation's overhead (the local
+    Lambda's round trip), and half a trip each to the queue's pickup (the client's send)
+    and answer path (the client's read), as :func:`labkit.queue_run.drive` puts them."""
     rng = np.random.default_rng(seed)
     trips = network.sampler(seed)
-    base = np.asarray(profile.overhead_ms, dtype=float)
-    extra = np.array([trips.next_s() * 1000 for _ in range(samples)])
-    overhead = base[rng.integers(0, len(base), samples)] + extra
+
+    def plus(samples_ms: list[float], share: float) -> list[float]:
+        base = np.asarray(samples_ms, dtype=float)[rng.integers(0, len(samples_ms), samples)]
+        extra = np.array([trips.next_s() * 1000 * share for _ in range(samples)])
+        return np.round(base + extra, 3).tolist()
+
     return dataclasses.replace(
         profile,
         name=f"{profile.name}+{network.name}",
-        overhead_ms=np.round(overhead, 3).tolist(),
+        overhead_ms=plus(profile.overhead_ms, 1.0),
+        queue_pickup_ms=plus(profile.queue_pickup_ms, 0.5),
+        queue_answer_ms=plus(profile.queue_answer_ms, 0.5),
         source=f"{profile.source}; plus network {network.name} ({network.source})",
     )
 

@@ -8,8 +8,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from labkit import placement, report
+from labkit import placement, report, simulate
 from labkit.batching import PolicyConfig
+from labkit.emulator.network import network_profile
 from labkit.experiment import ExperimentConfig
 from labkit.settings import FunctionSettings
 from labkit.simulate import PlatformProfile
@@ -121,6 +122,30 @@ def test_the_model_is_checked_against_each_live_cell_and_its_error_widens_the_an
     unsure = placement.answer(groups, [], n_boot=100, model_error_points=60.0)
     assert list(sure["choose"]) == list(unsure["choose"])  # the point answer is the same
     assert (unsure["confidence %"] < sure["confidence %"]).any()
+
+
+def test_what_no_live_cell_measured_is_modelled_across_the_live_cells_network() -> None:
+    """Only queue cells live: the direct placements come from the stated profile, which has
+    no network; the live cells had ``laptop-to-region`` (60 ms median), so must the model."""
+    base = dataclasses.replace(BASE, backend="simulated", bundle_dir=None)
+    far = simulate.add_network(PlatformProfile.load("local"), network_profile(BASE.network))
+    live = _as_live(placement.model(far, base, WORKLOADS[:1], ["sqs-5-0s"], seeds=1))
+
+    def none_median_ms(profile: PlatformProfile) -> float:
+        cells = placement.model(profile, base, WORKLOADS[:1], ["none"], seeds=1)
+        return float(cells[0].requests["latency_ms"].median())
+
+    assert none_median_ms(placement.fit(live)) < 30.0  # the stated profile alone: no trip
+    fitted = placement.fit(live, network=BASE.network)
+    assert none_median_ms(fitted) == pytest.approx(none_median_ms(far), rel=0.1)
+    assert fitted.queue_pickup_ms != far.queue_pickup_ms  # the queue's own, fitted
+    # the other way round: direct cells live, the queue's stated figures get the trip
+    direct = _as_live(placement.model(far, base, WORKLOADS[:1], ["dynamic-5-0.3s"], seeds=1))
+    queue = placement.fit(direct, network=BASE.network)
+    assert queue.source.startswith("fitted")
+    stated = PlatformProfile.load("local").queue_answer_ms
+    assert np.median(queue.queue_answer_ms) > np.median(stated) + 20.0  # half of a 60 ms trip
+    assert placement.validate(live + direct, seeds=1)["mean error %"].abs().max() < 25.0
 
 
 def test_workloads_shape_is_what_matching_compares() -> None:

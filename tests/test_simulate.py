@@ -157,3 +157,11 @@ def test_a_network_adds_its_round_trip_to_the_overhead() -> None:
     far = simulate.add_network(PROFILE, NetworkProfile("far", median_ms=50.0), seed=1)
     assert np.median(far.overhead_ms) == pytest.approx(55.0)  # 5 ms of its own + 50
     assert "far" in far.name and "far" in far.source
+    # a queue's client sends across half the trip and reads its answers across the other half
+    assert np.median(far.queue_pickup_ms) == pytest.approx(
+        np.median(PROFILE.queue_pickup_ms) + 25.0
+    )
+    assert np.median(far.queue_answer_ms) == pytest.approx(
+        np.median(PROFILE.queue_answer_ms) + 25.0
+    )
+    assert far.queue_extra_ms == PROFILE.queue_extra_ms  # the handler's sends stay in the region
