@@ -259,7 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override one notebook parameter, e.g. 01_train_mnist.epochs=1 (repeatable)",
     )
     run.add_argument(
-        "--only", nargs="+", metavar="NB", help="run only these notebooks (stems or numbers)"
+        "--only",
+        nargs="+",
+        action="extend",
+        metavar="NB",
+        help="run only these notebooks (stems or numbers; repeatable)",
     )
     run.add_argument("--quiet", action="store_true", help="no per-cell progress bar")
     run.set_defaults(func=_cmd_lab_run)
@@ -276,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--grid", action="append", required=True, metavar="NB.KEY=[V1,V2]",
                        help="values of one parameter (YAML list; repeatable)")  # fmt: skip
     sweep.add_argument("--set", action="append", metavar="NB.KEY=VALUE", help="fixed override")
-    sweep.add_argument("--only", nargs="+", metavar="NB", help="notebooks to run (default: 04 05)")
+    sweep.add_argument("--only", nargs="+", action="extend", metavar="NB",
+                       help="notebooks to run (default: 04 05; repeatable)")  # fmt: skip
     sweep.add_argument("--quiet", action="store_true", help="no per-cell progress bar")
     sweep.set_defaults(func=_cmd_lab_sweep)
     presets = lab_sub.add_parser("presets", help="list the shipped presets")

@@ -89,3 +89,13 @@ def test_deploy_then_run_target_the_same_function(
         assert main(["run", "--backend", "aws", "--duration-s", "0.5", "--rate", "4",
                      "--policy", "none"]) == EXIT_FAILED  # fmt: skip
     assert created == set(invoked) == {"labkit-mnist"}
+
+
+def test_only_is_repeatable_and_keeps_every_notebook_named() -> None:
+    from labkit.cli import build_parser
+
+    args = build_parser().parse_args(["lab", "run", "--only", "07", "--only", "09", "05"])
+    assert args.only == ["07", "09", "05"]  # not just the last flag's
+    sweep = ["lab", "sweep", "--grid", "04.duration_s=[2,3]"]
+    assert build_parser().parse_args(sweep).only is None  # its default, 04 and 05, applies
+    assert build_parser().parse_args([*sweep, "--only", "04", "--only", "06"]).only == ["04", "06"]
