@@ -207,10 +207,9 @@ def evaluate(cells: list[Any], *, slo_ms: float | None = None, n_boot: int = 100
     all_static = [c for w in workloads for c in by_group[("static", w)]]
     all_dynamic = [c for w in workloads for c in by_group[("dynamic", w)]]
     init = _init_interval(all_static, all_dynamic, np.random.default_rng(seed), n_boot, level)
-    pooled_init_ms = float(np.nanmean(np.concatenate(
-        [c.invocations["init_duration_ms"].dropna().to_numpy(float) for c in all_static + all_dynamic]
-        + [np.array([np.nan])])))  # fmt: skip
-    pooled_init_ms = pooled_init_ms if np.isfinite(pooled_init_ms) else 0.0
+    inits = np.concatenate([np.zeros(0)] + [c.invocations["init_duration_ms"].dropna().to_numpy(float)
+                                            for c in all_static + all_dynamic])  # fmt: skip
+    pooled_init_ms = float(inits.mean()) if len(inits) else 0.0  # no cold start, or no pair
     for workload in workloads:
         static, dynamic = by_group[("static", workload)], by_group[("dynamic", workload)]
         kind = static[0].paper_workload

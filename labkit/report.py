@@ -10,8 +10,11 @@ paper's latency columns compare with, and *all* requests. Verdicts on the paper'
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -83,6 +86,20 @@ def load_run(run: str | os.PathLike[str]) -> list[Cell]:
     if not folders:
         raise FileNotFoundError(f"no experiment cells under {run}")
     return [load_cell(folder) for folder in folders]
+
+
+def one_per_setting(cells: Sequence[Cell]) -> list[Cell]:
+    """The first cell (in run order) of each setting: cells that differ only in their
+    repetition and seeds are one setting. For the figures with a panel or a row per cell:
+    Lab 4's three repetitions of six settings drew 18 panels (a 47-inch figure, ~8 s to save
+    on two cores) where six show what each setting does; the tables pool every repetition."""
+    first: dict[str, Cell] = {}
+    for cell in cells:
+        config = cell.config
+        setting = dataclasses.replace(config, repetition=0, sim_seed=0, name=None,
+                                      workload=dataclasses.replace(config.workload, seed=0))  # fmt: skip
+        first.setdefault(json.dumps(setting.as_dict(), sort_keys=True, default=str), cell)
+    return list(first.values())
 
 
 def load_cell(folder: str | os.PathLike[str]) -> Cell:
@@ -272,10 +289,11 @@ def write_report(
     if verdicts is None:
         verdicts = claims.evaluate(cells, slo_ms=slo, n_boot=n_boot)
     verdicts.to_csv(run / CLAIMS_FILE, index=False)
-    figures = {"latency_cdf": plots.latency_cdf(cells, slo), "batch_sizes": plots.batch_sizes(cells),
-               "cold_starts": plots.cold_starts(cells),
+    shown = one_per_setting(cells)  # a panel per cell: one repetition of each setting
+    figures = {"latency_cdf": plots.latency_cdf(cells, slo), "batch_sizes": plots.batch_sizes(shown),
+               "cold_starts": plots.cold_starts(shown),
                "cost_breakdown": plots.cost_breakdown(summary(cells, slo_ms=slo)),
-               "latency_over_time": plots.latency_over_time(cells, slo)}  # fmt: skip
+               "latency_over_time": plots.latency_over_time(shown, slo)}  # fmt: skip
     if len(verdicts):
         figures["claims"] = plots.claims(verdicts)
     figures |= extra_figures or {}
@@ -297,6 +315,9 @@ def write_report(
         lines += [f"## {title}", "", text, ""]
     every = summary(cells, slo_ms=slo).drop(columns=["complete"])
     lines += ["## Every figure, per cell (steady state)", "", _markdown(every, 3), ""]
+    if len(shown) < len(cells):
+        lines += [f"Batch sizes, cold starts and latency over time show the first repetition of "
+                  f"each setting ({len(shown)} of {len(cells)} cells); the tables pool them all.", ""]  # fmt: skip
     lines += [f"![{name}](figures/{name}.png)" for name in figures]
     incomplete = [c.name for c in cells if c.status.get("status") != "complete"]
     if incomplete:

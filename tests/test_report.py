@@ -84,3 +84,28 @@ def test_experiment_config_round_trips() -> None:
     assert again == config
     with pytest.raises(ValueError, match="bundle_dir"):
         ExperimentConfig()
+
+
+def test_figures_with_a_panel_per_cell_show_one_repetition_of_each_setting() -> None:
+    from labkit.experiment import paper_matrix
+    from labkit.workloads import WorkloadConfig
+
+    base = ExperimentConfig(backend="simulated")
+    configs = paper_matrix(base, [WorkloadConfig("uniform", rate=10.0), WorkloadConfig("bursty")],
+                           baseline=False, repetitions=3)  # fmt: skip
+    bigger = dataclasses.replace(configs[0], name="static-uniform-3008mb",
+                                 function=dataclasses.replace(configs[0].function, memory_mb=3008))  # fmt: skip
+    cells = [report.Cell(c.label, c, {}, None, None, {}) for c in [*configs, bigger]]  # type: ignore[arg-type]
+    shown = report.one_per_setting(cells)
+    assert [c.name for c in shown] == ["static-uniform-r1", "dynamic-uniform-r1", "static-bursty-r1",
+                                       "dynamic-bursty-r1", "static-uniform-3008mb"]  # fmt: skip
+
+
+@pytest.mark.filterwarnings("error")  # a run with one policy has no pair to pool Inits over
+def test_the_report_says_when_its_figures_show_one_repetition(tmp_path: Path) -> None:
+    from tests.cells import fake_cell
+
+    for rep in (1, 2):  # the same setting twice
+        fake_cell(tmp_path / f"static-uniform-r{rep}", "static", "uniform", 150)
+    text = report.write_report(tmp_path, n_boot=100).read_text()
+    assert "first repetition of each setting (1 of 2 cells)" in text
