@@ -2,6 +2,9 @@
 
 1. Speed: a Poisson workload of 1,000,000+ requests through the paper's dynamic policy and
    through no batching, on the AWS-shaped profile. Goal: >= 1,000,000 requests in <= 10 s.
+   Beside it, the small cells the notebooks simulate by the hundred: a 90 s bursty cell
+   (~1,600 requests) through the dynamic policy, per call, and notebook 05's inverse fit of
+   the paper's Table 1 (the paper preset's 20 candidates x 90 s); no goal, a record.
 2. Agreement: fit a profile from a live run of the paper matrix on the embedded local Lambda
    (``--run FOLDER``, or one is run now with ``--duration-s`` seconds per cell), simulate its
    cells (median of 5 seeds) and compare. Goals: mean, p50, p99 within 10 %, SLO attainment
@@ -40,6 +43,21 @@ def speed() -> dict[str, float]:
     return figures
 
 
+def small_cells(calls: int = 50) -> dict[str, float]:
+    from labkit import paper_fit, report
+
+    arrivals = workloads.WorkloadConfig("bursty", duration_s=90.0).arrivals()
+    profile = simulate.PlatformProfile.load("local")
+    start = time.perf_counter()
+    for seed in range(calls):
+        simulate.simulate(arrivals, DynamicBatching(5, 0.3), profile, simulate.SimConfig(seed=seed))
+    per_cell_ms = (time.perf_counter() - start) / calls * 1000.0
+    start = time.perf_counter()
+    paper_fit.inverse_fit(report.paper_table1(), bursty_candidates=20, duration_s=90.0)
+    return {"requests": len(arrivals), "cell_ms": per_cell_ms,
+            "inverse_fit_s": time.perf_counter() - start}  # fmt: skip
+
+
 def live_run(duration_s: float) -> Path:
     model = paths.resolve_model_dir(None)
     bundle = image.build_bundle(model, paths.default_bundle_dir(model))
@@ -65,6 +83,12 @@ def main() -> None:
     print_table(["policy", "requests", "wall s", "requests/s"],
                 [[p, s["requests"], s[f"{p}_s"], s["requests"] / s[f"{p}_s"]] for p in ("dynamic", "none")],
                 title="simulation speed (goal: >= 1,000,000 requests in <= 10 s)")  # fmt: skip
+    small = small_cells()
+    print_table(["what", "figure"], [[f"90 s bursty cell ({small['requests']} requests), ms per call",
+                                      small["cell_ms"]],
+                                     ["notebook 05's inverse fit (20 candidates x 90 s), s",
+                                      small["inverse_fit_s"]]],
+                title="small simulated cells")  # fmt: skip
     run = Path(args.run) if args.run else live_run(args.duration_s)
     profile = calibrate.fit_profile_from_run(run)
     worst_by = {}
@@ -80,6 +104,8 @@ def main() -> None:
     worst = worst_by[False]
     print_figures({"requests": s["requests"], "dynamic_wall_s": round(s["dynamic_s"], 2),
                    "none_wall_s": round(s["none_s"], 2),
+                   "bursty_90s_cell_ms": round(small["cell_ms"], 1),
+                   "inverse_fit_s": round(small["inverse_fit_s"], 1),
                    **{_error_key(m): round(float(v), 2) for m, v in worst.items()},
                    **{"own_inits_" + _error_key(m): round(float(v), 2) for m, v in worst_by[True].items()},
                    "calibration_run": str(run)})  # fmt: skip

@@ -53,6 +53,27 @@ def test_column_builders_refuse_a_schema_mismatch() -> None:
         records.invocations_from_columns(columns)
 
 
+def test_numpy_columns_and_plain_lists_give_the_same_typed_table() -> None:
+    """The simulator's numpy columns take a fast path; lists (a journal's) go through pandas.
+    Both must give the schema's types, NaN as missing, None for a missing object."""
+    rows = [request(0), request(1, predicted=math.nan, correct=False, error="NotSent",
+                                    t_done_s=math.nan, label=3)]  # fmt: skip
+    from_rows = records.requests_frame(rows)
+    as_lists = {name: [getattr(r, name) for r in rows] for name in records.REQUEST_COLUMNS}
+    as_arrays = {name: np.asarray(values) for name, values in as_lists.items()}
+    as_arrays["error"] = np.array([None, "NotSent"], dtype=object)
+    for columns in (as_lists, as_arrays):
+        pd.testing.assert_frame_equal(records.requests_from_columns(columns), from_rows)
+    flags = as_arrays | {"cold_start": np.array([np.nan, 1.0]), "error": [math.nan, "x"]}
+    coerced = records.requests_from_columns(flags)
+    assert coerced["cold_start"].tolist() == [False, True] and coerced["error"].tolist() == [
+        None,
+        "x",
+    ]
+    with pytest.raises(ValueError, match="different lengths"):
+        records.requests_from_columns(as_arrays | {"label": np.array([1, 2, 3])})
+
+
 def test_a_saved_cell_loads_back_identical(tmp_path: Path) -> None:
     folder = fake_cell(tmp_path / "cell", "dynamic", "uniform", 100)
     cell = records.load_cell(folder)
