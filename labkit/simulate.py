@@ -184,7 +184,7 @@ class SimConfig:
     provisioned: int = 0
     seed: int = 0
     slo_s: float = 0.2
-    throttle_backoff_s: float = 0.02
+    throttle_backoff_s: float = 0.02  # the first retry's back-off; doubled up to 1 s
 
 
 _TIMER, _DONE, _RETRY = 1, 2, 3
@@ -224,7 +224,11 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
         seq += 1
         heapq.heappush(events, (t, kind, seq, payload))
 
-    def start(batch_id: int, batch: list[Request], t_dispatch: float, now: float) -> None:
+    def start(batch_id: int, batch: list[Request], t_dispatch: float, now: float,
+              throttled: tuple[int, float] = (0, config.throttle_backoff_s)) -> None:  # fmt: skip
+        """Start a batch in the client slot it holds. A throttle (429) keeps the slot and
+        retries after a jittered back-off that doubles up to 1 s, as the load generator does
+        (``labkit.loadgen``; ``throttled`` = retries so far, the next back-off)."""
         while idle and now - idle[0] > profile.keep_alive_s:  # oldest idle first
             idle.popleft()
             state["instances"] -= 1
@@ -238,8 +242,9 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
                 state["instances"] >= profile.concurrency_limit
                 or len(scale_window) >= SCALING_PER_10S
             ):
-                backoff = config.throttle_backoff_s * (0.5 + draws.uniform())
-                push(now + backoff, _RETRY, (batch_id, batch, t_dispatch))
+                retries, backoff = throttled
+                push(now + backoff * (0.5 + draws.uniform()), _RETRY,
+                     (batch_id, batch, t_dispatch, (retries + 1, min(backoff * 2, 1.0))))  # fmt: skip
                 return
             state["instances"] += 1
             scale_window.append(now)
@@ -248,8 +253,7 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
         median = medians[size] if size < len(medians) else profile.service_s(size)
         service = median * draws.noise()
         end = now + client_s + init + service + overhead[int(draws.uniform() * len(overhead))]
-        state["in_flight"] += 1
-        push(end, _DONE, (batch_id, batch, t_dispatch, now, init, service))
+        push(end, _DONE, (batch_id, batch, t_dispatch, now, init, service, throttled[0]))
 
     def dispatch(batch: list[Request], now: float) -> None:
         batch_id = state["batches"]
@@ -257,6 +261,7 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
         for r in batch:
             batch_of[r.id] = batch_id
         if state["in_flight"] < limit:
+            state["in_flight"] += 1
             start(batch_id, batch, now, now)
         else:
             waiting.append((batch_id, batch, now))
@@ -282,21 +287,20 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
                 if i == n and policy.next_deadline() is None:
                     for batch in policy.flush(now):
                         dispatch(batch, now)
-            elif kind == _RETRY:
-                if state["in_flight"] < limit:
-                    batch_id, batch, t_dispatch = payload
-                    start(batch_id, batch, t_dispatch, now)
-                else:
-                    waiting.append(payload)
+            elif kind == _RETRY:  # its slot is still held
+                batch_id, batch, t_dispatch, throttled = payload
+                start(batch_id, batch, t_dispatch, now, throttled)
             else:  # an invocation finished
-                batch_id, batch, t_dispatch, t_start, init, service = payload
+                batch_id, batch, t_dispatch, t_start, init, service, throttles = payload
                 state["in_flight"] -= 1
                 idle.append(now)
                 for r in batch:
                     done_at[r.id] = now
-                inv_rows.append((batch_id, len(batch), t_dispatch, t_start, now, init, service))
+                inv_rows.append((batch_id, len(batch), t_dispatch, t_start, now, init, service,
+                                 throttles))  # fmt: skip
                 policy.observe(len(batch), now - t_start, init > 0)
                 while waiting and state["in_flight"] < limit:
+                    state["in_flight"] += 1
                     start(*waiting.popleft(), now)
         deadline = policy.next_deadline()
         if deadline is not None and deadline < timer_at:
@@ -329,9 +333,9 @@ class _Draws:
 def _records(times: np.ndarray, batch_of: np.ndarray, done_at: np.ndarray,
              inv_rows: list[tuple[Any, ...]], memory_mb: int) -> LoadResult:  # fmt: skip
     """The live schema (``labkit.records``) from the model's own invocation tuples
-    ``(batch_id, size, t_dispatch, t_start, t_done, init_s, service_s)``, built column-wise
-    (a million requests in a fraction of a second)."""
-    columns = list(zip(*inv_rows, strict=True)) if inv_rows else [()] * 7
+    ``(batch_id, size, t_dispatch, t_start, t_done, init_s, service_s, throttles)``, built
+    column-wise (a million requests in a fraction of a second)."""
+    columns = list(zip(*inv_rows, strict=True)) if inv_rows else [()] * 8
     batch_id, size, t_dispatch, t_start, t_done = (np.asarray(c) for c in columns[:5])
     init_s, service_s = np.asarray(columns[5], float), np.asarray(columns[6], float)
     cold = init_s > 0
@@ -340,7 +344,7 @@ def _records(times: np.ndarray, batch_of: np.ndarray, done_at: np.ndarray,
         "batch_id": batch_id, "batch_size": size, "t_dispatch_s": t_dispatch,
         "t_start_s": t_start, "t_done_s": t_done,
         "round_trip_ms": (np.asarray(t_done, float) - np.asarray(t_start, float)) * 1000.0,
-        "throttles": np.zeros(n_inv, np.int64), "cold_start": cold,
+        "throttles": np.asarray(columns[7], np.int64), "cold_start": cold,
         "init_duration_ms": np.where(cold, init_s * 1000.0, np.nan),
         "duration_ms": service_s * 1000.0,
         "billed_duration_ms": np.ceil((service_s + init_s) * 1000.0),

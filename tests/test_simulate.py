@@ -79,6 +79,27 @@ def test_client_concurrency_queues_and_the_limit_throttles() -> None:
     assert simulate.peak_concurrency(throttled.invocations) == 3 and throttled.complete
 
 
+def test_a_throttled_batch_keeps_its_client_slot_and_backs_off_as_the_load_generator_does() -> None:
+    """A 429 keeps the worker's slot; retries wait a jittered back-off from 20 ms that doubles
+    up to 1 s (labkit.loadgen), and the record counts them."""
+    profile = simulate.PlatformProfile(base_ms=1000, per_image_ms=0, sigma=0.0, overhead_ms=[0.0],
+                                       init_ms=[0.0], concurrency_limit=1)  # fmt: skip
+    result = simulate.simulate(
+        np.zeros(3), NoBatching(), profile, simulate.SimConfig(concurrency=2)
+    )
+    inv = result.invocations.sort_values("t_start_s")
+    # the first holds the only instance for 1 s; the third waits for a client slot and takes
+    # the instance the moment the first ends, while the second is still backing off
+    assert list(inv["throttles"])[:2] == [0, 0] and inv.iloc[1]["t_start_s"] == 1.0
+    # the second retries until the instance is free at 2 s: at least 7 retries (six back-offs
+    # of 20 ms * 2^(k-1) * [0.5, 1.5) add up to at most 1.89 s), at most 10 (at least 0.63 s,
+    # then >= 0.5 s each); a fixed 20 ms back-off would retry ~100 times
+    retried = inv.iloc[2]
+    assert 7 <= retried["throttles"] <= 10
+    assert 2.0 <= retried["t_start_s"] < 2.0 + 1.5  # within one capped back-off of the free
+    assert result.complete
+
+
 def test_scaling_rate_caps_new_instances() -> None:
     burst = np.zeros(3000)
     profile = simulate.PlatformProfile(base_ms=50, per_image_ms=0, sigma=0.0, overhead_ms=[0.0],
