@@ -121,6 +121,12 @@ class ExperimentConfig:
         check_limit(self.cpu_latency_us)
 
     @property
+    def added_network(self) -> str | None:
+        """The network round trip the kit adds to this cell (local and simulated backends);
+        ``None`` on AWS, whose network is real."""
+        return self.network if "network" in backends.backend_class(self.backend).options else None
+
+    @property
     def label(self) -> str:
         return self.name or f"{self.policy.family}-{self.workload.label}"
 

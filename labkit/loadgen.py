@@ -51,6 +51,16 @@ from labkit.signals import stopped_by as interrupt_name
 SWITCH_INTERVAL_S = 0.0002
 
 
+#: A throttled (429) invocation's first back-off; each retry doubles it up to the cap, and
+#: each wait is jittered by [0.5, 1.5) (the simulator models the same rule).
+THROTTLE_BACKOFF_S, THROTTLE_BACKOFF_MAX_S = 0.02, 1.0
+
+
+def next_backoff_s(backoff_s: float) -> float:
+    """The back-off after ``backoff_s``: doubled, at most :data:`THROTTLE_BACKOFF_MAX_S`."""
+    return min(backoff_s * 2, THROTTLE_BACKOFF_MAX_S)
+
+
 @dataclass(frozen=True)
 class LoadConfig:
     """How the generator drives the function."""
@@ -274,7 +284,7 @@ def _invoke_batch(
     t_start = clock()
     throttles, result, error = 0, None, None
     give_up = time.perf_counter() + config.throttle_retry_s
-    backoff = 0.02
+    backoff = THROTTLE_BACKOFF_S
     while True:
         try:
             result = invoke(event)
@@ -285,7 +295,7 @@ def _invoke_batch(
                 error = "TooManyRequestsException"
                 break
             time.sleep(backoff * (0.5 + random.random()))  # jittered exponential backoff
-            backoff = min(backoff * 2, 1.0)
+            backoff = next_backoff_s(backoff)
         except Exception as exc:
             error = error_code(exc)
             break

@@ -113,7 +113,7 @@ def fit(live: Sequence[report.Cell], base: PlatformProfile | None = None, *,
     cells without a queue, the queue's latencies and Init from the queue cells
     (:func:`labkit.simulate_queue.fit_queue_latencies`). What the cells cannot give comes
     from ``base`` (default ``local``) with ``network`` added, the round trip the live cells
-    had (:func:`labkit.simulate.add_network`; ``None`` on AWS, whose network is real): a
+    had (:func:`labkit.simulate.add_network`; ``ExperimentConfig.added_network``): a
     fitted figure already holds the live cells' network, a base one does not, and without
     it a modelled direct invocation on ``laptop-to-region`` would skip its ~30 ms trip."""
     from labkit.emulator.network import network_profile
@@ -181,8 +181,7 @@ def validate(live: Sequence[report.Cell], *, seeds: int = 3) -> pd.DataFrame:
         others = [c for c in live if c is not cell]
         out_of_sample = any(c.config.policy.kind == "sqs" and c.config.policy.mapping().window_s == 0
                             for c in others) or cell.config.policy.kind != "sqs"  # fmt: skip
-        network = None if cell.config.backend == "aws" else cell.config.network
-        profile = fit(others if out_of_sample else live, network=network)
+        profile = fit(others if out_of_sample else live, network=cell.config.added_network)
         config = dataclasses.replace(cell.config, backend="simulated", bundle_dir=None)
         modelled = model(profile, config, [config.workload], [config.policy.label], seeds=seeds)
         options: dict[str, Any] = {"slo_ms": cell.config.slo_ms, "view": "steady"}

@@ -42,6 +42,7 @@ import pandas as pd
 
 from labkit import metrics
 from labkit.batching import BatchingPolicy, PolicyConfig, Request
+from labkit.loadgen import THROTTLE_BACKOFF_S, next_backoff_s
 from labkit.records import LoadResult, invocations_from_columns, requests_from_columns
 
 SCALING_PER_10S = 1000  # Lambda: new execution environments per function per 10 seconds
@@ -184,7 +185,7 @@ class SimConfig:
     provisioned: int = 0
     seed: int = 0
     slo_s: float = 0.2
-    throttle_backoff_s: float = 0.02  # the first retry's back-off; doubled up to 1 s
+    throttle_backoff_s: float = THROTTLE_BACKOFF_S  # the first retry's; doubled up to 1 s
 
 
 _TIMER, _DONE, _RETRY = 1, 2, 3
@@ -244,7 +245,7 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
             ):
                 retries, backoff = throttled
                 push(now + backoff * (0.5 + draws.uniform()), _RETRY,
-                     (batch_id, batch, t_dispatch, (retries + 1, min(backoff * 2, 1.0))))  # fmt: skip
+                     (batch_id, batch, t_dispatch, (retries + 1, next_backoff_s(backoff))))  # fmt: skip
                 return
             state["instances"] += 1
             scale_window.append(now)

@@ -181,3 +181,12 @@ def test_an_answer_resting_on_an_unchecked_model_says_so() -> None:
         checked = row["figures"] == "measured" or (row["workload"] == "uniform-10rps" and queue)
         assert row["model checked here"] == checked
         assert ("not checked" in text) == (not checked)
+
+
+def test_the_network_added_to_the_model_is_the_one_the_kit_adds_not_awss() -> None:
+    assert BASE.added_network == "laptop-to-region"
+    assert (
+        dataclasses.replace(BASE, backend="simulated", bundle_dir=None).added_network
+        == "laptop-to-region"
+    )
+    assert dataclasses.replace(BASE, backend="aws", bundle_dir=None).added_network is None
