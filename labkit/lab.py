@@ -195,9 +195,11 @@ def run_lab(
                 _execute(notebook, params, run, stop, progress)
             stop.check()
         run.status = "complete"
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop_here:  # Ctrl-C or SIGTERM (Terminated): say where it is
         run.status = "interrupted"
-        raise
+        raise type(stop_here)(
+            f"the run so far is kept, marked interrupted, in {run.run_dir}"
+        ) from stop_here
     except BaseException:
         run.status = "failed" if run.status == "running" else run.status
         raise

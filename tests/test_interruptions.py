@@ -185,6 +185,7 @@ def test_ctrl_c_during_a_lab_run_reaches_the_kernel_which_saves_its_cell(tmp_pat
     assert code == EXIT_INTERRUPTED, err
     lab_run = journal.parents[2]
     assert json.loads((lab_run / "lab.json").read_text())["status"] == "interrupted"
+    assert f"interrupted: the run so far is kept, marked interrupted, in {lab_run}" in err
     saved = records.load_cell(journal.parent)
     assert saved.status["stopped_by"] == "KeyboardInterrupt"  # saved by the kernel, not killed
     assert saved.requests["error"].isna().sum() >= 20
