@@ -56,6 +56,11 @@ class LocalSqs:
         reader.join(self.start_timeout_s)
         if "endpoint_url" not in ready:
             code = self._process.poll()
+            if code is None and not reader.is_alive():
+                # Its output ended: it is exiting. The kernel closes a process's files before
+                # it can be reaped, so the exit code may be a moment behind the end of output.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    code = self._process.wait(5)
             self.close()
             raise RuntimeError("the local SQS (labkit.sqs_server, moto's SQS) did not start "
                                + (f"(exit code {code})" if code is not None
