@@ -14,8 +14,6 @@ measures.
 from __future__ import annotations
 
 import atexit
-import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -24,6 +22,7 @@ import threading
 from typing import Any
 
 from labkit.emulator.lifetime import die_with_parent
+from labkit.emulator.readiness import await_ready_line
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's account
@@ -44,28 +43,12 @@ class LocalSqs:
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM),
         )  # fmt: skip
-        ready: dict[str, Any] = {}
-
-        def read_ready_line() -> None:
-            assert self._process is not None and self._process.stdout is not None
-            with contextlib.suppress(ValueError):
-                ready.update(json.loads(self._process.stdout.readline() or b"{}"))
-
-        reader = threading.Thread(target=read_ready_line, daemon=True)
-        reader.start()
-        reader.join(self.start_timeout_s)
-        if "endpoint_url" not in ready:
-            code = self._process.poll()
-            if code is None and not reader.is_alive():
-                # Its output ended: it is exiting. The kernel closes a process's files before
-                # it can be reaped, so the exit code may be a moment behind the end of output.
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    code = self._process.wait(5)
+        ready = await_ready_line(self._process, self.start_timeout_s)
+        if "endpoint_url" not in ready.fields:
             self.close()
-            raise RuntimeError("the local SQS (labkit.sqs_server, moto's SQS) did not start "
-                               + (f"(exit code {code})" if code is not None
-                                  else f"within {self.start_timeout_s} s"))  # fmt: skip
-        self.endpoint_url = str(ready["endpoint_url"])
+            raise RuntimeError(ready.failure("the local SQS (labkit.sqs_server, moto's SQS)",
+                                             self.start_timeout_s))  # fmt: skip
+        self.endpoint_url = str(ready.fields["endpoint_url"])
         return self
 
     def client(self) -> Any:

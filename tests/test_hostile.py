@@ -20,7 +20,7 @@ import psutil
 import pytest
 from botocore.exceptions import ClientError
 
-from labkit.emulator import FunctionConfig, LocalLambda
+from labkit.emulator import EmulatorError, FunctionConfig, LocalLambda
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow
@@ -238,3 +238,14 @@ def test_the_command_line_checks_port_and_warns_about_public_hosts(tmp_path: Pat
         _, err = public.communicate(timeout=30)
     assert "reachable from other machines" in err
     assert os.environ.get("AWS_LAMBDA_RUNTIME_API") is None
+
+
+def test_a_port_in_use_is_reported_with_the_reason_at_once() -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    start = time.monotonic()
+    with taken, pytest.raises(EmulatorError, match=r"did not start \(exit code 1\): .*in use"):
+        LocalLambda(fn("echo", "echo"), port=port, startup_timeout_s=120).start()
+    assert time.monotonic() - start < 60  # it did not wait out the 120 s

@@ -7,7 +7,6 @@ process even if it is killed, so no process is ever left behind.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -26,6 +25,7 @@ from labkit.emulator.config import FunctionConfig
 from labkit.emulator.cpu_latency import check_limit
 from labkit.emulator.lifetime import die_with_parent
 from labkit.emulator.network import NetworkProfile, network_profile
+from labkit.emulator.readiness import await_ready_line
 
 #: glibc's malloc raises its mmap threshold after freeing a large block, so later request
 #: and response bodies of a few MB come from the heap and fragment it: in bench/soak.py the
@@ -113,25 +113,16 @@ class LocalLambda:
         return self
 
     def _read_ready_line(self) -> dict[str, Any]:
-        assert self._process is not None and self._process.stdout is not None
-        result: dict[str, Any] = {}
-
-        def read() -> None:
-            line = self._process.stdout.readline()  # type: ignore[union-attr]
-            with contextlib.suppress(json.JSONDecodeError):
-                result.update(json.loads(line))
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        reader.join(self.startup_timeout_s)
-        if "endpoint_url" not in result:
+        assert self._process is not None
+        ready = await_ready_line(self._process, self.startup_timeout_s)
+        if "endpoint_url" not in ready.fields:
             self.close()
             self._stderr.seek(0)
             detail = self._stderr.read().decode(errors="replace").strip()[-2000:]
-            raise EmulatorError(
-                f"the local Lambda did not start within {self.startup_timeout_s} s\n{detail}"
-            )
-        return result
+            cause = detail.splitlines()[-1] if detail else ""  # a traceback's last line says why
+            failure = ready.failure("the local Lambda", self.startup_timeout_s)
+            raise EmulatorError(f"{failure}: {cause}\n{detail}" if cause else failure)
+        return ready.fields
 
     def _drain(self) -> None:
         stream = self._process.stdout if self._process else None
