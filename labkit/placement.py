@@ -296,13 +296,14 @@ def answer(groups: dict[tuple[str, str], list[report.Cell]], live: Sequence[repo
         meets = chosen["SLO % (steady)"] >= target_pct
         why = (f"the cheapest of the placements with at least {target_pct:g} % of requests within "
                f"the SLO" if meets else f"no placement reaches {target_pct:g} %: the highest attainment")  # fmt: skip
-        queue = str(chosen["placement"]).startswith("SQS")
+        policy = groups[(workload, chosen["placement"])][0].config.policy
+        queue = policy.kind == "sqs"
         checked = chosen["source"] == MEASURED or any(
             c.workload == workload and c.config.backend != "simulated"
             and (c.config.policy.kind == "sqs") == queue for c in live)  # fmt: skip
         rows.append({
             "workload": workload, "choose": chosen["placement"],
-            "where": _where(chosen["placement"]), "SLO % (steady)": chosen["SLO % (steady)"],
+            "where": where(policy), "SLO % (steady)": chosen["SLO % (steady)"],
             "warm $/1M": chosen["warm total $/1M"], "why": why,
             "confidence %": 100.0 * agree / n_boot, "figures": chosen["source"],
             "model checked here": bool(checked),
@@ -310,8 +311,9 @@ def answer(groups: dict[tuple[str, str], list[report.Cell]], live: Sequence[repo
     return pd.DataFrame(rows)
 
 
-def _where(name: str) -> str:
-    return name.split(":", 1)[0] if ":" in name else "client"
+def where(policy: PolicyConfig) -> str:
+    """Where ``policy`` batches: ``"SQS"`` (Lambda's mapping), ``"nowhere"`` or ``"client"``."""
+    return {"sqs": "SQS", "none": "nowhere"}.get(policy.kind, "client")
 
 
 def _rule(slo: np.ndarray, costs: np.ndarray, target_pct: float) -> int:

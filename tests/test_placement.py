@@ -90,11 +90,23 @@ def test_the_answer_names_a_placement_per_workload_with_its_confidence() -> None
                     else part.loc[part["SLO % (steady)"].idxmax(), "placement"])  # fmt: skip
         assert row["choose"] == expected and 0 < row["confidence %"] <= 100
         assert row["figures"] == "modelled"
+        kind = placement.PLACEMENTS[_label(row["choose"])].kind
+        assert row["where"] == {"dynamic": "client", "sqs": "SQS", "none": "nowhere"}[kind]
         text = placement.sentence(row, 200.0)
         assert row["workload"] in text and "bootstrap" in text and "model" in text
     # a window of 1 s cannot serve a 200 ms SLO at 10 requests/s
     uniform = table[table["workload"] == "uniform-10rps"].set_index("placement")
     assert uniform.loc["SQS: BatchSize 10, window 1 s", "SLO % (steady)"] < 50
+
+
+def _label(name: str) -> str:
+    return next(label for label, shown in placement.NAMES.items() if shown == name)
+
+
+def test_where_a_placement_batches_comes_from_its_policy() -> None:
+    wheres = [placement.where(p) for p in placement.PLACEMENTS.values()]
+    assert wheres == ["client", "SQS", "SQS", "SQS", "SQS", "nowhere"]
+    assert placement.where(PolicyConfig("slo-aware", 5, 0.1)) == "client"
 
 
 def _as_live(cells: list[report.Cell]) -> list[report.Cell]:
