@@ -54,6 +54,9 @@ SWITCH_INTERVAL_S = 0.0002
 #: A throttled (429) invocation's first back-off; each retry doubles it up to the cap, and
 #: each wait is jittered by [0.5, 1.5) (the simulator models the same rule).
 THROTTLE_BACKOFF_S, THROTTLE_BACKOFF_MAX_S = 0.02, 1.0
+#: How long a throttled invocation is retried before it fails with ``THROTTLED_ERROR``.
+THROTTLE_RETRY_S = 30.0
+THROTTLED_ERROR = "TooManyRequestsException"
 
 
 def next_backoff_s(backoff_s: float) -> float:
@@ -66,7 +69,7 @@ class LoadConfig:
     """How the generator drives the function."""
 
     max_in_flight: int = 10  # concurrent invocations at most (the function's concurrency)
-    throttle_retry_s: float = 30.0  # keep retrying a 429 for this long, with backoff
+    throttle_retry_s: float = THROTTLE_RETRY_S  # keep retrying a 429 this long, with backoff
     drain_timeout_s: float = 60.0  # on stop: wait this long for invocations in flight
     #: Stop the run when this many first invocations all failed for a reason other than
     #: throttling (a missing function, expired credentials, a model that does not load): the
@@ -292,7 +295,7 @@ def _invoke_batch(
         except ThrottledError:
             throttles += 1
             if time.perf_counter() + backoff > give_up:
-                error = "TooManyRequestsException"
+                error = THROTTLED_ERROR
                 break
             time.sleep(backoff * (0.5 + random.random()))  # jittered exponential backoff
             backoff = next_backoff_s(backoff)

@@ -42,7 +42,7 @@ import pandas as pd
 
 from labkit import metrics
 from labkit.batching import BatchingPolicy, PolicyConfig, Request
-from labkit.loadgen import THROTTLE_BACKOFF_S, next_backoff_s
+from labkit.loadgen import THROTTLE_BACKOFF_S, THROTTLE_RETRY_S, THROTTLED_ERROR, next_backoff_s
 from labkit.records import LoadResult, invocations_from_columns, requests_from_columns
 
 SCALING_PER_10S = 1000  # Lambda: new execution environments per function per 10 seconds
@@ -186,6 +186,12 @@ class SimConfig:
     seed: int = 0
     slo_s: float = 0.2
     throttle_backoff_s: float = THROTTLE_BACKOFF_S  # the first retry's; doubled up to 1 s
+    #: A throttled batch is retried this long, then fails with TooManyRequestsException.
+    throttle_retry_s: float = THROTTLE_RETRY_S
+
+    def __post_init__(self) -> None:
+        if self.throttle_backoff_s <= 0 or self.throttle_retry_s < 0:
+            raise ValueError("throttle_backoff_s must be > 0 and throttle_retry_s >= 0")
 
 
 _TIMER, _DONE, _RETRY = 1, 2, 3
@@ -226,10 +232,14 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
         heapq.heappush(events, (t, kind, seq, payload))
 
     def start(batch_id: int, batch: list[Request], t_dispatch: float, now: float,
-              throttled: tuple[int, float] = (0, config.throttle_backoff_s)) -> None:  # fmt: skip
+              throttled: tuple[int, float, float] | None = None) -> None:  # fmt: skip
         """Start a batch in the client slot it holds. A throttle (429) keeps the slot and
         retries after a jittered back-off that doubles up to 1 s, as the load generator does
-        (``labkit.loadgen``; ``throttled`` = retries so far, the next back-off)."""
+        (``labkit.loadgen``; ``throttled`` = retries so far, the next back-off, the time to
+        give up), until the next wait would pass ``throttle_retry_s``: then the batch fails
+        with TooManyRequestsException, unbilled, and frees its slot."""
+        if throttled is None:
+            throttled = (0, config.throttle_backoff_s, now + config.throttle_retry_s)
         while idle and now - idle[0] > profile.keep_alive_s:  # oldest idle first
             idle.popleft()
             state["instances"] -= 1
@@ -243,9 +253,13 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
                 state["instances"] >= profile.concurrency_limit
                 or len(scale_window) >= SCALING_PER_10S
             ):
-                retries, backoff = throttled
+                retries, backoff, give_up = throttled
+                if now + backoff > give_up:
+                    push(now, _DONE, (batch_id, batch, t_dispatch, now, 0.0, math.nan,
+                                      retries + 1, THROTTLED_ERROR))  # fmt: skip
+                    return
                 push(now + backoff * (0.5 + draws.uniform()), _RETRY,
-                     (batch_id, batch, t_dispatch, (retries + 1, next_backoff_s(backoff))))  # fmt: skip
+                     (batch_id, batch, t_dispatch, (retries + 1, next_backoff_s(backoff), give_up)))  # fmt: skip
                 return
             state["instances"] += 1
             scale_window.append(now)
@@ -254,7 +268,7 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
         median = medians[size] if size < len(medians) else profile.service_s(size)
         service = median * draws.noise()
         end = now + client_s + init + service + overhead[int(draws.uniform() * len(overhead))]
-        push(end, _DONE, (batch_id, batch, t_dispatch, now, init, service, throttled[0]))
+        push(end, _DONE, (batch_id, batch, t_dispatch, now, init, service, throttled[0], None))
 
     def dispatch(batch: list[Request], now: float) -> None:
         batch_id = state["batches"]
@@ -292,14 +306,15 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
                 batch_id, batch, t_dispatch, throttled = payload
                 start(batch_id, batch, t_dispatch, now, throttled)
             else:  # an invocation finished
-                batch_id, batch, t_dispatch, t_start, init, service, throttles = payload
+                batch_id, batch, t_dispatch, t_start, init, service, throttles, error = payload
                 state["in_flight"] -= 1
-                idle.append(now)
                 for r in batch:
                     done_at[r.id] = now
                 inv_rows.append((batch_id, len(batch), t_dispatch, t_start, now, init, service,
-                                 throttles))  # fmt: skip
-                policy.observe(len(batch), now - t_start, init > 0)
+                                 throttles, error))  # fmt: skip
+                if error is None:  # a batch that gave up held no instance, and taught nothing
+                    idle.append(now)
+                    policy.observe(len(batch), now - t_start, init > 0)
                 while waiting and state["in_flight"] < limit:
                     state["in_flight"] += 1
                     start(*waiting.popleft(), now)
@@ -334,9 +349,9 @@ class _Draws:
 def _records(times: np.ndarray, batch_of: np.ndarray, done_at: np.ndarray,
              inv_rows: list[tuple[Any, ...]], memory_mb: int) -> LoadResult:  # fmt: skip
     """The live schema (``labkit.records``) from the model's own invocation tuples
-    ``(batch_id, size, t_dispatch, t_start, t_done, init_s, service_s, throttles)``, built
-    column-wise (a million requests in a fraction of a second)."""
-    columns = list(zip(*inv_rows, strict=True)) if inv_rows else [()] * 8
+    ``(batch_id, size, t_dispatch, t_start, t_done, init_s, service_s, throttles, error)``,
+    built column-wise (a million requests in a fraction of a second)."""
+    columns = list(zip(*inv_rows, strict=True)) if inv_rows else [()] * 9
     batch_id, size, t_dispatch, t_start, t_done = (np.asarray(c) for c in columns[:5])
     init_s, service_s = np.asarray(columns[5], float), np.asarray(columns[6], float)
     cold = init_s > 0
@@ -348,9 +363,9 @@ def _records(times: np.ndarray, batch_of: np.ndarray, done_at: np.ndarray,
         "throttles": np.asarray(columns[7], np.int64), "cold_start": cold,
         "init_duration_ms": np.where(cold, init_s * 1000.0, np.nan),
         "duration_ms": service_s * 1000.0,
-        "billed_duration_ms": np.ceil((service_s + init_s) * 1000.0),
+        "billed_duration_ms": np.ceil((service_s + init_s) * 1000.0),  # NaN: gave up, unbilled
         "memory_size_mb": np.full(n_inv, float(memory_mb)),
-        "max_memory_used_mb": np.full(n_inv, np.nan), "error": [None] * n_inv,
+        "max_memory_used_mb": np.full(n_inv, np.nan), "error": list(columns[8]),
         "aws_request_id": [None] * n_inv,
     })  # fmt: skip
     by_batch = invocations.set_index("batch_id")
@@ -367,9 +382,17 @@ def _records(times: np.ndarray, batch_of: np.ndarray, done_at: np.ndarray,
         "cold_start": by_batch["cold_start"].reindex(ids).fillna(False).to_numpy(bool),
         "init_duration_ms": by_batch["init_duration_ms"].reindex(ids).to_numpy(float),
         "billed_duration_ms": by_batch["billed_duration_ms"].reindex(ids).to_numpy(float),
-        "error": [None] * len(times),
+        "error": _request_errors(by_batch["error"], ids),
     })  # fmt: skip
     return LoadResult(requests, invocations, complete=bool(np.isfinite(done_at).all()))
+
+
+def _request_errors(by_batch: pd.Series, ids: np.ndarray) -> list[str | None]:
+    """Each request's error, its batch's (None when its batch succeeded or never ran)."""
+    if by_batch.isna().all():
+        return [None] * len(ids)  # the usual case, a million requests at no cost
+    errors = by_batch.reindex(ids).to_numpy(object)
+    return [e if isinstance(e, str) else None for e in errors]
 
 
 def synthetic_day_counts(mean_rate: float, *, peak_to_mean: float = 1.8, spikes: int = 6,

@@ -110,7 +110,7 @@ def simulate_queue(arrivals: np.ndarray, mapping: MappingSettings, profile: Plat
         batch_of[batch] = batch_id
         done_at[batch] = seen
         dispatch = ready_at(times[batch].tolist(), mapping)
-        rows.append((batch_id, size, dispatch, now, end, init, service, 0))  # never throttled
+        rows.append((batch_id, size, dispatch, now, end, init, service, 0, None))  # never throttled
         push(end, _DONE, p)
 
     def take(p: _Poller, now: float) -> None:

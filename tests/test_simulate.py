@@ -100,6 +100,36 @@ def test_a_throttled_batch_keeps_its_client_slot_and_backs_off_as_the_load_gener
     assert result.complete
 
 
+def test_a_batch_throttled_past_the_retry_limit_fails_unbilled_and_frees_its_slot() -> None:
+    """As the load generator does: after ``throttle_retry_s`` of 429s the batch fails with
+    TooManyRequestsException; it is not billed, and the next batch gets the client slot."""
+    profile = simulate.PlatformProfile(base_ms=40_000, per_image_ms=0, sigma=0.0,
+                                       overhead_ms=[0.0], init_ms=[0.0], concurrency_limit=1)  # fmt: skip
+    arrivals = np.array([0.0, 0.0, 45.0])
+    result = simulate.simulate(arrivals, NoBatching(), profile, simulate.SimConfig(concurrency=2))
+    req = result.requests.set_index("request_id")
+    inv = result.invocations.set_index("batch_id")
+    assert req.loc[1, "error"] == "TooManyRequestsException"
+    assert req.loc[0, "error"] is None and req.loc[2, "error"] is None
+    # the first holds the only instance for 40 s; the second gives up before its next wait
+    # (at most 1 s) would pass 30 s
+    assert 29.0 <= req.loc[1, "t_done_s"] <= 30.0
+    assert req.loc[2, "t_done_s"] == 85.0  # the freed slot took the third at 45 s
+    gave_up = inv.loc[req.loc[1, "batch_id"]]
+    # back-offs of 20 ms doubling to 1 s, each x [0.5, 1.5): 25-66 tries fill 30 s
+    assert 20 <= gave_up["throttles"] <= 70
+    assert np.isnan(gave_up["billed_duration_ms"]) and not gave_up["cold_start"]
+    assert result.complete and inv["error"].notna().sum() == 1
+    figures = metrics.summarize(result.requests, result.invocations)
+    assert figures["errors"] == 1 and figures["invocations"] == 3
+    at_once = simulate.simulate(arrivals, NoBatching(), profile,
+                                simulate.SimConfig(concurrency=2, throttle_retry_s=0.0))  # fmt: skip
+    failed = at_once.invocations[at_once.invocations["error"].notna()]
+    assert list(failed["throttles"]) == [1] and list(failed["t_done_s"]) == [0.0]
+    with pytest.raises(ValueError, match="throttle_retry_s"):
+        simulate.SimConfig(throttle_retry_s=-1.0)
+
+
 def test_scaling_rate_caps_new_instances() -> None:
     burst = np.zeros(3000)
     profile = simulate.PlatformProfile(base_ms=50, per_image_ms=0, sigma=0.0, overhead_ms=[0.0],
