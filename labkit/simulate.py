@@ -235,11 +235,10 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
               throttled: tuple[int, float, float] | None = None) -> None:  # fmt: skip
         """Start a batch in the client slot it holds. A throttle (429) keeps the slot and
         retries after a jittered back-off that doubles up to 1 s, as the load generator does
-        (``labkit.loadgen``; ``throttled`` = retries so far, the next back-off, the time to
-        give up), until the next wait would pass ``throttle_retry_s``: then the batch fails
-        with TooManyRequestsException, unbilled, and frees its slot."""
-        if throttled is None:
-            throttled = (0, config.throttle_backoff_s, now + config.throttle_retry_s)
+        (``labkit.loadgen``; ``throttled`` = retries so far, the next back-off, the first
+        try), until the next wait would pass ``throttle_retry_s``: then the batch fails with
+        TooManyRequestsException, unbilled, and frees its slot; its record starts at the
+        first try, as the load generator's does."""
         while idle and now - idle[0] > profile.keep_alive_s:  # oldest idle first
             idle.popleft()
             state["instances"] -= 1
@@ -253,13 +252,13 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
                 state["instances"] >= profile.concurrency_limit
                 or len(scale_window) >= SCALING_PER_10S
             ):
-                retries, backoff, give_up = throttled
-                if now + backoff > give_up:
-                    push(now, _DONE, (batch_id, batch, t_dispatch, now, 0.0, math.nan,
+                retries, backoff, first_try = throttled or (0, config.throttle_backoff_s, now)
+                if now + backoff > first_try + config.throttle_retry_s:
+                    push(now, _DONE, (batch_id, batch, t_dispatch, first_try, 0.0, math.nan,
                                       retries + 1, THROTTLED_ERROR))  # fmt: skip
                     return
                 push(now + backoff * (0.5 + draws.uniform()), _RETRY,
-                     (batch_id, batch, t_dispatch, (retries + 1, next_backoff_s(backoff), give_up)))  # fmt: skip
+                     (batch_id, batch, t_dispatch, (retries + 1, next_backoff_s(backoff), first_try)))  # fmt: skip
                 return
             state["instances"] += 1
             scale_window.append(now)
@@ -268,7 +267,8 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
         median = medians[size] if size < len(medians) else profile.service_s(size)
         service = median * draws.noise()
         end = now + client_s + init + service + overhead[int(draws.uniform() * len(overhead))]
-        push(end, _DONE, (batch_id, batch, t_dispatch, now, init, service, throttled[0], None))
+        retries = throttled[0] if throttled else 0
+        push(end, _DONE, (batch_id, batch, t_dispatch, now, init, service, retries, None))
 
     def dispatch(batch: list[Request], now: float) -> None:
         batch_id = state["batches"]
