@@ -66,10 +66,8 @@ def test_numpy_columns_and_plain_lists_give_the_same_typed_table() -> None:
         pd.testing.assert_frame_equal(records.requests_from_columns(columns), from_rows)
     flags = as_arrays | {"cold_start": np.array([np.nan, 1.0]), "error": [math.nan, "x"]}
     coerced = records.requests_from_columns(flags)
-    assert coerced["cold_start"].tolist() == [False, True] and coerced["error"].tolist() == [
-        None,
-        "x",
-    ]
+    assert coerced["cold_start"].tolist() == [False, True]
+    assert coerced["error"].tolist() == [None, "x"]
     with pytest.raises(ValueError, match="different lengths"):
         records.requests_from_columns(as_arrays | {"label": np.array([1, 2, 3])})
 
