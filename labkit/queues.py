@@ -43,9 +43,8 @@ class LocalSqs:
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM),
         )  # fmt: skip
-        ready = await_ready_line(self._process, self.start_timeout_s)
-        if "endpoint_url" not in ready.fields:
-            self.close()
+        ready = await_ready_line(self._process, self.start_timeout_s, close=self.close)
+        if not ready.started:
             raise RuntimeError(ready.failure("the local SQS (labkit.sqs_server, moto's SQS)",
                                              self.start_timeout_s))  # fmt: skip
         self.endpoint_url = str(ready.fields["endpoint_url"])

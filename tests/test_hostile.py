@@ -249,3 +249,26 @@ def test_a_port_in_use_is_reported_with_the_reason_at_once() -> None:
     with taken, pytest.raises(EmulatorError, match=r"did not start \(exit code 1\): .*in use"):
         LocalLambda(fn("echo", "echo"), port=port, startup_timeout_s=120).start()
     assert time.monotonic() - start < 60  # it did not wait out the 120 s
+
+
+def test_an_interrupted_start_leaves_no_service_behind(monkeypatch) -> None:
+    """A Ctrl-C while the local Lambda starts (in a notebook's kernel, which lives on) stops it."""
+    import labkit.emulator.readiness as readiness
+
+    before = {p.pid for p in psutil.Process().children()}  # the module's own local Lambda
+    started: list[int] = []
+    wait = readiness.threading.Thread.join
+
+    def interrupted(thread, timeout=None) -> None:  # the Ctrl-C arrives during the wait
+        started.extend(p.pid for p in psutil.Process().children() if p.pid not in before)
+        wait(thread, 0.01)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(readiness.threading.Thread, "join", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        LocalLambda(fn("echo", "echo")).start()
+    monkeypatch.undo()
+    assert started
+    for pid in started:
+        wait_for(lambda pid=pid: not psutil.pid_exists(pid) or psutil.Process(pid).status()
+                 == psutil.STATUS_ZOMBIE, what="the interrupted service to stop")  # fmt: skip

@@ -114,9 +114,8 @@ class LocalLambda:
 
     def _read_ready_line(self) -> dict[str, Any]:
         assert self._process is not None
-        ready = await_ready_line(self._process, self.startup_timeout_s)
-        if "endpoint_url" not in ready.fields:
-            self.close()
+        ready = await_ready_line(self._process, self.startup_timeout_s, close=self.close)
+        if not ready.started:
             self._stderr.seek(0)
             detail = self._stderr.read().decode(errors="replace").strip()[-2000:]
             cause = detail.splitlines()[-1] if detail else ""  # a traceback's last line says why

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import subprocess
 import threading
+from collections.abc import Callable
 from typing import Any
 
 
@@ -23,6 +24,11 @@ class Readiness:
     fields: dict[str, Any]
     exit_code: int | None
 
+    @property
+    def started(self) -> bool:
+        """Whether the service said it serves (its ready line names its endpoint)."""
+        return "endpoint_url" in self.fields
+
     def failure(self, service: str, timeout_s: float) -> str:
         """The sentence for a service that did not start."""
         if self.exit_code is not None:
@@ -30,8 +36,11 @@ class Readiness:
         return f"{service} did not start within {timeout_s} s"
 
 
-def await_ready_line(process: subprocess.Popen[bytes], timeout_s: float) -> Readiness:
-    """Read ``process``'s first stdout line (a JSON object) for at most ``timeout_s``.
+def await_ready_line(process: subprocess.Popen[bytes], timeout_s: float, *,
+                     close: Callable[[], None]) -> Readiness:  # fmt: skip
+    """Read ``process``'s first stdout line (a JSON object) for at most ``timeout_s``. If no
+    ready line came, or the wait is interrupted (a Ctrl-C while it starts), ``close`` stops
+    the service first: a caller that lives on, such as a notebook's kernel, keeps nothing.
 
     The line is read on a helper thread so the wait is bounded even if the service hangs. If
     its output ends, it is exiting: the exit code is waited for (briefly), because the kernel
@@ -50,9 +59,16 @@ def await_ready_line(process: subprocess.Popen[bytes], timeout_s: float) -> Read
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    reader.join(timeout_s)
-    exit_code = process.poll()
-    if not fields and exit_code is None and not reader.is_alive():
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            exit_code = process.wait(5)
-    return Readiness(fields, exit_code)
+    try:
+        reader.join(timeout_s)
+        exit_code = process.poll()
+        if not fields and exit_code is None and not reader.is_alive():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                exit_code = process.wait(5)
+    except BaseException:
+        close()
+        raise
+    readiness = Readiness(fields, exit_code)
+    if not readiness.started:
+        close()
+    return readiness
