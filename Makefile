@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine (Python >= 3.10 and make):
 #   make lab    set up, then run the whole lab headless on the embedded local Lambda
-#   make test   set up, then lint and run the test suite (what CI runs)
+#   make test   set up, then lint and run the test suite (what CI runs; on CI, where CI=true,
+#               also `make install-check`)
 # Set-up is a virtual environment in .venv with labkit installed in editable mode; it is
 # redone only when pyproject.toml changes.
 
@@ -15,7 +16,7 @@ STAMP := $(VENV)/.labkit-installed
 LABKIT_MNIST_ROOT ?= $(wildcard $(abspath ../shared/data/mnist))
 export LABKIT_MNIST_ROOT
 
-.PHONY: setup lab test lint format bench clean
+.PHONY: setup lab test install-check lint format bench clean
 
 setup: $(STAMP)
 
@@ -33,6 +34,20 @@ test: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy labkit
 	$(BIN)/python -m pytest
+	$(if $(filter true,$(CI)),$(MAKE) install-check)
+
+# As a user installs it: the wheel into a new virtual environment outside the checkout, with
+# no extras, then `labkit init` and the quick lab in an empty folder (about 4 minutes; the
+# environment, several GB with PyTorch, is removed when the lab passed).
+INSTALL_CHECK_DIR ?= /tmp/labkit-install-check
+install-check: setup
+	rm -rf $(INSTALL_CHECK_DIR) && mkdir -p $(INSTALL_CHECK_DIR)
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w $(INSTALL_CHECK_DIR)/dist .
+	$(PYTHON) -m venv $(INSTALL_CHECK_DIR)/env
+	$(INSTALL_CHECK_DIR)/env/bin/python -m pip install --quiet $(INSTALL_CHECK_DIR)/dist/*.whl
+	cd $(INSTALL_CHECK_DIR) && env/bin/labkit init lab
+	cd $(INSTALL_CHECK_DIR)/lab && ../env/bin/labkit lab run --preset quick --quiet
+	rm -rf $(INSTALL_CHECK_DIR)/env
 
 lint: setup
 	$(BIN)/ruff check .

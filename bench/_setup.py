@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from labkit import image, paths
+from labkit import paths
+from labkit.aws import image
 from labkit.data import load_mnist
-from labkit.loadgen import Payloads
+from labkit.load.loadgen import Payloads
 
 
 def mnist_bundle_and_payloads(n_images: int = 1000) -> tuple[image.Bundle, Payloads]:

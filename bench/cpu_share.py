@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _table import print_figures, print_table
 
+from labkit.aws.invoke import LambdaInvoker
 from labkit.emulator import FunctionConfig, LocalLambda
 from labkit.emulator.cpu_share import MB_PER_VCPU, detect
-from labkit.invoke import LambdaInvoker
 
 SPIN = """
 def handler(event, context):

@@ -34,12 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _table import print_figures, print_table
 
 from labkit import paths
+from labkit.aws.image import build_bundle
+from labkit.aws.invoke import LambdaInvoker
 from labkit.data import make_event, synthetic_mnist
 from labkit.emulator import FunctionConfig, LocalLambda
 from labkit.emulator.cpu_latency import hold_cpu_latency
-from labkit.image import build_bundle
-from labkit.invoke import LambdaInvoker
-from labkit.model import TrainConfig, train_and_export
+from labkit.models.mnist import TrainConfig, train_and_export
 
 NOOP_DIR = Path(tempfile.mkdtemp(prefix="labkit-bench-"))
 (NOOP_DIR / "noop.py").write_text("def handler(event, context):\n    return {}\n")

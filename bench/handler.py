@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _table import print_figures, print_table
 
 from labkit import paths
+from labkit.aws.image import build_bundle, load_handler
 from labkit.data import load_mnist, make_event
 from labkit.function.net import preprocess
-from labkit.image import build_bundle, load_handler
-from labkit.model import TrainConfig, train_and_export
-from labkit.onnx_export import OnnxClassifier, export_onnx
+from labkit.models.mnist import TrainConfig, train_and_export
+from labkit.models.onnx_export import OnnxClassifier, export_onnx
 
 BATCH_SIZES = (1, 5, 16, 64)
 

@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _table import print_figures, print_table
 
-from labkit.batching import DynamicBatching, NoBatching
-from labkit.invoke import InvocationResult, ReportFields
-from labkit.loadgen import LoadConfig, Payloads, run_load
-from labkit.workloads import poisson, uniform
+from labkit.aws.invoke import InvocationResult, ReportFields
+from labkit.load.batching import DynamicBatching, NoBatching
+from labkit.load.loadgen import LoadConfig, Payloads, run_load
+from labkit.load.workloads import poisson, uniform
 
 REPORT = ReportFields("r", 1.0, 1, 1024, 100)
 

@@ -18,10 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _table import print_figures, print_table
 
-from labkit import image, paths
+from labkit import paths
+from labkit.aws import image
+from labkit.aws.invoke import LambdaInvoker
 from labkit.data import load_mnist, make_event
 from labkit.emulator import FunctionConfig, LocalLambda
-from labkit.invoke import LambdaInvoker
 
 
 def measure(

@@ -21,12 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _setup import mnist_bundle_and_payloads
 from _table import print_figures, print_table
 
-from labkit import backends, image, metrics
-from labkit.batching import NoBatching
-from labkit.loadgen import LoadConfig, Payloads
-from labkit.prewarm import PredictivePrewarm, PrewarmConfig
+from labkit import backends, metrics
+from labkit.aws import image
+from labkit.load.batching import NoBatching
+from labkit.load.loadgen import LoadConfig, Payloads
+from labkit.load.prewarm import PredictivePrewarm, PrewarmConfig
+from labkit.load.workloads import ramp
 from labkit.settings import FunctionSettings
-from labkit.workloads import ramp
 
 SLO_S = 0.2
 CONCURRENCY = 2

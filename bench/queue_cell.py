@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _setup import mnist_bundle_and_payloads
 from _table import print_figures, print_table
 
-import labkit.queue_run as queue_run
+import labkit.load.queue_run as queue_run
 from labkit import metrics
-from labkit.batching import MappingSettings
-from labkit.simulate import PlatformProfile, SimConfig
-from labkit.simulate_queue import fit_queue_latencies, simulate_queue
-from labkit.workloads import bursty, uniform
+from labkit.load.batching import MappingSettings
+from labkit.load.workloads import bursty, uniform
+from labkit.sim.simulate import PlatformProfile, SimConfig
+from labkit.sim.simulate_queue import fit_queue_latencies, simulate_queue
 
 MAPPINGS = [MappingSettings(5, 0), MappingSettings(10, 1)]
 BURSTY_MAPPINGS = [MappingSettings(10, 0), MappingSettings(10, 1)]

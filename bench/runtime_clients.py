@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import boto3
 from _table import print_figures, print_table
 
+from labkit.aws.invoke import LambdaInvoker
 from labkit.emulator import FunctionConfig, LocalLambda, platform_support
-from labkit.invoke import LambdaInvoker
 
 HANDLER = "def handler(event, context):\n    return {'ok': True}\n"
 

@@ -29,9 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _table import print_figures, print_table
 
-from labkit import calibrate, experiment, image, paths, simulate, workloads
-from labkit.batching import DynamicBatching, NoBatching
+from labkit import experiment, paths
+from labkit.aws import image
 from labkit.experiment import ExperimentConfig
+from labkit.load import workloads
+from labkit.load.batching import DynamicBatching, NoBatching
+from labkit.studies import calibrate, simulate
 
 
 def speed() -> dict[str, float]:
@@ -46,7 +49,8 @@ def speed() -> dict[str, float]:
 
 
 def small_cells(calls: int = 50) -> dict[str, float]:
-    from labkit import paper_fit, report
+    from labkit.analysis import report
+    from labkit.sim import paper_fit
 
     arrivals = workloads.WorkloadConfig("bursty", duration_s=90.0).arrivals()
     profile = simulate.PlatformProfile.load("local")

@@ -23,10 +23,10 @@ from _setup import mnist_bundle_and_payloads
 from _table import print_figures, print_table
 
 from labkit import metrics
-from labkit.batching import PolicyConfig
+from labkit.analysis.report import load_cell
 from labkit.experiment import ExperimentConfig, run_experiment
-from labkit.report import load_cell
-from labkit.workloads import WorkloadConfig
+from labkit.load.batching import PolicyConfig
+from labkit.load.workloads import WorkloadConfig
 
 POLICIES = {"dynamic": PolicyConfig("dynamic", 5, 0.3), "slo-aware": PolicyConfig("slo-aware", 16)}
 

@@ -38,12 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _table import print_figures, print_table
 
-from labkit.batching import NoBatching
+from labkit.aws.invoke import LambdaInvoker
 from labkit.emulator import FunctionConfig, LocalLambda
-from labkit.invoke import LambdaInvoker
 from labkit.journal import Journal
-from labkit.loadgen import LoadConfig, Payloads, run_load
-from labkit.workloads import poisson
+from labkit.load.batching import NoBatching
+from labkit.load.loadgen import LoadConfig, Payloads, run_load
+from labkit.load.workloads import poisson
 
 MARKER = "labkit-soak-child"
 HANDLER = f'''

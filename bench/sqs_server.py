@@ -1,4 +1,4 @@
-"""The local SQS's CPU per call: ``python -m moto.server`` against ``labkit.sqs_server``.
+"""The local SQS's CPU per call: ``python -m moto.server`` against ``labkit.emulator.sqs_server``.
 
 In a queue cell the local SQS shares the machine's cores with the function it feeds, so its
 CPU per call is CPU the function does not get. Three servers, each in its own process: moto's
@@ -32,7 +32,7 @@ from _table import print_figures, print_table
 SERVERS = {
     "moto.server": None,  # started on a free port found beforehand (it cannot pick one)
     "labkit, moto's clock": "from labkit import sqs_server as s; s._use_a_cheaper_clock = lambda: None; s.main()",
-    "labkit.sqs_server": "from labkit import sqs_server; sqs_server.main()",
+    "labkit.emulator.sqs_server": "from labkit import sqs_server; sqs_server.main()",
 }  # fmt: skip
 BODY = json.dumps({"id": "1", "image": "x" * 1000})  # about one MNIST request's size
 
@@ -124,7 +124,7 @@ def main() -> None:
     keys = {"send, receive, delete; empty": "empty", "send, receive, delete; 30 waiting":
             "backlog30", "10 sends, receive 10, delete; 30 waiting": "batch10_backlog30"}  # fmt: skip
     short = {"moto.server": "moto_server", "labkit, moto's clock": "labkit_motoclock",
-             "labkit.sqs_server": "labkit"}  # fmt: skip
+             "labkit.emulator.sqs_server": "labkit"}  # fmt: skip
     print_figures({f"{short[name]}_{keys[label]}_cpu_ms": round(table[name][label], 2)
                    for name in SERVERS for label in labels})  # fmt: skip
 

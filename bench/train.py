@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _table import print_figures, print_table
 
 from labkit.data import load_mnist
-from labkit.model import TrainConfig, evaluate, export, train
+from labkit.models.mnist import TrainConfig, evaluate, export, train
 
 
 def main() -> None:

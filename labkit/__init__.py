@@ -5,7 +5,9 @@ import. Everything else is internal and free to change. Names load on first use,
 ``import labkit`` stays fast and does not pull in PyTorch.
 
 Modules for the analysis (``from labkit import report, plots, metrics, cost, simulate``)
-are public as modules.
+are public as modules, under their short names, wherever they live in the package
+(``labkit.report`` is :mod:`labkit.analysis.report`). The package's layout, a wing per stage
+of the lab, is drawn in ``docs/architecture.md``.
 """
 
 from __future__ import annotations
@@ -13,16 +15,21 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from labkit import _moved
+
+__version__ = "0.2.0"
+#: The name to ``pip install`` (the import name is ``labkit``; ``labkit`` on PyPI is another
+#: project's).
+DISTRIBUTION = "labkit-serverless"
 
 #: Public name -> the module that defines it.
 _PUBLIC = {
     # configuration
     "ExperimentConfig": "labkit.experiment",
     "FunctionSettings": "labkit.settings",
-    "PolicyConfig": "labkit.batching",
-    "MappingSettings": "labkit.batching",
-    "WorkloadConfig": "labkit.workloads",
+    "PolicyConfig": "labkit.load.batching",
+    "MappingSettings": "labkit.settings",
+    "WorkloadConfig": "labkit.load.workloads",
     # running experiments
     "run_experiment": "labkit.experiment",
     "run_matrix": "labkit.experiment",
@@ -34,20 +41,26 @@ _PUBLIC = {
     "LocalLambda": "labkit.emulator",
     # the function
     "load_mnist": "labkit.data",
-    "train_and_export": "labkit.model",
-    "ensure_bundle": "labkit.image",
+    "train_and_export": "labkit.models.mnist",
+    "ensure_bundle": "labkit.aws.image",
     # results
-    "load_run": "labkit.report",
+    "load_run": "labkit.analysis.report",
     "run_lab": "labkit.lab",
 }
 _RENAMED = {"create_backend": "create"}
-_MODULES = ("assignment", "autograder", "backends", "batching", "calibrate", "checker", "cost", "data",
-            "deploy", "emulator", "frontier",
-            "experiment", "image", "invoke", "lab", "loadgen", "metrics", "model", "paths", "plots",
-            "placement", "queue_deploy", "queue_run", "queues",
-            "records", "report", "settings", "simulate", "simulate_queue", "workloads")  # fmt: skip
+#: Public modules by their short names (``from labkit import report``).
+_MODULES = {
+    name: _moved.MOVED.get(f"labkit.{name}", f"labkit.{name}")
+    for name in ("assignment", "autograder", "backends", "batching", "calibrate", "checker",
+                 "cost", "data", "deploy", "emulator", "frontier", "experiment", "image",
+                 "invoke", "lab", "loadgen", "metrics", "model", "paths", "plots", "placement",
+                 "queue_deploy", "queue_run", "queues", "records", "report", "settings",
+                 "simulate", "simulate_queue", "workloads")
+}  # fmt: skip
 
 __all__ = ["__version__", *_PUBLIC, *_MODULES]
+
+_moved.install()
 
 
 def __getattr__(name: str) -> Any:
@@ -56,7 +69,10 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     if name in _MODULES:
-        return importlib.import_module(f"labkit.{name}")
+        return importlib.import_module(_MODULES[name])
+    if f"labkit.{name}" in _moved.MOVED:  # an old module that was never public: it warns
+        _moved.warn_moved(f"labkit.{name}")
+        return importlib.import_module(_moved.MOVED[f"labkit.{name}"])
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 

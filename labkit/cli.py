@@ -2,6 +2,9 @@
 
 Exit codes: 0 success; 1 a step failed (the message says where to look); 2 bad input
 (unknown preset, parameter, missing files); 130 interrupted.
+
+Each command imports what it runs inside its own function (deferred: pandas, torch, boto3 and
+matplotlib), so that ``labkit --help`` and a mistyped flag answer at once.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def _print_headline(experiments: Path) -> None:
     (as the report found them, when it was written)."""
     import pandas as pd
 
-    from labkit import claims, report
+    from labkit.analysis import claims, report
 
     print(f"  results: {experiments}")
     if (experiments / "report.md").is_file():
@@ -57,9 +60,9 @@ def _print_headline(experiments: Path) -> None:
 
 def _experiment_base(args: argparse.Namespace) -> Any:
     from labkit import backends, paths
-    from labkit.batching import PolicyConfig
     from labkit.experiment import ExperimentConfig
-    from labkit.workloads import WorkloadConfig
+    from labkit.load.batching import PolicyConfig
+    from labkit.load.workloads import WorkloadConfig
 
     bundle = args.bundle
     if bundle is None and "bundle_dir" in backends.backend_class(args.backend).options:
@@ -87,8 +90,9 @@ def _experiment_base(args: argparse.Namespace) -> Any:
 def _cmd_run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from labkit import experiment, report
-    from labkit.workloads import WorkloadConfig
+    from labkit import experiment
+    from labkit.analysis import report
+    from labkit.load.workloads import WorkloadConfig
 
     base = _experiment_base(args)
     if args.matrix == "paper":
@@ -107,7 +111,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from labkit import report
+    from labkit.analysis import report
 
     run = report.resolve_run(args.run)
     report.write_report(run, slo_ms=args.slo_ms)
@@ -116,7 +120,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
-    from labkit import deploy
+    from labkit.aws import deploy, queue_source
 
     function = FunctionSettings.given(name=args.function_name, memory_mb=args.memory_mb,
                                       timeout_s=args.timeout_s, architecture=args.architecture,
@@ -128,7 +132,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
                                                  max_budget_usd=args.max_budget_usd)  # fmt: skip
         print(plan.table())
     elif args.action == "up":
-        from labkit import image
+        from labkit.aws import image
         from labkit.data import make_event, synthetic_mnist
 
         bundle = None if args.image_uri else image.ensure_bundle(args.model, args.bundle)
@@ -139,7 +143,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         print(f"deployed: {rollout.deployed!r}")
         print(f"smoke test: {rollout.smoke.round_trip_ms:.0f} ms round trip, no error")
     else:
-        deleted = deploy.AwsDeployment(config, progress=print).teardown()
+        deleted = queue_source.teardown(deploy.AwsDeployment(config, progress=print))
         print("deleted: " + (", ".join(deleted) if deleted else "nothing (no labkit resources)"))
     return EXIT_OK
 
@@ -169,7 +173,7 @@ def _cmd_lab_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_assignment_build(args: argparse.Namespace) -> int:
-    from labkit import autograder
+    from labkit.course import autograder
 
     built = autograder.build(args.out, master=args.master, secret_file=args.secret_file)
     print(f"student notebook (hand it out): {built.student}")
@@ -179,7 +183,7 @@ def _cmd_assignment_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_assignment_grade(args: argparse.Namespace) -> int:
-    from labkit import autograder
+    from labkit.course import autograder
 
     table = autograder.grade(args.submissions, args.autograder, args.out)
     print(table.to_string(index=False))
@@ -197,7 +201,7 @@ def _cmd_lab_presets(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from labkit import paths
-    from labkit.model import TrainConfig, train_and_export
+    from labkit.models.mnist import TrainConfig, train_and_export
 
     config = TrainConfig(
         epochs=args.epochs,
@@ -216,7 +220,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_bundle(args: argparse.Namespace) -> int:
     from labkit import paths
-    from labkit.image import build_bundle, build_image
+    from labkit.aws.image import build_bundle, build_image
 
     model_dir = paths.resolve_model_dir(args.model)
     out = args.out or paths.default_bundle_dir(model_dir, variant=args.variant)
@@ -492,13 +496,13 @@ def _add_deploy_parser(sub: Any) -> None:
 # imported (one not imported cannot have raised), so `labkit --help` does not pay for torch.
 _ERRORS = {
     "labkit.data": ["MnistNotFoundError"],
-    "labkit.model": ["ModelArtifactError"],
+    "labkit.models.mnist": ["ModelArtifactError"],
     "labkit.function.model_io": ["ModelLoadError"],
     "labkit.lab": ["LabError"],
 }
-_FAILED_STEPS = {"labkit.lab": ["NotebookFailedError"], "labkit.aws_account": ["DeployError"],
+_FAILED_STEPS = {"labkit.lab": ["NotebookFailedError"], "labkit.aws.account": ["DeployError"],
                  "labkit.experiment": ["CellFailedError"],
-                 "labkit.autograder": ["AutograderError"]}  # fmt: skip
+                 "labkit.course.autograder": ["AutograderError"]}  # fmt: skip
 
 
 def _loaded_error_types(errors: dict[str, list[str]]) -> tuple[type[BaseException], ...]:

@@ -84,7 +84,7 @@ class Bill:
     compute_usd: float  # all billed duration, cold-start init included
     init_usd: float  # the part of compute_usd spent in init (cold starts)
     provisioned_usd: float = 0.0
-    sqs_usd: float = 0.0  # a queue in front of the function (labkit.queue_run): its requests
+    sqs_usd: float = 0.0  # a queue in front of the function (labkit.load.queue_run): its requests
 
     @property
     def total_usd(self) -> float:
@@ -192,7 +192,7 @@ def sqs_requests(payload_bytes: Iterable[int]) -> int:
     return sum(max(1, math.ceil(size / SQS_CHUNK_BYTES)) for size in payload_bytes)
 
 
-#: The billed SQS requests a queue cell counts (labkit.queue_run.QueueCell.traffic).
+#: The billed SQS requests a queue cell counts (labkit.load.queue_run.QueueCell.traffic).
 SQS_REQUEST_CALLS = ("billed_sends", "receives", "deletes")
 SQS_ANSWER_CALLS = ("answer_sends", "answer_receives", "answer_deletes")
 
@@ -200,7 +200,7 @@ SQS_ANSWER_CALLS = ("answer_sends", "answer_receives", "answer_deletes")
 def traffic_cost(traffic: dict[str, Any] | None, *, part: str = "all",
                  fifo: bool = False) -> float:  # fmt: skip
     """USD for a queue cell's SQS calls as its facts record them (``facts["sqs"]``, see
-    :meth:`labkit.queue_run.QueueCell.traffic`); 0 for a cell with no queue. ``part``:
+    :meth:`labkit.load.queue_run.QueueCell.traffic`); 0 for a cell with no queue. ``part``:
     ``requests`` (the request queue: sends in 64 KB chunks, the mapping's receives, empty
     long polls included, and deletes; AWS bills the mapping's calls to the queue's owner),
     ``answers`` (the response queue, which is how an SQS-triggered function returns

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from labkit import paths
+
 ENV_ROOT = "LABKIT_MNIST_ROOT"
 ENV_CACHE = "LABKIT_DATA_DIR"
 
@@ -76,7 +78,6 @@ class MnistSplit:
 def default_cache_dir() -> Path:
     """Writable folder that receives copies of a read-only MNIST root (the workspace's
     ``data/``, or ``LABKIT_DATA_DIR``)."""
-    from labkit import paths
 
     return paths.data_dir()
 

@@ -23,14 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import labkit
 from labkit import backends, paths, records, signals
-from labkit.batching import PolicyConfig
 from labkit.emulator.cpu_latency import check_limit, hold_cpu_latency
-from labkit.journal import Journal
-from labkit.loadgen import LoadConfig, Payloads
-from labkit.prewarm import PredictivePrewarm, PrewarmConfig
+from labkit.journal import Journal, is_cell, save_cell
+from labkit.load.batching import PolicyConfig
+from labkit.load.loadgen import LoadConfig, Payloads
+from labkit.load.prewarm import PredictivePrewarm, PrewarmConfig
+from labkit.load.workloads import WorkloadConfig
 from labkit.settings import FunctionSettings
-from labkit.workloads import WorkloadConfig
 
 PAPER_SLO_MS = 200.0
 #: A cell whose requests failed more than this share, for reasons other than throttling,
@@ -101,7 +102,7 @@ class ExperimentConfig:
     n_images: int = 1000  # distinct test images the requests cycle through
     data_root: str | None = None
     name: str | None = None  # the cell's folder name; default "<policy>-<workload>"
-    prewarm: bool = False  # predictive pre-warm (labkit.prewarm) with warm-up invocations
+    prewarm: bool = False  # predictive pre-warm (labkit.load.prewarm) with warm-up invocations
     cpu_latency_us: int | None = None  # hold idle CPUs' wake-up latency while measuring (root)
 
     def __post_init__(self) -> None:
@@ -207,8 +208,6 @@ def environment_facts() -> dict[str, Any]:
     import numpy
     import pandas
 
-    import labkit
-
     facts: dict[str, Any] = {
         "labkit": labkit.__version__, "python": platform.python_version(),
         "numpy": numpy.__version__, "pandas": pandas.__version__,
@@ -236,7 +235,7 @@ def run_experiment(
     (status ``incomplete``) and is raised again once the files are written."""
     folder = Path(out_dir) if out_dir else paths.new_run_dir("experiments", config.label)
     folder.mkdir(parents=True, exist_ok=True)
-    if records.is_cell(folder):
+    if is_cell(folder):
         raise FileExistsError(f"{folder} already holds a run; results are never overwritten")
     backend = config.backend_instance()
     arrivals = config.workload.arrivals()
@@ -272,7 +271,7 @@ def run_experiment(
         failed = failure(result.requests, result.stopped_by)
         status = "failed" if failed else "complete" if result.complete else "incomplete"
         with signals.deferred():  # a second Ctrl-C waits until the cell is on disk
-            records.save_cell(folder, result.requests, result.invocations, facts | result.facts, {
+            save_cell(folder, result.requests, result.invocations, facts | result.facts, {
                 "status": status, "stopped_by": result.stopped_by, "why": failed,
                 "wall_s": round(result.wall_s, 3), "requests": len(result.requests),
                 "invocations": len(result.invocations),
@@ -331,7 +330,7 @@ def run_matrix(
 
 
 def _default_payloads(config: ExperimentConfig) -> Payloads:
-    from labkit.data import load_mnist
+    from labkit.data import load_mnist  # deferred: torch, needed only for the MNIST digits
 
     return Payloads.from_split(load_mnist(config.data_root, train=False), config.n_images)
 

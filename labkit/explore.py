@@ -3,7 +3,7 @@
 :class:`Explorer` keeps one function running on the local backend between runs (so only the
 first run pays a cold start, unless you ask for a fresh function), runs a short workload
 through a policy with the open-loop load generator, and draws latency CDF, SLO attainment
-and cost beside the earlier runs (:func:`labkit.plots.trials`). The function is the same as
+and cost beside the earlier runs (:func:`labkit.analysis.plots.trials`). The function is the same as
 an experiment's (:mod:`labkit.backends`): the bundle's own handler, Lambda's CPU share.
 Every run is labelled with all its settings (policy and its parameters, workload shape and
 rates, fresh or warm function), so no two different runs share a label.
@@ -24,12 +24,13 @@ from typing import Any
 
 import pandas as pd
 
-from labkit import backends, metrics, plots
-from labkit.batching import BatchingPolicy, PolicyConfig
-from labkit.loadgen import LoadConfig, Payloads, run_load
+from labkit import backends, metrics
+from labkit.analysis import plots
+from labkit.load.batching import BatchingPolicy, PolicyConfig
+from labkit.load.loadgen import LoadConfig, Payloads, run_load
+from labkit.load.workloads import WorkloadConfig
 from labkit.records import LoadResult
 from labkit.settings import FunctionSettings
-from labkit.workloads import WorkloadConfig
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class Explorer:
         """Run ``workload`` through ``policy`` (a :class:`PolicyConfig`, or a class or function
         that returns a policy); ``fresh_function`` restarts the function so this run pays its
         own cold starts. ``name`` leads the label (the settings follow it)."""
-        from labkit.data import load_mnist
+        from labkit.data import load_mnist  # deferred: torch, needed only for the MNIST digits
 
         built = policy.build() if isinstance(policy, PolicyConfig) else policy()
         if self.payloads is None:

@@ -1,12 +1,13 @@
-"""A cell's records written to disk as they complete, so a killed run keeps them.
+"""A cell on disk: its records journalled as they complete, saved at its end, read back.
 
 While a cell runs, each finished invocation appends its request records and its invocation
 record, one JSON array per line, to ``requests.jsonl`` and ``invocations.jsonl`` in the
 cell's folder: one ``write`` per file per invocation, on a descriptor opened for appending,
 so what was written is in the operating system's hands even if the process is killed the
 next moment (SIGKILL loses only invocations still in flight). When the cell ends normally,
-:func:`labkit.records.save_cell` writes the Parquet files and :meth:`Journal.discard`
-removes the journal; :func:`read` turns a journal left behind into frames.
+:func:`save_cell` writes the Parquet files and :meth:`Journal.discard`
+removes the journal; :func:`load_cell` reads a cell back, and a journal left behind by a
+killed run as an incomplete cell.
 
 Why not append to Parquet: a Parquet file is readable only once its footer is written.
 """
@@ -16,9 +17,11 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -93,3 +96,93 @@ def read(folder: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
         frames.append(make({c: table[c].to_numpy() for c in columns}))
     requests = frames[0].sort_values("request_id", kind="stable").reset_index(drop=True)
     return requests, frames[1]
+
+
+@dataclass(frozen=True)
+class SavedCell:
+    """One cell as it lies on disk; ``config`` is the raw mapping the runner saved."""
+
+    folder: Path
+    config: dict[str, Any]
+    environment: dict[str, Any]
+    status: dict[str, Any]
+    requests: pd.DataFrame
+    invocations: pd.DataFrame
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+
+def save_cell(
+    folder: str | os.PathLike[str],
+    requests: pd.DataFrame,
+    invocations: pd.DataFrame,
+    environment: Mapping[str, Any],
+    status: Mapping[str, Any],
+) -> None:
+    """Write a cell's records, facts and status into ``folder`` (which must exist)."""
+    folder = Path(folder)
+    for frame, name, columns in ((requests, records.REQUESTS_FILE, records.REQUEST_COLUMNS),
+                                 (invocations, records.INVOCATIONS_FILE, records.INVOCATION_COLUMNS)):  # fmt: skip
+        if list(frame.columns) != columns:
+            raise ValueError(f"{name}: columns {list(frame.columns)} are not the schema's")
+        tmp = folder / (name + ".part")
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, folder / name)
+    records.write_json(folder / records.ENVIRONMENT_FILE, dict(environment))
+    records.write_json(folder / records.STATUS_FILE, dict(status))
+
+
+def is_cell(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` holds a cell's records (saved, or journalled by a run that died)."""
+    return (Path(folder) / records.REQUESTS_FILE).is_file() or exists(folder)
+
+
+#: What a cell's status says when its process died before saving it.
+KILLED = "killed before its records were saved: read from its journal (requests never answered are missing)"
+
+
+def load_cell(folder: str | os.PathLike[str]) -> SavedCell:
+    """A saved cell; ``FileNotFoundError`` when ``folder`` holds no records. A cell whose run
+    was killed (its journal, no Parquet files) loads with status ``incomplete``."""
+    folder = Path(folder)
+    if not is_cell(folder):
+        raise FileNotFoundError(f"{folder} holds no experiment records ({records.REQUESTS_FILE})")
+    status = (
+        records.read_json(folder / records.STATUS_FILE)
+        if (folder / records.STATUS_FILE).is_file()
+        else {}
+    )
+    environment = folder / records.ENVIRONMENT_FILE
+    if (folder / records.REQUESTS_FILE).is_file():
+        requests = pd.read_parquet(folder / records.REQUESTS_FILE).rename(
+            columns=records.LEGACY_COLUMN_NAMES
+        )
+        invocations = pd.read_parquet(folder / records.INVOCATIONS_FILE).rename(
+            columns=records.LEGACY_COLUMN_NAMES
+        )
+    else:
+        requests, invocations = read(folder)
+        status = {**status, "requests": len(requests), "invocations": len(invocations)}
+    if status.get("status", "running") == "running":  # its process died before the end
+        status = {**status, "status": "incomplete", "stopped_by": KILLED}
+    return SavedCell(
+        folder=folder,
+        config=records.read_json(folder / records.CONFIG_FILE),
+        environment=records.read_json(environment) if environment.is_file() else {},
+        status=status,
+        requests=requests,
+        invocations=invocations,
+    )
+
+
+def cell_folders(run: str | os.PathLike[str]) -> list[Path]:
+    """The cell folders of a run (or the run itself if it is one cell), in the order run."""
+    run = Path(run)
+    if is_cell(run):
+        return [run]
+    matrix = run / records.MATRIX_FILE
+    if matrix.is_file():
+        return [run / name for name in records.read_json(matrix)["cells"] if is_cell(run / name)]
+    return sorted(p for p in run.iterdir() if p.is_dir() and is_cell(p)) if run.is_dir() else []

@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from labkit import parameters, paths, signals
+from labkit.analysis import report
 
 PRESETS_DIR = Path(__file__).with_name("presets")
 #: Parameters the runner passes itself, to every notebook that declares them.
@@ -367,8 +368,6 @@ def run_sweep(
     import itertools
 
     import pandas as pd
-
-    from labkit import report
 
     if not grid:
         raise LabError("a sweep needs at least one --grid NOTEBOOK.KEY=[values]")

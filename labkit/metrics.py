@@ -149,7 +149,7 @@ def summarize(
         "cold_delayed_pct": float(delayed.mean() * 100) if len(requests) else nan,
         "throttles": float(inv["throttles"].sum()) if "throttles" in inv else 0.0,
         "invocations": float(len(inv)),
-        # Warm-ups (batch size 0, see labkit.prewarm) are invocations and billed, not batches.
+        # Warm-ups (batch size 0, see labkit.load.prewarm) are invocations and billed, not batches.
         "mean_batch_size": float(sizes[sizes > 0].mean()) if (sizes > 0).any() else nan,
         "warmups": float((sizes == 0).sum()),
         "cold_starts": float(len(init)),

@@ -25,6 +25,8 @@ import shutil
 import time
 from pathlib import Path
 
+from labkit import DISTRIBUTION
+
 MARKER = ".labkit"
 DEFAULT_MODEL_NAME = "mnist-cnn"
 _SHIPPED = Path(__file__).resolve().parent / "_shipped"
@@ -50,7 +52,7 @@ def _is_labkit_project(folder: Path) -> bool:
         text = project.read_text(errors="replace")
     except OSError:
         return False
-    return re.search(r'(?m)^name\s*=\s*"labkit"\s*$', text) is not None
+    return re.search(rf'(?m)^name\s*=\s*"(labkit|{DISTRIBUTION})"\s*(#.*)?$', text) is not None
 
 
 def _under_workspace(variable: str, name: str) -> Path:

@@ -13,12 +13,9 @@ A *cell* is one folder (DESIGN.md "Results on disk")::
     invocations.parquet  one row per invocation (:class:`InvocationRecord`)
     status.json          running | complete | incomplete | failed, why, wall time, counts
 
-While a cell runs, its records go to a journal (:mod:`labkit.journal`) as they complete and
-``status.json`` says ``running``; a cell whose process was killed keeps the journal, and
-:func:`load_cell` reads it as an incomplete cell.
+Writing and reading a cell's folder is :mod:`labkit.journal`'s, which builds on this schema.
 
-This module imports no other labkit module at import time: it is the bottom of the package
-(the journal, built on it, is read lazily).
+This module imports no other labkit module: it is the bottom of the package.
 """
 
 from __future__ import annotations
@@ -97,7 +94,7 @@ _REQUEST_DTYPES = {"request_id": "int64", "batch_id": "int64", "label": "int64",
 _INVOCATION_DTYPES = {"batch_id": "int64", "batch_size": "int64", "throttles": "int64",
                       "cold_start": "bool", "error": "object", "aws_request_id": "object"}  # fmt: skip
 # Column names of runs saved before the schema carried units (read, never written).
-_LEGACY_NAMES = {f"t_{name}": f"t_{name}_s" for name in ("arrive", "release", "dispatch", "start", "done")}  # fmt: skip
+LEGACY_COLUMN_NAMES = {f"t_{name}": f"t_{name}_s" for name in ("arrive", "release", "dispatch", "start", "done")}  # fmt: skip
 
 
 def _frame(rows: Iterable[Any], columns: list[str], dtypes: Mapping[str, str]) -> pd.DataFrame:
@@ -205,89 +202,3 @@ class LoadResult:
     stopped_by: str | None = None  # "KeyboardInterrupt", an exception's text, or None
     wall_s: float = 0.0
     facts: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SavedCell:
-    """One cell as it lies on disk; ``config`` is the raw mapping the runner saved."""
-
-    folder: Path
-    config: dict[str, Any]
-    environment: dict[str, Any]
-    status: dict[str, Any]
-    requests: pd.DataFrame
-    invocations: pd.DataFrame
-
-    @property
-    def name(self) -> str:
-        return self.folder.name
-
-
-def save_cell(
-    folder: str | os.PathLike[str],
-    requests: pd.DataFrame,
-    invocations: pd.DataFrame,
-    environment: Mapping[str, Any],
-    status: Mapping[str, Any],
-) -> None:
-    """Write a cell's records, facts and status into ``folder`` (which must exist)."""
-    folder = Path(folder)
-    for frame, name, columns in ((requests, REQUESTS_FILE, REQUEST_COLUMNS),
-                                 (invocations, INVOCATIONS_FILE, INVOCATION_COLUMNS)):  # fmt: skip
-        if list(frame.columns) != columns:
-            raise ValueError(f"{name}: columns {list(frame.columns)} are not the schema's")
-        tmp = folder / (name + ".part")
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, folder / name)
-    write_json(folder / ENVIRONMENT_FILE, dict(environment))
-    write_json(folder / STATUS_FILE, dict(status))
-
-
-def is_cell(folder: str | os.PathLike[str]) -> bool:
-    """Whether ``folder`` holds a cell's records (saved, or journalled by a run that died)."""
-    from labkit import journal
-
-    return (Path(folder) / REQUESTS_FILE).is_file() or journal.exists(folder)
-
-
-#: What a cell's status says when its process died before saving it.
-KILLED = "killed before its records were saved: read from its journal (requests never answered are missing)"
-
-
-def load_cell(folder: str | os.PathLike[str]) -> SavedCell:
-    """A saved cell; ``FileNotFoundError`` when ``folder`` holds no records. A cell whose run
-    was killed (its journal, no Parquet files) loads with status ``incomplete``."""
-    from labkit import journal
-
-    folder = Path(folder)
-    if not is_cell(folder):
-        raise FileNotFoundError(f"{folder} holds no experiment records ({REQUESTS_FILE})")
-    status = read_json(folder / STATUS_FILE) if (folder / STATUS_FILE).is_file() else {}
-    environment = folder / ENVIRONMENT_FILE
-    if (folder / REQUESTS_FILE).is_file():
-        requests = pd.read_parquet(folder / REQUESTS_FILE).rename(columns=_LEGACY_NAMES)
-        invocations = pd.read_parquet(folder / INVOCATIONS_FILE).rename(columns=_LEGACY_NAMES)
-    else:
-        requests, invocations = journal.read(folder)
-        status = {**status, "requests": len(requests), "invocations": len(invocations)}
-    if status.get("status", "running") == "running":  # its process died before the end
-        status = {**status, "status": "incomplete", "stopped_by": KILLED}
-    return SavedCell(
-        folder=folder,
-        config=read_json(folder / CONFIG_FILE),
-        environment=read_json(environment) if environment.is_file() else {},
-        status=status,
-        requests=requests,
-        invocations=invocations,
-    )
-
-
-def cell_folders(run: str | os.PathLike[str]) -> list[Path]:
-    """The cell folders of a run (or the run itself if it is one cell), in the order run."""
-    run = Path(run)
-    if is_cell(run):
-        return [run]
-    matrix = run / MATRIX_FILE
-    if matrix.is_file():
-        return [run / name for name in read_json(matrix)["cells"] if is_cell(run / name)]
-    return sorted(p for p in run.iterdir() if p.is_dir() and is_cell(p)) if run.is_dir() else []

@@ -16,6 +16,8 @@ from typing import Any
 
 DEFAULT_FUNCTION_NAME = "labkit-mnist"
 DEFAULT_HANDLER = "labkit_function.handler.handler"
+#: The handler that answers requests arriving through an SQS event-source mapping.
+SQS_HANDLER = "labkit_function.sqs_handler.handler"
 ARCHITECTURES = ("x86_64", "arm64")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MEMORY_RANGE_MB = (128, 10_240)  # Lambda's range
@@ -78,3 +80,52 @@ class FunctionSettings:
             raise ValueError(
                 f"provisioned ({self.provisioned}) must not exceed concurrency ({self.concurrency})"
             )
+
+
+class MappingError(ValueError):
+    """An event-source mapping AWS would refuse (its ``InvalidParameterValueException``)."""
+
+
+def check_mapping(batch_size: Any, window_s: Any, max_concurrency: Any = None, *,
+                  fifo: bool = False) -> None:  # fmt: skip
+    """Refuse what ``CreateEventSourceMapping`` refuses for an SQS queue, with AWS's words:
+    ``BatchSize`` 1-10,000 (1-10 for FIFO), above 10 only with a window of at least 1 s;
+    ``MaximumBatchingWindowInSeconds`` a whole number from 0 to 300;
+    ``ScalingConfig.MaximumConcurrency`` 2-1,000."""
+    most = 10 if fifo else 10_000
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int)
+        or not 1 <= batch_size <= most
+    ):
+        raise MappingError(f"BatchSize must be between 1 and {most}, not {batch_size!r}")
+    if isinstance(window_s, bool) or not isinstance(window_s, int) or not 0 <= window_s <= 300:
+        raise MappingError("MaximumBatchingWindowInSeconds must be a whole number of seconds "
+                           f"from 0 to 300, not {window_s!r}")  # fmt: skip
+    if batch_size > 10 and window_s < 1:
+        raise MappingError("Maximum batch window in seconds must be greater than 0 if maximum "
+                           "batch size is greater than 10")  # fmt: skip
+    if max_concurrency is not None and (
+        isinstance(max_concurrency, bool)
+        or not isinstance(max_concurrency, int)
+        or not 2 <= max_concurrency <= 1000
+    ):
+        raise MappingError(
+            f"MaximumConcurrency must be between 2 and 1000, not {max_concurrency!r}"
+        )
+
+
+@dataclass(frozen=True)
+class MappingSettings:
+    """An SQS event-source mapping's batching knobs (AWS's parameters, checked as AWS does)."""
+
+    batch_size: int = 10  # BatchSize
+    window_s: int = 0  # MaximumBatchingWindowInSeconds: whole seconds, 0-300
+    max_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency
+
+    def __post_init__(self) -> None:
+        check_mapping(self.batch_size, self.window_s, self.max_concurrency)
+
+    @property
+    def label(self) -> str:
+        return f"sqs-{self.batch_size}-{self.window_s}s"

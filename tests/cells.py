@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from labkit import records
-from labkit.batching import PolicyConfig
+from labkit import journal, records
 from labkit.experiment import ExperimentConfig
-from labkit.workloads import WorkloadConfig
+from labkit.load.batching import PolicyConfig
+from labkit.load.workloads import WorkloadConfig
 
 
 def fake_cell(folder: Path, kind: str, workload: str, wait_ms: float, n: int = 50) -> Path:
@@ -38,7 +38,7 @@ def fake_cell(folder: Path, kind: str, workload: str, wait_ms: float, n: int = 5
         "billed_duration_ms": [2003.0] + [3.0] * (b - 1), "memory_size_mb": np.full(b, 1024.0),
         "max_memory_used_mb": np.full(b, 200.0), "error": [None] * b, "aws_request_id": ["x"] * b,
     })  # fmt: skip
-    records.save_cell(folder, requests, invocations, {"backend": "local"},
+    journal.save_cell(folder, requests, invocations, {"backend": "local"},
                       {"status": "complete", "wall_s": float(t[-1]), "requests": n})  # fmt: skip
     return folder
 

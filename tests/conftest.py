@@ -36,6 +36,20 @@ def wait_for(
     raise AssertionError(f"timed out waiting for {what}")
 
 
+#: The longest test files, started first so that no worker is left with one at the end
+#: (`pytest --durations=40` names them).
+LONGEST_FIRST = ("test_notebooks.py", "test_autograder.py", "test_queue_cells.py",
+                 "test_platforms.py", "test_interruptions.py", "test_assignment.py")  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file and among the rest is kept
+
+
 needs_mnist = pytest.mark.skipif(not real_mnist_available(), reason="real MNIST files not present")
 
 
@@ -51,7 +65,7 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model trained briefly on real MNIST (generated digits when MNIST is absent)."""
     from labkit.data import load_mnist, synthetic_mnist
-    from labkit.model import TrainConfig, export, train
+    from labkit.models.mnist import TrainConfig, export, train
 
     data = load_mnist(train=True).head(4000) if real_mnist_available() else synthetic_mnist(2000)
     result = train(data, TrainConfig(epochs=1, batch_size=64, seed=1), progress=False)

@@ -17,3 +17,29 @@ def error_outputs(notebook: Path) -> list[str]:
             elif output.get("name") == "stderr" and "Traceback" in output.get("text", ""):
                 found.append(output["text"][:500])
     return found
+
+
+def html_table(html: str) -> list[list[str]]:
+    """The rows of the first HTML table (header row first), as text cells."""
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[list[str]] = []
+            self.inside = False
+
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            if tag == "tr":
+                self.rows.append([])
+            self.inside = tag in ("td", "th")
+            if self.inside:
+                self.rows[-1].append("")
+
+        def handle_data(self, data: str) -> None:
+            if self.inside:
+                self.rows[-1][-1] += data.strip()
+
+    parser = Cells()
+    parser.feed(html)
+    return parser.rows

@@ -62,12 +62,12 @@ def test_deploy_then_run_target_the_same_function(
     """`labkit deploy up` then `labkit run --backend aws`, no names given: the run invokes the
     function the deploy created (moto's Lambda answers any name, so the name the invoker is
     asked for is read off the kit's own client; it echoes the event back, without predictions,
-    so the run fails loudly: tests/test_aws_backend.py has the same path against a fake that
+    so the run fails loudly: tests/backends/test_aws_backend.py has the same path against a fake that
     answers like the function)."""
     import boto3
     from moto import mock_aws
 
-    from labkit.invoke import LambdaInvoker
+    from labkit.aws.invoke import LambdaInvoker
 
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": "eu-west-1"}.items():  # fmt: skip
@@ -80,7 +80,7 @@ def test_deploy_then_run_target_the_same_function(
         return real_invoke(self, function_name, event, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(LambdaInvoker, "invoke", spy)
-    monkeypatch.setattr("labkit.deploy.AwsDeployment._wait", lambda self, waiter: None)
+    monkeypatch.setattr("labkit.aws.deploy.AwsDeployment._wait", lambda self, waiter: None)
     config = {"lambda": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}
     with mock_aws(config=config):
         repo = boto3.client("ecr").create_repository(repositoryName="elsewhere")["repository"]

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from labkit import experiment, records, report
-from labkit.batching import PolicyConfig
+from labkit import experiment, records
+from labkit.analysis import report
 from labkit.experiment import ExperimentConfig
+from labkit.load.batching import PolicyConfig
+from labkit.load.workloads import WorkloadConfig
 from labkit.settings import FunctionSettings
-from labkit.workloads import WorkloadConfig
 from tests.cells import handler_bundle
 
 SHORT = WorkloadConfig("uniform", rate=20, duration_s=5)
@@ -91,7 +92,7 @@ def test_variants_and_memory_sweeps_name_their_cells(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_local_cell_records_what_its_function_answered(tmp_path: Path) -> None:
-    from labkit.loadgen import Payloads
+    from labkit.load.loadgen import Payloads
 
     config = ExperimentConfig(bundle_dir=str(handler_bundle(tmp_path / "b")), workload=SHORT,
                               policy=PolicyConfig("static", 5),

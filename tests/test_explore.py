@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labkit.batching import PolicyConfig
 from labkit.explore import Explorer
-from labkit.loadgen import Payloads
+from labkit.load.batching import PolicyConfig
+from labkit.load.loadgen import Payloads
+from labkit.load.workloads import WorkloadConfig
 from labkit.settings import FunctionSettings
-from labkit.workloads import WorkloadConfig
 from tests.cells import handler_bundle
+from tests.notebook_runs import html_table
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +47,7 @@ def test_runs_share_a_warm_function_unless_asked_for_a_fresh_one(tmp_path: Path)
 def test_compare_runs_each_policy_fresh_in_alternating_order_with_its_real_settings(
     tmp_path: Path,
 ) -> None:
-    from labkit.batching import DynamicBatching
+    from labkit.load.batching import DynamicBatching
 
     class Mine(DynamicBatching):
         name = "mine"
@@ -106,7 +107,8 @@ def test_notebook_06_runs_an_onnx_bundle_as_notebook_04_would(
 
     import papermill
 
-    from labkit import image, paths
+    from labkit import paths
+    from labkit.aws import image
 
     bundle = image.build_bundle(trained_model_dir, tmp_path / "onnx", variant="onnx")
     out = tmp_path / "06.ipynb"
@@ -122,29 +124,3 @@ def test_notebook_06_runs_an_onnx_bundle_as_notebook_04_would(
     header, *rows = html_table("".join(html))
     errors = [float(row[header.index("errors")]) for row in rows]
     assert len(rows) == 2 and errors == [0.0, 0.0]  # the ONNX handler answered every request
-
-
-def html_table(html: str) -> list[list[str]]:
-    """The rows of the first HTML table (header row first), as text cells."""
-    from html.parser import HTMLParser
-
-    class Cells(HTMLParser):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rows: list[list[str]] = []
-            self.inside = False
-
-        def handle_starttag(self, tag: str, attrs: object) -> None:
-            if tag == "tr":
-                self.rows.append([])
-            self.inside = tag in ("td", "th")
-            if self.inside:
-                self.rows[-1].append("")
-
-        def handle_data(self, data: str) -> None:
-            if self.inside:
-                self.rows[-1][-1] += data.strip()
-
-    parser = Cells()
-    parser.feed(html)
-    return parser.rows

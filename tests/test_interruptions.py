@@ -15,8 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from labkit import records, report
+from labkit import records
+from labkit.analysis import report
 from labkit.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED
+from labkit.journal import load_cell
 from tests.cells import handler_bundle
 from tests.conftest import wait_for
 
@@ -67,7 +69,7 @@ def test_ctrl_c_during_cold_starts_keeps_the_cell(tmp_path: Path) -> None:
     code, err = finish(run)
     assert code == EXIT_INTERRUPTED, err
     assert f"interrupted: records kept, marked incomplete, in {cell}" in err  # where to look
-    saved = records.load_cell(cell)
+    saved = load_cell(cell)
     assert (
         saved.status["status"] == "incomplete" and saved.status["stopped_by"] == "KeyboardInterrupt"
     )
@@ -85,7 +87,7 @@ def test_sigterm_saves_what_was_measured(tmp_path: Path) -> None:
     code, err = finish(run)
     assert code == EXIT_TERMINATED, err
     assert f"terminated (SIGTERM): records kept, marked incomplete, in {cell}" in err
-    saved = records.load_cell(cell)
+    saved = load_cell(cell)
     assert saved.status["stopped_by"] == "SIGTERM" and saved.status["status"] == "incomplete"
     answered = saved.requests["error"].isna().sum()
     assert answered >= 40 and len(saved.requests) == 160
@@ -97,7 +99,7 @@ def test_sigkill_keeps_the_journal_and_the_cell_reads_as_incomplete(tmp_path: Pa
     wait_for(lambda: journalled(cell, 40), timeout_s=60, what="40 answered requests")
     run.kill()
     finish(run)
-    saved = records.load_cell(cell)
+    saved = load_cell(cell)
     assert saved.status["status"] == "incomplete" and "journal" in saved.status["stopped_by"]
     assert saved.requests["error"].isna().sum() >= 40
     assert (saved.requests["request_id"].diff().dropna() > 0).all()
@@ -119,7 +121,7 @@ def test_a_local_lambda_that_dies_mid_run_becomes_errors_not_lost_records(tmp_pa
     emulator[0].kill()
     code, err = finish(run)
     assert code == EXIT_FAILED and "failed" in err, err
-    saved = records.load_cell(cell)
+    saved = load_cell(cell)
     assert saved.status["status"] == "failed" and len(saved.requests) == 160
     assert saved.requests["error"].isna().sum() >= 40  # the answers before the crash are kept
     assert "local_lambda" in saved.environment  # recorded as unavailable, not a traceback
@@ -130,7 +132,7 @@ def test_a_bundle_whose_model_does_not_load_fails_the_run(tmp_path: Path) -> Non
     code, err = finish(run)
     assert code == EXIT_FAILED, err
     assert "RuntimeError" in err and "Traceback" not in err
-    saved = records.load_cell(tmp_path / "cell")
+    saved = load_cell(tmp_path / "cell")
     assert saved.status["status"] == "failed" and "RuntimeError" in saved.status["why"]
 
 
@@ -140,7 +142,7 @@ def test_the_local_backend_ignores_aws_configuration(tmp_path: Path) -> None:
                          "AWS_DEFAULT_REGION": "mars-1"})  # fmt: skip
     code, err = finish(run)
     assert code == EXIT_OK, err
-    assert records.load_cell(tmp_path / "cell").status["status"] == "complete"
+    assert load_cell(tmp_path / "cell").status["status"] == "complete"
 
 
 def test_aws_without_credentials_stops_before_sending(tmp_path: Path) -> None:
@@ -157,7 +159,7 @@ def test_aws_without_credentials_stops_before_sending(tmp_path: Path) -> None:
 def test_a_matrix_says_which_cells_finished(tmp_path: Path) -> None:
     from labkit import experiment
     from labkit.experiment import ExperimentConfig
-    from labkit.workloads import WorkloadConfig
+    from labkit.load.workloads import WorkloadConfig
 
     config = ExperimentConfig(backend="simulated", workload=WorkloadConfig(duration_s=5.0))
     run = experiment.run_matrix([config], tmp_path / "m", progress=False)
@@ -186,7 +188,7 @@ def test_ctrl_c_during_a_lab_run_reaches_the_kernel_which_saves_its_cell(tmp_pat
     lab_run = journal.parents[2]
     assert json.loads((lab_run / "lab.json").read_text())["status"] == "interrupted"
     assert f"interrupted: the run so far is kept, marked interrupted, in {lab_run}" in err
-    saved = records.load_cell(journal.parent)
+    saved = load_cell(journal.parent)
     assert saved.status["stopped_by"] == "KeyboardInterrupt"  # saved by the kernel, not killed
     assert saved.requests["error"].isna().sum() >= 20
     matrix = json.loads((journal.parents[1] / records.MATRIX_FILE).read_text())

@@ -114,7 +114,7 @@ def test_no_credential_or_account_id_reaches_an_output(quick_run: lab.LabRun) ->
 
 
 def test_04_records_every_cell_of_the_matrix(quick_run: lab.LabRun) -> None:
-    from labkit import report
+    from labkit.analysis import report
 
     cells = report.load_run(quick_run.run_dir / "experiments")
     assert [c.name for c in cells] == ["static-uniform-10rps", "dynamic-uniform-10rps",
@@ -147,7 +147,7 @@ def test_05_writes_the_report_with_table1_and_verdicts(quick_run: lab.LabRun) ->
 
 
 def test_07_compares_policies_and_mitigations(quick_run: lab.LabRun) -> None:
-    from labkit import report
+    from labkit.analysis import report
 
     cells = {c.name: c for c in report.load_run(quick_run.run_dir / "beyond")}
     assert "slo-aware + provisioned" in cells and "dynamic + onnx" in cells
@@ -177,7 +177,8 @@ def test_08_simulation_agrees_with_the_live_run(quick_run: lab.LabRun) -> None:
     mean within 25 %, p99 within 10 %, SLO attainment within 10 points, the same number of
     cold starts, cost within 5 %. The median is bimodal here and not compared.
     bench/simulate.py checks the goals on 30 s cells with pooled samples."""
-    from labkit import calibrate, simulate
+    from labkit.sim import simulate
+    from labkit.studies import calibrate
 
     profile = simulate.PlatformProfile.load(quick_run.run_dir / "calibrated_profile.json")
     validation = calibrate.validate(
@@ -196,7 +197,7 @@ def test_09_measures_a_queue_cell_reuses_lab4_and_answers_per_workload(
 ) -> None:
     """The quick lab measures one queue cell live, takes Lab 4's client-side cell instead of
     running it again, models the rest, and writes one answer per workload."""
-    from labkit import report
+    from labkit.analysis import report
 
     folder = quick_run.run_dir / "where-to-batch"
     (cell,) = report.load_run(folder)

@@ -73,7 +73,7 @@ def test_shipped_files_are_in_the_package() -> None:
 def test_the_wheel_carries_the_notebooks_and_dockerfiles(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(tmp_path), str(PROJECT)], check=True, capture_output=True)  # fmt: skip
-    (wheel,) = tmp_path.glob("labkit-*.whl")
+    (wheel,) = tmp_path.glob("labkit_serverless-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "labkit/_shipped/notebooks/04_run_workloads.ipynb" in names
     assert "labkit/_shipped/docker/Dockerfile" in names

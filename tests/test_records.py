@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labkit import records
+from labkit import journal, records
 from tests.cells import fake_cell
 
 
@@ -74,21 +74,21 @@ def test_numpy_columns_and_plain_lists_give_the_same_typed_table() -> None:
 
 def test_a_saved_cell_loads_back_identical(tmp_path: Path) -> None:
     folder = fake_cell(tmp_path / "cell", "dynamic", "uniform", 100)
-    cell = records.load_cell(folder)
+    cell = journal.load_cell(folder)
     assert cell.name == "cell" and cell.status["status"] == "complete"
     assert cell.config["policy"]["kind"] == "dynamic"
     assert list(cell.requests.columns) == records.REQUEST_COLUMNS
     again = tmp_path / "again"
     again.mkdir()
     records.write_json(again / records.CONFIG_FILE, cell.config)
-    records.save_cell(again, cell.requests, cell.invocations, cell.environment, cell.status)
-    pd.testing.assert_frame_equal(records.load_cell(again).requests, cell.requests)
+    journal.save_cell(again, cell.requests, cell.invocations, cell.environment, cell.status)
+    pd.testing.assert_frame_equal(journal.load_cell(again).requests, cell.requests)
 
 
 def test_save_refuses_frames_of_another_schema(tmp_path: Path) -> None:
     frame = pd.DataFrame({"latency": [1.0]})
     with pytest.raises(ValueError, match="not the schema"):
-        records.save_cell(tmp_path, frame, frame, {}, {})
+        journal.save_cell(tmp_path, frame, frame, {}, {})
 
 
 def test_runs_saved_before_units_were_in_the_names_still_load(tmp_path: Path) -> None:
@@ -98,7 +98,7 @@ def test_runs_saved_before_units_were_in_the_names_still_load(tmp_path: Path) ->
         frame.rename(columns=lambda c: c[:-2] if c.startswith("t_") else c).to_parquet(
             folder / name
         )
-    assert "t_arrive_s" in records.load_cell(folder).requests.columns
+    assert "t_arrive_s" in journal.load_cell(folder).requests.columns
 
 
 def test_json_is_written_atomically_and_strictly(tmp_path: Path) -> None:
@@ -112,7 +112,7 @@ def test_cell_folders_follow_the_matrix_order(tmp_path: Path) -> None:
     for name in ("b", "a"):
         fake_cell(tmp_path / name, "static", "uniform", 10)
     records.write_json(tmp_path / records.MATRIX_FILE, {"cells": ["b", "a", "missing"]})
-    assert [p.name for p in records.cell_folders(tmp_path)] == ["b", "a"]
-    assert records.cell_folders(tmp_path / "a") == [tmp_path / "a"]
+    assert [p.name for p in journal.cell_folders(tmp_path)] == ["b", "a"]
+    assert journal.cell_folders(tmp_path / "a") == [tmp_path / "a"]
     with pytest.raises(FileNotFoundError, match="no experiment records"):
-        records.load_cell(tmp_path)
+        journal.load_cell(tmp_path)

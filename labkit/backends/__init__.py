@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.settings import FunctionSettings
 
-if TYPE_CHECKING:  # imported on first use: `labkit --help` need not load pandas for this
+if TYPE_CHECKING:  # deferred: pandas, which `labkit --help` need not load
     from labkit.backends.base import Backend
 
 _CLASSES = {
@@ -60,6 +60,7 @@ def create(kind: str, function: FunctionSettings | None = None, **options: Any) 
 
 def __getattr__(name: str) -> Any:
     if name == "Backend":
+        # deferred: pandas, as above
         from labkit.backends.base import Backend
 
         return Backend

@@ -13,22 +13,24 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from labkit.aws_account import (
+from labkit.aws.account import (
     FunctionNotReadyError,
     aws_errors,
     check_credentials,
     resolve_region,
 )
+from labkit.aws.deploy import FRESH_VARIABLE, AwsDeployment, DeployConfig, plan_and_deploy
+from labkit.aws.invoke import InvocationResult, LambdaInvoker
+from labkit.aws.queue_source import AwsQueueSource, teardown
 from labkit.backends.base import Backend, unavailable
-from labkit.deploy import FRESH_VARIABLE
-from labkit.invoke import InvocationResult, LambdaInvoker
+from labkit.load.queue_run import drive, queue_cell
 from labkit.settings import FunctionSettings
 
 DEPLOY_HINT = "deploy it first: `labkit deploy up` (or notebook 03 with target='aws')"
 
 
 class AwsBackend(Backend):
-    """The function deployed by :mod:`labkit.deploy` (``labkit deploy up``, notebook 03)."""
+    """The function deployed by :mod:`labkit.aws.deploy` (``labkit deploy up``, notebook 03)."""
 
     kind = "aws"
     #: A new AWS account's concurrency limit is 10 (raise it with a quota request).
@@ -60,8 +62,6 @@ class AwsBackend(Backend):
         self._checked: dict[str, Any] = {}
 
     def deploy_config(self) -> Any:
-        from labkit.deploy import DeployConfig
-
         return DeployConfig(function=self.function, region=self.region, image_uri=self.image_uri,
                             role_arn=self.role_arn)  # fmt: skip
 
@@ -147,17 +147,13 @@ class AwsBackend(Backend):
 
     def run_queue_cell(self, arrivals: Any, mapping: Any, payloads: Any, *, slo_s: float,
                        journal: Any = None) -> Any:  # fmt: skip
-        """The kit's queues in front of the deployed function (:mod:`labkit.queue_deploy`):
+        """The kit's queues in front of the deployed function (:mod:`labkit.aws.queue_source`):
         switching the function to the SQS handler retires its warm environments, so the cell
         pays its own cold starts; afterwards the mapping is deleted and the function gets its
         own handler back. Invocations' figures come from CloudWatch Logs' REPORT lines."""
         import time
 
         import numpy as np
-
-        from labkit.deploy import AwsDeployment
-        from labkit.queue_deploy import AwsQueueSource
-        from labkit.queue_run import drive, queue_cell
 
         self._checked = self.preflight()
         source = AwsQueueSource(AwsDeployment(self.deploy_config(), session=self.session()))
@@ -188,8 +184,6 @@ class AwsBackend(Backend):
 
     def deploy(self, bundle: Any = None, *, smoke_event: Any = None,
                progress: Any = print) -> str:  # fmt: skip
-        from labkit.deploy import plan_and_deploy
-
         rollout = plan_and_deploy(
             self.deploy_config(), bundle=bundle, smoke_event=smoke_event,
             expected_invocations=self.expected_invocations, max_budget_usd=self.max_budget_usd,
@@ -199,6 +193,5 @@ class AwsBackend(Backend):
         return f"aws: {rollout.deployed!r}"
 
     def teardown(self) -> list[str]:
-        from labkit.deploy import AwsDeployment
 
-        return AwsDeployment(self.deploy_config(), session=self.session()).teardown()
+        return teardown(AwsDeployment(self.deploy_config(), session=self.session()))

@@ -15,11 +15,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from labkit.batching import BatchingPolicy, MappingSettings, QueueBatching
-from labkit.invoke import InvocationResult
+from labkit.aws.invoke import InvocationResult
 from labkit.journal import Journal
-from labkit.loadgen import LoadConfig, Payloads, run_load
-from labkit.prewarm import PredictivePrewarm
+from labkit.load.batching import BatchingPolicy, MappingSettings, QueueBatching
+from labkit.load.loadgen import LoadConfig, Payloads, run_load
+from labkit.load.prewarm import PredictivePrewarm
 from labkit.records import LoadResult
 from labkit.settings import FunctionSettings
 
@@ -58,7 +58,7 @@ class Backend(ABC):
 
     @abstractmethod
     def invoke(self, event: dict[str, Any]) -> InvocationResult:
-        """One synchronous invocation; raises ``labkit.invoke.ThrottledError`` on 429."""
+        """One synchronous invocation; raises ``labkit.aws.invoke.ThrottledError`` on 429."""
 
     def facts(self) -> dict[str, Any]:
         """What to record about this backend with a run. Never raises: a fact that cannot
@@ -98,7 +98,7 @@ class Backend(ABC):
         """Run one cell on a fresh function and return its records (also appended to
         ``journal`` as they come), with this backend's facts in ``result.facts``. The caller
         stops the backend (:meth:`stop`), whatever happens, after saving. A
-        :class:`~labkit.batching.QueueBatching` policy runs the cell through a queue
+        :class:`~labkit.load.batching.QueueBatching` policy runs the cell through a queue
         (:meth:`run_queue_cell`)."""
         if isinstance(policy, QueueBatching):
             if prewarm is not None:
@@ -119,7 +119,7 @@ class Backend(ABC):
                        journal: Journal | None = None) -> LoadResult:  # fmt: skip
         """One cell with the platform batching: each request an SQS message at its arrival,
         an event-source mapping (``mapping``) feeding a fresh function, answers read from a
-        response queue (:mod:`labkit.queue_run`). ``result.facts["sqs"]`` counts the SQS
+        response queue (:mod:`labkit.load.queue_run`). ``result.facts["sqs"]`` counts the SQS
         calls, for :func:`labkit.cost.traffic_cost`."""
         raise ValueError(f"the {self.kind} backend cannot run a cell through an SQS queue")
 

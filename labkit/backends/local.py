@@ -8,8 +8,13 @@ from typing import Any
 
 import numpy as np
 
+from labkit.aws.image import Bundle
+from labkit.aws.invoke import InvocationResult, LambdaInvoker
 from labkit.backends.base import Backend, unavailable
-from labkit.invoke import InvocationResult, LambdaInvoker
+from labkit.emulator import FunctionConfig, LocalLambda
+from labkit.emulator.cpu_share import cpu_fraction, detect
+from labkit.emulator.network import network_profile
+from labkit.load.queue_run import run_through_queue
 from labkit.settings import FunctionSettings
 
 
@@ -37,14 +42,12 @@ class LocalBackend(Backend):
     ) -> None:
         """``network``: a round trip added per invocation (a profile name such as
         ``laptop-to-region``, see :mod:`labkit.emulator.network`), drawn with ``seed``."""
-        from labkit.emulator.network import network_profile
 
         super().__init__(function)
         self.network = network_profile(network)
         self.seed = seed
         if not bundle_dir:
             raise ValueError("the local backend needs bundle_dir (see `labkit bundle`)")
-        from labkit.image import Bundle
 
         self.bundle = Bundle.open(bundle_dir)
         self._lam: Any = None
@@ -57,7 +60,6 @@ class LocalBackend(Backend):
 
     def emulator_config(self) -> Any:
         """The function as the local Lambda's own configuration."""
-        from labkit.emulator import FunctionConfig
 
         f = self.function
         return FunctionConfig(
@@ -67,7 +69,6 @@ class LocalBackend(Backend):
         )  # fmt: skip
 
     def start(self) -> None:
-        from labkit.emulator import LocalLambda
 
         self.stop()
         self._lam = LocalLambda(self.emulator_config(), network=self.network,
@@ -94,8 +95,6 @@ class LocalBackend(Backend):
         return self._invoker.invoke(self.function.name, event)
 
     def facts(self) -> dict[str, Any]:
-        from labkit.emulator.cpu_share import cpu_fraction, detect
-
         facts = super().facts() | {
             "bundle": str(self.bundle.path), "handler": self.function.handler or self.bundle.handler,
             "network": self.network.describe() if self.network else "none: client and service on one machine",
@@ -117,9 +116,8 @@ class LocalBackend(Backend):
 
     def run_queue_cell(self, arrivals: Any, mapping: Any, payloads: Any, *, slo_s: float,
                        journal: Any = None) -> Any:  # fmt: skip
-        """Fresh queues on the process's local SQS (:func:`labkit.queues.shared`), and a fresh
+        """Fresh queues on the process's local SQS (:func:`labkit.emulator.queues.shared`), and a fresh
         mapping and function per cell: it pays its own cold starts, as a direct cell does."""
-        from labkit.queue_run import run_through_queue
 
         self.stop()
         f = self.function
@@ -129,7 +127,7 @@ class LocalBackend(Backend):
             seed=self.seed, journal=journal, keep_alive_s=f.keep_alive_s, cpu_share=f.cpu_share,
         )  # fmt: skip
         cell.result.facts["local_lambda"] = (
-            "a service of its own, with a local SQS (moto's, labkit.sqs_server)"
+            "a service of its own, with a local SQS (moto's, labkit.emulator.sqs_server)"
         )
         return cell.result
 

@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from labkit.aws.invoke import InvocationResult
 from labkit.backends.base import Backend
-from labkit.batching import BatchingPolicy, MappingSettings, QueueBatching
-from labkit.invoke import InvocationResult
+from labkit.emulator.network import network_profile
 from labkit.journal import Journal
-from labkit.loadgen import LoadConfig, Payloads
-from labkit.prewarm import PredictivePrewarm
+from labkit.load.batching import BatchingPolicy, MappingSettings, QueueBatching
+from labkit.load.loadgen import LoadConfig, Payloads
+from labkit.load.prewarm import PredictivePrewarm
 from labkit.records import LoadResult
 from labkit.settings import FunctionSettings
-
-if TYPE_CHECKING:
-    from labkit.simulate import SimConfig
+from labkit.sim.simulate import PlatformProfile, SimConfig, add_network, simulate
+from labkit.sim.simulate_queue import simulate_queue
 
 
 class SimulatedBackend(Backend):
-    """:func:`labkit.simulate.simulate` with a platform profile (a shipped name such as
+    """:func:`labkit.sim.simulate.simulate` with a platform profile (a shipped name such as
     ``paper-aws`` or ``local``, or a profile file): the same workloads and policy objects,
     records in the live schema, at scales and lengths one machine cannot run live."""
 
@@ -36,8 +36,6 @@ class SimulatedBackend(Backend):
     ) -> None:  # fmt: skip
         """``network``: a round trip per invocation on top of the profile's own overhead
         (a profile of :mod:`labkit.emulator.network`), as on the local backend."""
-        from labkit.emulator.network import network_profile
-        from labkit.simulate import PlatformProfile, add_network
 
         super().__init__(function)
         loaded = profile if isinstance(profile, PlatformProfile) else PlatformProfile.load(
@@ -71,8 +69,7 @@ class SimulatedBackend(Backend):
 
     def simulate(self, arrivals: Sequence[float] | np.ndarray, policy: BatchingPolicy,
                  *, slo_s: float) -> LoadResult:  # fmt: skip
-        """The cell's records from the model (:mod:`labkit.simulate`)."""
-        from labkit.simulate import simulate
+        """The cell's records from the model (:mod:`labkit.sim.simulate`)."""
 
         return simulate(np.asarray(arrivals, dtype=float), policy, self.profile,
                         self._sim_config(slo_s))  # fmt: skip
@@ -80,8 +77,7 @@ class SimulatedBackend(Backend):
     def run_queue_cell(self, arrivals: Sequence[float] | np.ndarray, mapping: MappingSettings,
                        payloads: Payloads, *, slo_s: float,
                        journal: Journal | None = None) -> LoadResult:  # fmt: skip
-        """The queue cell on the mapping's model (:mod:`labkit.simulate_queue`)."""
-        from labkit.simulate_queue import simulate_queue
+        """The queue cell on the mapping's model (:mod:`labkit.sim.simulate_queue`)."""
 
         return simulate_queue(np.asarray(arrivals, dtype=float), mapping, self.profile,
                               self._sim_config(slo_s))  # fmt: skip
@@ -89,7 +85,6 @@ class SimulatedBackend(Backend):
     def _sim_config(self, slo_s: float) -> SimConfig:
         """The model's settings for this backend's function: the same for direct and queue
         cells."""
-        from labkit.simulate import SimConfig
 
         return SimConfig(concurrency=self.concurrency, provisioned=self.function.provisioned,
                          seed=self.seed, slo_s=slo_s)  # fmt: skip

@@ -183,7 +183,7 @@ class InvokeApi:
         if not self.sqs_endpoint_url:
             return _aws_error(400, "InvalidParameterValueException",
                               "this local Lambda has no SQS to poll: start it with "
-                              "sqs_endpoint_url (labkit.queues.LocalSqs)")  # fmt: skip
+                              "sqs_endpoint_url (labkit.emulator.queues.LocalSqs)")  # fmt: skip
         try:
             mapping = event_sources.parse(body, found.config.arn, found.config.name)
         except event_sources.MappingError as exc:

@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labkit.emulator.platform_support import detect
 from labkit.settings import DEFAULT_HANDLER, NAME_PATTERN, FunctionSettings
 
 REGION = "us-east-1"
@@ -90,7 +91,6 @@ class FunctionConfig:
         or, where it is not installed or the kernel cannot end the instance with the service,
         labkit's runtime client (:mod:`labkit.emulator.runtime_client`), which can also run
         the official one under its parent watch."""
-        from labkit.emulator.platform_support import detect
 
         if self.is_custom_runtime:
             return [str(self.bootstrap)]
@@ -186,7 +186,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--network-json", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--network-seed", type=int, default=None, help="seed of the round trips")
     parser.add_argument("--sqs-endpoint-url", default=None, metavar="URL",
-                        help="the SQS that event-source mappings poll (e.g. labkit.queues.LocalSqs)")  # fmt: skip
+                        help="the SQS that event-source mappings poll (e.g. labkit.emulator.queues.LocalSqs)")  # fmt: skip
     parser.add_argument("--throttle-wait-s", type=float, default=0.0,
                         help="queue this long at the concurrency limit before a 429 (0: as Lambda)")  # fmt: skip
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",

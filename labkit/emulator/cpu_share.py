@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from labkit.emulator.platform_support import detect as facilities
+
 MB_PER_VCPU = 1769
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PERIOD_US = 20_000  # short, so even a few-ms handler feels the share (CFS period)
@@ -42,7 +44,6 @@ class CpuShareSupport:
 
 def detect(root: Path = CGROUP_ROOT) -> CpuShareSupport:
     """Find a writable cgroup hierarchy with a cpu controller."""
-    from labkit.emulator.platform_support import detect as facilities
 
     if not sys.platform.startswith("linux") or facilities().portable:
         return CpuShareSupport(None, f"no cgroups on this platform ({facilities().facts()['platform']})"

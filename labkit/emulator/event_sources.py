@@ -36,7 +36,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit.batching import MappingError, check_mapping
+from labkit.emulator.service import Throttled
+from labkit.settings import MappingError, check_mapping
 
 ARN = re.compile(r"arn:aws:sqs:([a-z0-9-]+):(\d{12}):([A-Za-z0-9_-]{1,80}(\.fifo)?)")
 START_POLLERS = 5  # AWS starts an SQS mapping with five pollers
@@ -267,7 +268,6 @@ async def _in_daemon_thread(call: Any, **kwargs: Any) -> Any:
 async def _retry_throttled(invoke: Any, payload: bytes) -> Any:
     """Invoke; while the function is at its concurrency limit, back off (50 ms doubling to
     1 s) and try again with the same batch, as Lambda's pollers do."""
-    from labkit.emulator.service import Throttled
 
     pause = 0.05
     while True:

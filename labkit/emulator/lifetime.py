@@ -7,6 +7,8 @@ import ctypes
 import signal
 from collections.abc import Callable
 
+from labkit.emulator.platform_support import detect
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -14,7 +16,6 @@ def die_with_parent(sig: signal.Signals) -> Callable[[], None]:
     """A ``preexec_fn`` that makes the child receive ``sig`` when its parent dies (Linux;
     elsewhere it does nothing: the child watches its parent itself, see
     :mod:`labkit.emulator.platform_support`)."""
-    from labkit.emulator.platform_support import detect
 
     if not detect().parent_death_signal:
         return lambda: None

@@ -25,6 +25,7 @@ from labkit.emulator.config import FunctionConfig
 from labkit.emulator.cpu_latency import check_limit
 from labkit.emulator.lifetime import die_with_parent
 from labkit.emulator.network import NetworkProfile, network_profile
+from labkit.emulator.platform_support import WATCH_PARENT_ENV, detect
 from labkit.emulator.readiness import await_ready_line
 
 #: glibc's malloc raises its mmap threshold after freeing a large block, so later request
@@ -37,7 +38,6 @@ _MALLOC = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 def _service_environment() -> dict[str, str]:
     """This process's environment, with the allocator setting above unless one is given; and,
     where the kernel cannot end the service with this process, the ask to watch for it."""
-    from labkit.emulator.platform_support import WATCH_PARENT_ENV, detect
 
     watch = {} if detect().parent_death_signal else {WATCH_PARENT_ENV: "1"}
     return _MALLOC | dict(os.environ) | watch
@@ -66,7 +66,7 @@ class LocalLambda:
         (:mod:`labkit.emulator.cpu_latency`; 0 makes idle CPUs poll; needs root).
         :attr:`cpu_latency` says afterwards whether the hold was granted. ``network``: a round
         trip per invocation (:mod:`labkit.emulator.network`: a shipped name or a profile).
-        ``sqs_endpoint_url``: the SQS its event-source mappings poll (:class:`labkit.queues.LocalSqs`)."""
+        ``sqs_endpoint_url``: the SQS its event-source mappings poll (:class:`labkit.emulator.queues.LocalSqs`)."""
         self.functions = [functions] if isinstance(functions, FunctionConfig) else list(functions)
         if not self.functions:
             raise ValueError("LocalLambda needs at least one function")
@@ -156,7 +156,7 @@ class LocalLambda:
 
     def client(self, *, max_pool_connections: int = 10, read_timeout_s: float = 960.0) -> Any:
         """A boto3 Lambda client for this endpoint (dummy credentials, no retries)."""
-        from labkit.invoke import LambdaInvoker
+        from labkit.aws.invoke import LambdaInvoker  # deferred: boto3, for the callers that ask
 
         return LambdaInvoker(
             endpoint_url=self.endpoint_url, max_connections=max_pool_connections,

@@ -22,6 +22,8 @@ import os
 import sys
 from dataclasses import dataclass
 
+from labkit.emulator.runtime_client import watch_parent
+
 PORTABLE_ENV = "LABKIT_PORTABLE"
 WATCH_PARENT_ENV = "LABKIT_WATCH_PARENT"  # set for the service where no PDEATHSIG ties it
 CLIENT_ENV = "LABKIT_RUNTIME_CLIENT"
@@ -95,7 +97,5 @@ def stop_with_parent(poll_s: float = 0.5) -> None:
     it stops as on Ctrl-C, killing its instances: the portable stand-in for the parent-death
     signal."""
     import signal
-
-    from labkit.emulator.runtime_client import watch_parent
 
     watch_parent(lambda: os.kill(os.getpid(), signal.SIGTERM), poll_s)

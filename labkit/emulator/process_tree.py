@@ -24,6 +24,8 @@ from pathlib import Path
 
 import psutil
 
+from labkit.emulator.platform_support import detect
+
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -64,7 +66,6 @@ def owns_connection(pid: int, local_port: int, remote_port: int) -> bool:
     searched among the processes' descriptors, the runtime's own first: ~1 ms where
     psutil's ``net_connections`` parses every socket of the machine (26 ms with 3,400 in
     TIME_WAIT after a benchmark; bench/README.md). Elsewhere psutil answers."""
-    from labkit.emulator.platform_support import detect
 
     table = Path("/proc/net/tcp")
     if not detect().proc_memory or not table.is_file():
@@ -105,7 +106,6 @@ def _owns_connection_psutil(pid: int, local_port: int, remote_port: int) -> bool
 
 def become_subreaper() -> bool:
     """Make this process the reaper of its orphaned descendants (Linux); False elsewhere."""
-    from labkit.emulator.platform_support import detect
 
     if not detect().subreaper:
         return False

@@ -1,7 +1,7 @@
 """Loading the exported model artefact (``model.pt`` + ``model.json``) with clear errors.
 
 Used by the handler at import time, so a broken artefact becomes a Lambda init error whose
-message names the file and the fix, and by ``labkit.model.load`` for the notebooks.
+message names the file and the fix, and by ``labkit.models.mnist.load`` for the notebooks.
 """
 
 from __future__ import annotations

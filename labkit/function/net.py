@@ -1,4 +1,4 @@
-"""The MNIST classifier's architecture, shared by training (``labkit.model``) and serving.
+"""The MNIST classifier's architecture, shared by training (``labkit.models.mnist``) and serving.
 
 Small on purpose (~34k parameters, ~0.6M multiply-adds per image): one 3x3 conv block with
 max-pooling at full resolution, then two stride-2 3x3 conv blocks, and one linear layer. It

@@ -1,4 +1,4 @@
-"""Functions fed by an SQS event-source mapping (tests/test_event_sources.py)."""
+"""Functions fed by an SQS event-source mapping (tests/emulator/test_event_sources.py)."""
 
 import json
 

@@ -1,0 +1,3 @@
+"""The course: the assignment, its checker and frontier, and the autograder (the assignment
+notebook).
+"""

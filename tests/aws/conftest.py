@@ -1,0 +1,41 @@
+"""What the AWS wing's tests share: moto's AWS (Lambda without Docker) and a deployment on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from labkit.aws.deploy import AwsDeployment, DeployConfig
+from labkit.settings import FunctionSettings
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    config = {"lambda": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}
+    with mock_aws(config=config):
+        yield boto3.Session(region_name=REGION)
+
+
+def image_uri(session: boto3.Session, repository: str = "labkit-mnist") -> str:
+    """An image 'already pushed' (moto keeps no layers; the URI is what Lambda needs)."""
+    deployment = AwsDeployment(DeployConfig(repository=repository), session=session)
+    return deployment.ensure_repository() + ":v1"
+
+
+def deployer(session: boto3.Session, function: FunctionSettings | None = None,
+             **kwargs: Any) -> tuple[AwsDeployment, list[str]]:  # fmt: skip
+    messages: list[str] = []
+    config = DeployConfig(function=function or FunctionSettings(),
+                          **({"image_uri": image_uri(session)} | kwargs))  # fmt: skip
+    return AwsDeployment(
+        config, session=session, progress=messages.append, wait_delay_s=0.01
+    ), messages
