@@ -54,6 +54,10 @@ class BudgetExceededError(DeployError):
     """The planned experiment is expected to cost more than ``max_budget_usd``."""
 
 
+class ConcurrencyQuotaError(DeployError):
+    """The account cannot give the reserved or provisioned concurrency asked for."""
+
+
 class FunctionNotReadyError(DeployError):
     """The function to measure does not exist, is not Active, or its alias is not READY."""
 
@@ -155,3 +159,32 @@ def check_credentials(session: Any, region: str, step: str = "checking AWS crede
     with aws_errors(step):
         identity = session.client("sts", region_name=region).get_caller_identity()
     return redact(str(identity.get("Arn", "")))
+
+
+#: What to do about a function Lambda marked ``Failed`` (or ``Inactive``), by its
+#: ``StateReasonCode`` or ``LastUpdateStatusReasonCode``
+#: (https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html).
+STATE_FIXES = {
+    "ImageAccessDenied": "Lambda cannot pull the image: it must be in the function's account "
+    "and region, and the repository's policy and the caller must allow ecr:BatchGetImage and "
+    "ecr:GetDownloadUrlForLayer",
+    "ImageDeleted": "the function's image was deleted from ECR: push it again with "
+    "`labkit deploy up`",
+    "InvalidImage": "Lambda cannot run this image: build it for the function's architecture as "
+    "a single-platform image (`labkit deploy up` builds it so) and deploy again",
+    "InsufficientRolePermissions": "the function's role lacks a permission Lambda needs for "
+    "this configuration; give it to the role named in `labkit deploy plan`",
+    "Idle": "the function was idle long enough to go Inactive; invoking or updating it wakes it "
+    "(`labkit run` and `labkit deploy up` do)",
+}
+_UNKNOWN_FIX = "change what AWS's reason names, then run `labkit deploy up` again"
+
+
+def explain_state(name: str, configuration: dict[str, Any]) -> str:
+    """One sentence on a function that is not ``Active`` with a successful last update: its
+    state, AWS's reason code and reason, and what to do (:data:`STATE_FIXES`)."""
+    code = configuration.get("StateReasonCode") or configuration.get("LastUpdateStatusReasonCode")
+    reason = configuration.get("StateReason") or configuration.get("LastUpdateStatusReason") or ""
+    said = f"; AWS says {code}: {reason}" if code or reason else ""
+    return (f"the function {name} is {configuration.get('State')} (last update "
+            f"{configuration.get('LastUpdateStatus')}){said}. {STATE_FIXES.get(code or '', _UNKNOWN_FIX)}")  # fmt: skip

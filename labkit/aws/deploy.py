@@ -18,6 +18,7 @@ with the experiment's estimated cost; ``max_budget_usd`` refuses to start above 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import subprocess
@@ -26,9 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import WaiterError
+
 from labkit import cost
 from labkit.aws.account import (
     BudgetExceededError,
+    ConcurrencyQuotaError,
     CredentialsError,
     DeployError,
     DockerUnavailableError,
@@ -37,6 +41,7 @@ from labkit.aws.account import (
     RegionError,
     aws_errors,
     check_credentials,
+    explain_state,
     redact,
     resolve_region,
 )
@@ -45,12 +50,46 @@ from labkit.aws.invoke import LambdaInvoker
 from labkit.settings import FunctionSettings
 
 __all__ = [
-    "AwsDeployment", "AwsRollout", "BudgetExceededError", "CredentialsError", "DeployConfig",
+    "AwsDeployment", "AwsRollout", "BudgetExceededError", "ConcurrencyQuotaError", "CredentialsError",
+    "DeployConfig",
     "DeployError", "Deployed", "DockerUnavailableError", "FunctionNotReadyError",
     "PermissionDeniedError", "Plan", "PlannedChange", "RegionError", "plan_and_deploy", "redact",
 ]  # fmt: skip
 
 MANAGED_TAG = ("labkit", "managed")
+#: Lambda keeps this many of an account's concurrent executions unreserved, for the functions
+#: without a reservation (all of them when the account's limit is lower, as a new account's 10
+#: is): https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
+MIN_UNRESERVED = 100
+#: Manifest media types of an image index (several manifests), which Lambda does not take.
+INDEX_MEDIA_TYPES = ("application/vnd.oci.image.index.v1+json",
+                     "application/vnd.docker.distribution.manifest.list.v2+json")  # fmt: skip
+#: The event that wakes an Inactive function: answered without inference (a warm-up).
+WAKE_EVENT = b'{"warmup": true}'
+
+
+def wake_if_inactive(lam: Any, name: str, configuration: dict[str, Any], *, delay_s: float,
+                     progress: Callable[[str], None]) -> bool:  # fmt: skip
+    """Wake a function Lambda made ``Inactive`` (idle for weeks): it leaves that state only
+    when invoked or updated; the invocation fails and the function goes ``Pending`` until it
+    is ``Active`` again (https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html).
+    Returns whether it was asleep; a wake that ends ``Failed`` is explained."""
+    if configuration.get("State") != "Inactive":
+        return False
+    progress(f"the function {name} is Inactive (unused for weeks): waking it, which takes as "
+             "long as a first deployment")  # fmt: skip
+    with contextlib.suppress(lam.exceptions.ClientError):
+        lam.invoke(FunctionName=name, Payload=WAKE_EVENT)
+    try:
+        lam.get_waiter("function_active_v2").wait(
+            FunctionName=name, WaiterConfig={"Delay": delay_s, "MaxAttempts": 300}
+        )
+    except WaiterError:
+        found = lam.get_function(FunctionName=name)["Configuration"]
+        raise FunctionNotReadyError(explain_state(name, found)) from None
+    return True
+
+
 FRESH_VARIABLE = "LABKIT_FRESH"  # changed by the AWS backend to retire warm environments
 BASIC_LOGGING_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 _TRUST_POLICY = {
@@ -211,6 +250,30 @@ class AwsDeployment:
                 f"with --region {match.group(1)}."
             )
 
+    def check_manifest(self, image_uri: str) -> None:
+        """Refuse an image *index* before Lambda does: Lambda takes a single-platform image
+        manifest (Docker v2 schema 2 or OCI), and BuildKit with attestations, or Docker's
+        containerd image store, can push an index instead
+        (https://docs.aws.amazon.com/lambda/latest/dg/images-create.html). ECR says which in
+        ``imageManifestMediaType``; an image ECR cannot describe is left to Lambda."""
+        match = re.fullmatch(r"[^/]+\.dkr\.ecr\.[^/]+\.amazonaws\.com/([^:@]+)(?::([^@]+))?(?:@(.+))?",
+                             image_uri)  # fmt: skip
+        if not match:
+            return
+        image = {"imageDigest": match.group(3)} if match.group(3) else {"imageTag": match.group(2)}
+        try:
+            found = self.ecr.describe_images(repositoryName=match.group(1), imageIds=[image])
+            media = (found.get("imageDetails") or [{}])[0].get("imageManifestMediaType", "")
+        except Exception:  # a missing image or permission: Lambda will say
+            return
+        if media in INDEX_MEDIA_TYPES:
+            raise DeployError(
+                f"{redact(image_uri)} is an image index ({media}), which Lambda refuses: build "
+                "a single-platform image (docker buildx build --provenance=false --sbom=false "
+                "--load, as `labkit deploy up` does; or turn off Docker's containerd image "
+                "store) and push it again"
+            )
+
     def image_digest(self, image_uri: str) -> str | None:
         """The digest ECR holds for ``image_uri`` (a tag or a digest reference), or None when
         it cannot tell (not in ECR, or no permission to look)."""
@@ -282,6 +345,7 @@ class AwsDeployment:
             if f.provisioned:
                 changes.append(PlannedChange("provisioned-concurrency", f"{f.name}:{c.alias}", "update",
                                              f"{f.provisioned} instances (billed while set)"))  # fmt: skip
+            self.check_concurrency()
         prices = self.prices()
         bill = cost.estimate(expected_invocations, expected_billed_ms, f.memory_mb,
                              cold_starts=expected_cold_starts, init_ms=expected_init_ms, prices=prices)  # fmt: skip
@@ -391,6 +455,8 @@ class AwsDeployment:
                 self._wait("function_active_v2")
             else:
                 arn = current["FunctionArn"]
+                wake_if_inactive(self.lam, f.name, current, delay_s=self.wait_delay_s,
+                                 progress=self._progress)  # fmt: skip
                 code_changed, config_changed = self._function_changes(current, image_uri, settings)
                 if code_changed:
                     self._progress(f"updating code of {f.name} (the image or its digest changed)")
@@ -453,6 +519,50 @@ class AwsDeployment:
                 time.sleep(self.wait_delay_s * (attempt + 1))
         raise AssertionError("unreachable")
 
+    def check_concurrency(self) -> None:
+        """Refuse, before anything is created, reserved or provisioned concurrency the account
+        cannot give (:class:`ConcurrencyQuotaError` with the account's numbers): AWS refuses
+        a reservation that leaves fewer than :data:`MIN_UNRESERVED` executions unreserved, and
+        provisioned instances come out of the function's reservation, else out of the
+        unreserved pool (https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html)."""
+        c, f = self.config, self.config.function
+        if c.reserved_concurrency is None and not f.provisioned:
+            return
+        limits = self.lam.get_account_settings()["AccountLimit"]
+        total, unreserved = (
+            int(limits["ConcurrentExecutions"]),
+            int(limits["UnreservedConcurrentExecutions"]),
+        )
+        minimum = min(MIN_UNRESERVED, total)
+        own = 0
+        if self._function() is not None:
+            found = self.lam.get_function_concurrency(FunctionName=f.name)
+            own = int(found.get("ReservedConcurrentExecutions") or 0)
+        can_reserve = max(0, unreserved + own - minimum)
+        if c.reserved_concurrency is not None:
+            asked, room = f"--reserved-concurrency {c.reserved_concurrency}", can_reserve
+            if c.reserved_concurrency > room:
+                raise ConcurrencyQuotaError(
+                    self._quota_message(asked, total, unreserved, minimum, room)
+                )
+            asked, room = f"--provisioned {f.provisioned}", c.reserved_concurrency
+        else:
+            asked, room = f"--provisioned {f.provisioned}", own or can_reserve
+        if f.provisioned > room:
+            raise ConcurrencyQuotaError(
+                self._quota_message(asked, total, unreserved, minimum, room)
+            )
+
+    def _quota_message(
+        self, asked: str, total: int, unreserved: int, minimum: int, room: int
+    ) -> str:
+        return (f"AWS would refuse {asked}: this account has {total} concurrent executions in "
+                f"{self.region}, {unreserved} of them unreserved, and Lambda keeps {minimum} "
+                f"unreserved for functions without a reservation, so this function can have at "
+                f"most {room} here. Nothing was created. Leave {asked.split()[0]} out, or ask AWS "
+                "for a higher quota (Service Quotas > AWS Lambda > Concurrent executions; a new "
+                "account starts at 10).")  # fmt: skip
+
     def _apply_concurrency(self) -> None:
         c, f = self.config, self.config.function
         if c.reserved_concurrency is not None:
@@ -460,11 +570,12 @@ class AwsDeployment:
                 self.lam.put_function_concurrency(FunctionName=f.name,
                                                   ReservedConcurrentExecutions=c.reserved_concurrency)  # fmt: skip
             except self.lam.exceptions.InvalidParameterValueException as exc:
-                raise DeployError(
+                raise ConcurrencyQuotaError(
                     f"AWS refused --reserved-concurrency {c.reserved_concurrency}: {redact(str(exc))}. "
-                    "An account keeps at least 10 executions unreserved, and a new account's limit "
-                    "is 10 in all: lower --reserved-concurrency (or leave it out), or ask AWS for a "
-                    "higher concurrency quota (Service Quotas, 'Concurrent executions')."
+                    f"Lambda keeps {MIN_UNRESERVED} executions unreserved (all of them on an account "
+                    "whose limit is lower; a new account's is 10): lower --reserved-concurrency (or "
+                    "leave it out), or ask AWS for a higher quota (Service Quotas, 'Concurrent "
+                    "executions')."
                 ) from None
         if f.provisioned:
             version = self.lam.publish_version(FunctionName=f.name)["Version"]
@@ -504,10 +615,16 @@ class AwsDeployment:
             time.sleep(self.wait_delay_s)
 
     def _wait(self, waiter: str) -> None:
-        self.lam.get_waiter(waiter).wait(
-            FunctionName=self.config.function.name,
-            WaiterConfig={"Delay": self.wait_delay_s, "MaxAttempts": 150},
-        )
+        """Wait for the function to be Active, or its update done; a ``Failed`` one is
+        explained by its reason code (botocore says only "terminal failure state")."""
+        name = self.config.function.name
+        try:
+            self.lam.get_waiter(waiter).wait(
+                FunctionName=name, WaiterConfig={"Delay": self.wait_delay_s, "MaxAttempts": 150}
+            )
+        except WaiterError:
+            found = self.lam.get_function(FunctionName=name)["Configuration"]
+            raise FunctionNotReadyError(explain_state(name, found)) from None
 
     def deploy(self, *, local_image_tag: str | None = None) -> Deployed:
         """Run every step (idempotent) and return what is deployed.
@@ -517,6 +634,8 @@ class AwsDeployment:
         """
         c = self.config
         self.check_credentials()
+        with aws_errors("checking the account's concurrency"):
+            self.check_concurrency()
         if c.image_uri:
             image_uri = c.image_uri
             self.check_image_region(image_uri)
@@ -526,6 +645,7 @@ class AwsDeployment:
             raise DeployError(
                 "nothing to deploy: build the image (`labkit deploy up` does) or pass --image-uri"
             )
+        self.check_manifest(image_uri)
         role_arn = self.ensure_role()
         arn = self.ensure_function(image_uri, role_arn)
         return Deployed(c.function.name, arn, image_uri, role_arn, self.region, c.qualifier)
@@ -555,9 +675,15 @@ class AwsDeployment:
         builds on this class."""
         deleted: list[str] = []
         with aws_errors("tearing down"):
+            logs = self.session.client("logs", region_name=self.region)
             for function in self._tagged_functions():
                 self.lam.delete_function(FunctionName=function)
                 deleted.append(f"lambda-function {function}")
+                # Lambda's log group outlives the function and keeps its logs forever unless
+                # deleted (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs.html)
+                with contextlib.suppress(logs.exceptions.ResourceNotFoundException):
+                    logs.delete_log_group(logGroupName=f"/aws/lambda/{function}")
+                    deleted.append(f"log-group /aws/lambda/{function}")
             role = self.config.role_name
             if (
                 not self.config.role_arn

@@ -246,18 +246,34 @@ def docker_engine_status(docker: str = "docker") -> tuple[bool, str]:
 PLATFORMS = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
 
 
+def docker_builder(docker: str = "docker") -> str:
+    """``"buildx"`` when the Docker CLI has BuildKit's buildx plugin, else ``"legacy"``: the
+    legacy builder knows neither ``--provenance`` nor ``--sbom`` (it stops at "unknown
+    flag"), and makes single-platform images anyway."""
+    try:
+        probe = subprocess.run([docker, "buildx", "version"], capture_output=True, text=True,
+                               timeout=15, check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return "legacy"
+    return "buildx" if probe.returncode == 0 else "legacy"
+
+
 def build_command(bundle_dir: str | os.PathLike[str], tag: str, architecture: str = "x86_64",
-                  docker: str = "docker") -> list[str]:  # fmt: skip
-    """The ``docker build`` that makes an image Lambda accepts: the architecture's platform,
-    and no provenance or SBOM attestation (BuildKit otherwise pushes an image *index* with
-    an attestation manifest, which Lambda refuses: "image manifest media type not
-    supported")."""
+                  docker: str = "docker", builder: str = "buildx") -> list[str]:  # fmt: skip
+    """The build that makes an image Lambda accepts, for ``builder``
+    (:func:`docker_builder`): the architecture's platform; with buildx no provenance or SBOM
+    attestation (BuildKit otherwise makes an image *index* with an attestation manifest, which
+    Lambda refuses: "image manifest media type not supported") and ``--load`` (a
+    ``docker-container`` builder otherwise leaves the image in its cache, not in the local
+    store the push reads)."""
     if architecture not in PLATFORMS:
         raise ValueError(
             f"architecture must be one of {', '.join(PLATFORMS)}, not {architecture!r}"
         )
-    return [docker, "build", "--platform", PLATFORMS[architecture], "--provenance=false",
-            "--sbom=false", "--progress=plain", "-t", tag, str(bundle_dir)]  # fmt: skip
+    if builder == "legacy":
+        return [docker, "build", "--platform", PLATFORMS[architecture], "-t", tag, str(bundle_dir)]
+    return [docker, "buildx", "build", "--platform", PLATFORMS[architecture], "--provenance=false",
+            "--sbom=false", "--load", "--progress=plain", "-t", tag, str(bundle_dir)]  # fmt: skip
 
 
 def build_image(
@@ -279,7 +295,7 @@ def build_image(
     bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     if not re.fullmatch(r"[a-z0-9][a-z0-9._/:-]*", tag):
         raise ValueError(f"invalid image tag {tag!r} (lower-case letters, digits, . _ / : -)")
-    command = build_command(bundle.path, tag, architecture, docker)
+    build_command(bundle.path, tag, architecture, docker)  # checks the architecture first
     reachable, why = docker_engine_status(docker)
     if not reachable:
         return ImageBuild(
@@ -287,6 +303,7 @@ def build_image(
             f"built the bundle only ({bundle.path}); no image because {why}. The embedded "
             "local Lambda runs the bundle as it is; to deploy to AWS, build where Docker runs.",
         )  # fmt: skip
+    command = build_command(bundle.path, tag, architecture, docker, docker_builder(docker))
     output: list[str] = []
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           bufsize=1) as build:  # fmt: skip

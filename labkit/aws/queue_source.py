@@ -19,11 +19,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from labkit.aws.account import aws_errors
+from labkit.aws.account import DeployError, aws_errors, redact
 from labkit.aws.deploy import MANAGED_TAG, AwsDeployment
 from labkit.aws.invoke import parse_report
 from labkit.settings import SQS_HANDLER, MappingSettings
 
+#: Tries of CreateEventSourceMapping while the role's new policy propagates (waits grow by
+#: the deployment's wait_delay_s each: 2, 4, ... 14 s, about a minute in all).
+PROPAGATION_TRIES = 8
+#: How long a queue's previous mapping may stay Deleting before the cell gives up.
+MAPPING_WAIT_S = 120.0
+#: How long a queue name may stay refused after its deletion (SQS: 60 s) before giving up.
+QUEUE_REUSE_WAIT_S = 75.0
 POLICY_NAME = "labkit-sqs"
 
 
@@ -64,9 +71,18 @@ class AwsQueueSource:
 
     def deploy(self, mapping: MappingSettings, *, max_receive_count: int = 3) -> QueueSource:
         """Queues, permissions, the SQS handler and the mapping (an existing mapping of the
-        request queue to the function is updated, not duplicated)."""
-        config = self.deployment.config
-        visibility = str(6 * int(config.function.timeout_s))
+        request queue to the function is updated, not duplicated).
+
+        The role and timeout are the deployed function's, read from Lambda, not the kit's
+        defaults: a function deployed with ``--role-arn`` (an AWS Academy LabRole) gets no
+        policy put on a role it does not use, and the queue's visibility timeout is six times
+        the function's timeout, as AWS asks (it refuses a mapping whose function's timeout
+        exceeds the queue's: https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html)."""
+        lam = self.deployment.lam
+        with aws_errors("reading the deployed function's role and timeout"):
+            current = lam.get_function_configuration(FunctionName=self.function)
+        timeout_s = int(current.get("Timeout") or self.deployment.config.function.timeout_s)
+        visibility = str(6 * timeout_s)
         with aws_errors("creating the SQS queues and the event-source mapping"):
             dead_url = self._queue(self.names.dead_letters, {})
             redrive = json.dumps({"deadLetterTargetArn": self._arn(dead_url),
@@ -75,14 +91,15 @@ class AwsQueueSource:
                                        {"VisibilityTimeout": visibility, "RedrivePolicy": redrive})  # fmt: skip
             answers_url = self._queue(self.names.answers, {})
             policy = self.permissions(self._arn(requests_url), self._arn(answers_url))
-            if config.role_arn:
-                self.deployment._progress("the role is not the kit's: give it this policy:\n"
-                                          + json.dumps(policy, indent=2))  # fmt: skip
+            role = self._kits_role(str(current.get("Role", "")))
+            if role is None:
+                self.deployment._progress(
+                    f"the function's role ({current.get('Role')}) is not the kit's: it needs this "
+                    "policy (an AWS Academy LabRole has it):\n" + json.dumps(policy, indent=2)
+                )
             else:
-                self.deployment.iam.put_role_policy(RoleName=config.role_name, PolicyName=POLICY_NAME,
+                self.deployment.iam.put_role_policy(RoleName=role, PolicyName=POLICY_NAME,
                                                     PolicyDocument=json.dumps(policy))  # fmt: skip
-            lam = self.deployment.lam
-            current = lam.get_function_configuration(FunctionName=self.function)
             self.previous_image_config = current.get("ImageConfigResponse", {}).get(
                 "ImageConfig", {}
             )
@@ -96,6 +113,19 @@ class AwsQueueSource:
         self.deployment._progress(f"queue {self.names.requests} feeds {self.function} "
                                   f"({mapping.label})")  # fmt: skip
         return QueueSource(requests_url, answers_url, dead_url, uuid)
+
+    def _kits_role(self, role_arn: str) -> str | None:
+        """The name of the function's role when it is the kit's own (tagged
+        ``labkit=managed``), else None: the kit changes only what it made."""
+        name = role_arn.rsplit("/", 1)[-1]
+        if not name or self.deployment.config.role_arn:
+            return None
+        iam = self.deployment.iam
+        try:
+            tags = iam.list_role_tags(RoleName=name)["Tags"]
+        except iam.exceptions.NoSuchEntityException:
+            return None
+        return name if self.deployment._tagged(tags) else None
 
     def detach(self, source: QueueSource) -> None:
         """After a cell: delete its mapping and give the function its own handler back (so a
@@ -183,9 +213,22 @@ class AwsQueueSource:
             return []
 
     def _queue(self, name: str, attributes: dict[str, str]) -> str:
-        url = self.sqs.create_queue(QueueName=name, tags={MANAGED_TAG[0]: MANAGED_TAG[1]})[
-            "QueueUrl"
-        ]
+        """Create (or find) the queue ``name``. SQS refuses a name deleted less than 60 s ago
+        (``QueueDeletedRecently``: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html):
+        right after `labkit deploy down`, the cell waits that out, saying so."""
+        deadline = time.monotonic() + QUEUE_REUSE_WAIT_S
+        while True:
+            try:
+                url = self.sqs.create_queue(QueueName=name, tags={MANAGED_TAG[0]: MANAGED_TAG[1]})[
+                    "QueueUrl"
+                ]
+                break
+            except self.sqs.exceptions.QueueDeletedRecently:
+                if time.monotonic() > deadline:
+                    raise
+                self.deployment._progress(f"SQS keeps the name {name} for 60 s after a queue of "
+                                          "that name was deleted: waiting")  # fmt: skip
+                time.sleep(max(self.deployment.wait_delay_s, 0.01) * 5)
         if attributes:
             self.sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
         return str(url)
@@ -200,15 +243,59 @@ class AwsQueueSource:
                                     "MaximumBatchingWindowInSeconds": mapping.window_s}  # fmt: skip
         if mapping.max_concurrency:
             settings["ScalingConfig"] = {"MaximumConcurrency": mapping.max_concurrency}
-        existing = lam.list_event_source_mappings(EventSourceArn=queue_arn,
-                                                  FunctionName=self.function)["EventSourceMappings"]  # fmt: skip
+        existing = self._live_mappings(queue_arn)
         if existing:
             uuid = existing[0]["UUID"]
             lam.update_event_source_mapping(UUID=uuid, **settings)
             return str(uuid)
-        created = lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName=self.function,
-                                                  **settings)  # fmt: skip
-        return str(created["UUID"])
+        return self._create_mapping(queue_arn, settings)
+
+    def _live_mappings(self, queue_arn: str) -> list[dict[str, Any]]:
+        """The queue's mappings to the function, once none is ``Deleting``: a deleted mapping
+        stays listed in that state for seconds and can be neither updated nor replaced
+        meanwhile (https://docs.aws.amazon.com/lambda/latest/api/API_UpdateEventSourceMapping.html,
+        ResourceInUseException)."""
+        lam = self.deployment.lam
+        deadline = time.monotonic() + MAPPING_WAIT_S
+        while True:
+            found = lam.list_event_source_mappings(EventSourceArn=queue_arn,
+                                                   FunctionName=self.function)["EventSourceMappings"]  # fmt: skip
+            if not any(m.get("State") == "Deleting" for m in found):
+                return list(found)
+            if time.monotonic() > deadline:
+                raise DeployError(f"the queue's previous mapping was still Deleting after "
+                                  f"{MAPPING_WAIT_S:g} s; run the cell again in a minute")  # fmt: skip
+            self.deployment._progress("waiting for the queue's previous mapping to be deleted")
+            time.sleep(self.deployment.wait_delay_s)
+
+    def _create_mapping(self, queue_arn: str, settings: dict[str, Any]) -> str:
+        """Create the mapping; while the role's new policy has not reached Lambda (IAM is
+        eventually consistent: https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency),
+        Lambda refuses it as lacking ReceiveMessage: retried, said, and bounded."""
+        lam = self.deployment.lam
+        for attempt in range(1, PROPAGATION_TRIES + 1):
+            try:
+                created = lam.create_event_source_mapping(
+                    EventSourceArn=queue_arn, FunctionName=self.function, **settings
+                )
+                return str(created["UUID"])
+            except lam.exceptions.InvalidParameterValueException as exc:
+                if "execution role does not have permissions" not in str(exc):
+                    raise
+                if attempt == PROPAGATION_TRIES:
+                    raise DeployError(
+                        f"Lambda refused the queue's mapping {PROPAGATION_TRIES} times, about a "
+                        f"minute apart in all: {redact(str(exc))}. The function's role lacks "
+                        f"the SQS permissions of the policy {POLICY_NAME} (the kit puts it on its "
+                        "own role; another role needs it given, as printed above), or IAM has not "
+                        "spread them yet: run the cell again in a minute"
+                    ) from None
+                self.deployment._progress(
+                    f"the role's new SQS permissions have not reached Lambda yet (IAM takes "
+                    f"seconds); trying again ({attempt} of {PROPAGATION_TRIES - 1} retries)"
+                )
+                time.sleep(self.deployment.wait_delay_s * attempt)
+        raise AssertionError("unreachable")
 
 
 def teardown(deployment: AwsDeployment) -> list[str]:

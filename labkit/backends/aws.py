@@ -10,21 +10,35 @@ instances are warm on purpose, and invocations go to the alias that holds them.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from typing import Any
 
 from labkit.aws.account import (
+    CredentialsError,
     FunctionNotReadyError,
     aws_errors,
     check_credentials,
+    explain_state,
     resolve_region,
 )
-from labkit.aws.deploy import FRESH_VARIABLE, AwsDeployment, DeployConfig, plan_and_deploy
+from labkit.aws.deploy import (
+    FRESH_VARIABLE,
+    AwsDeployment,
+    DeployConfig,
+    plan_and_deploy,
+    wake_if_inactive,
+)
 from labkit.aws.invoke import InvocationResult, LambdaInvoker
 from labkit.aws.queue_source import AwsQueueSource, teardown
 from labkit.backends.base import Backend, unavailable
 from labkit.load.queue_run import drive, queue_cell
 from labkit.settings import FunctionSettings
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
 
 DEPLOY_HINT = "deploy it first: `labkit deploy up` (or notebook 03 with target='aws')"
 
@@ -58,6 +72,7 @@ class AwsBackend(Backend):
         self.role_arn = role_arn
         self.fresh = fresh
         self._session = session
+        self._owns_session = session is None  # a session the caller gave is theirs to renew
         self._invoker: LambdaInvoker | None = None
         self._checked: dict[str, Any] = {}
 
@@ -78,8 +93,20 @@ class AwsBackend(Backend):
         return self._session
 
     def preflight(self) -> dict[str, Any]:
-        """Credentials, region, the function Active (and its alias READY): what is wrong is
-        raised with the command that fixes it; what was found is returned."""
+        """Credentials, region, the function Active (and its alias READY; an Inactive one is
+        woken): what is wrong is raised with the command that fixes it; what was found is
+        returned. Credentials that expired are read again once (a new session reads the
+        environment and ~/.aws afresh): an AWS Academy student pastes new ones after four
+        hours and carries on, without restarting the kernel."""
+        try:
+            return self._preflight()
+        except CredentialsError:
+            if not self._owns_session:
+                raise
+            self._session = None
+            return self._preflight()
+
+    def _preflight(self) -> dict[str, Any]:
         session = self.session()
         self.region = resolve_region(session, self.region)
         identity = check_credentials(
@@ -95,19 +122,24 @@ class AwsBackend(Backend):
                     f"there is no function {name!r} in {self.region}; {DEPLOY_HINT}, or pass the "
                     "function's --function-name and --region"
                 ) from None
+            if wake_if_inactive(client, name, found, delay_s=2.0, progress=_say):
+                found = client.get_function(FunctionName=name)["Configuration"]
             if found.get("State") != "Active" or found.get("LastUpdateStatus") not in (
                 None,
                 "Successful",
             ):
-                raise FunctionNotReadyError(
-                    f"the function {name} is {found.get('State')} (last update "
-                    f"{found.get('LastUpdateStatus')}: {found.get('StateReason') or found.get('LastUpdateStatusReason') or ''}); "
-                    f"wait for it, or {DEPLOY_HINT}"
-                )  # fmt: skip
+                raise FunctionNotReadyError(f"{explain_state(name, found)} ({DEPLOY_HINT})")
             if self.qualifier:
-                status = client.get_provisioned_concurrency_config(
-                    FunctionName=name, Qualifier=self.qualifier
-                )
+                try:
+                    status = client.get_provisioned_concurrency_config(
+                        FunctionName=name, Qualifier=self.qualifier
+                    )
+                except client.exceptions.ProvisionedConcurrencyConfigNotFoundException:
+                    raise FunctionNotReadyError(
+                        f"{name}:{self.qualifier} has no provisioned concurrency; `labkit deploy "
+                        f"up --provisioned {self.function.provisioned}` sets it (or run without "
+                        "provisioned instances)"
+                    ) from None
                 if status.get("Status") != "READY":
                     raise FunctionNotReadyError(
                         f"provisioned concurrency of {name}:{self.qualifier} is {status.get('Status')}, "

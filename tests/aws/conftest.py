@@ -1,4 +1,5 @@
-"""What the AWS wing's tests share: moto's AWS (Lambda without Docker) and a deployment on it."""
+"""What the AWS wing's tests share: moto's AWS (Lambda without Docker) answering as AWS
+documents where moto does not (tests/aws/aws_answers.py), and a deployment on it."""
 
 from __future__ import annotations
 
@@ -11,12 +12,21 @@ from moto import mock_aws
 
 from labkit.aws.deploy import AwsDeployment, DeployConfig
 from labkit.settings import FunctionSettings
+from tests.aws.aws_answers import AwsAnswers, aws_answers
 
 REGION = "us-east-1"
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
+def answers(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsAnswers]:
+    """What AWS answers that moto does not (an account of 1,000 concurrent executions unless
+    a test says otherwise)."""
+    with aws_answers(monkeypatch) as found:
+        yield found
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, answers: AwsAnswers) -> Iterator[boto3.Session]:
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():  # fmt: skip
         monkeypatch.setenv(name, value)

@@ -116,10 +116,39 @@ def test_real_dockerfile_copy_parsing(tmp_path: Path) -> None:
 
 def test_builds_make_images_lambda_accepts() -> None:
     command = image.build_command("bundles/x", "labkit-mnist:latest", "arm64")
-    assert command[2:4] == ["--platform", "linux/arm64"]  # arm64 builds arm64
+    assert command[1:5] == ["buildx", "build", "--platform", "linux/arm64"]  # arm64 builds arm64
     assert "--provenance=false" in command and "--sbom=false" in command
+    assert "--load" in command  # a docker-container builder keeps the image otherwise
+    legacy = image.build_command("bundles/x", "labkit-mnist:latest", "arm64", builder="legacy")
+    assert legacy[1:4] == ["build", "--platform", "linux/arm64"]
+    assert not any(flag.startswith(("--provenance", "--sbom")) for flag in legacy)
     with pytest.raises(ValueError, match="architecture"):
         image.build_command("b", "t", "sparc")
+
+
+FAKE_DOCKER = """#!/bin/sh
+case "$1" in
+  version) echo 27.0.1 ;;
+  buildx) [ "$2" = version ] && exit {buildx} ; echo "$@" >> "{log}" ;;
+  build) for a in "$@"; do case "$a" in --provenance*|--sbom*) echo "unknown flag: $a" >&2; exit 125;; esac; done
+         echo "$@" >> "{log}" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(("buildx", "used"), [(0, "buildx build"), (1, "build --platform")])
+def test_the_build_fits_the_docker_builder_it_finds(
+    bundle: Bundle, tmp_path: Path, buildx: int, used: str
+) -> None:
+    """Without buildx (the legacy builder), ``--provenance`` stops the build with "unknown
+    flag": the kit builds without it there, and with buildx adds ``--load``."""
+    docker = tmp_path / "docker"
+    log = tmp_path / "calls.log"
+    docker.write_text(FAKE_DOCKER.format(buildx=buildx, log=log))
+    docker.chmod(0o755)
+    built = image.build_image(bundle, "labkit-mnist:test", docker=str(docker))
+    assert built.built, built.message
+    assert log.read_text().startswith(used)
 
 
 def test_every_dockerfile_builds_on_a_lambda_base_the_kit_knows() -> None:
