@@ -48,14 +48,14 @@ _PUBLIC = {
     "run_lab": "labkit.lab",
 }
 _RENAMED = {"create_backend": "create"}
-#: Public modules by their short names (``from labkit import report``).
+#: Public modules by their short names (``from labkit import report``), wherever they live:
+#: the short names of 0.1 stay, quietly; old dotted paths (``labkit.report.table1`` imported
+#: as ``from labkit.report import ...``) warn (:mod:`labkit._moved`).
 _MODULES = {
-    name: _moved.MOVED.get(f"labkit.{name}", f"labkit.{name}")
-    for name in ("assignment", "autograder", "backends", "batching", "calibrate", "checker",
-                 "cost", "data", "deploy", "emulator", "frontier", "experiment", "image",
-                 "invoke", "lab", "loadgen", "metrics", "model", "paths", "plots", "placement",
-                 "queue_deploy", "queue_run", "queues", "records", "report", "settings",
-                 "simulate", "simulate_queue", "workloads")
+    **{old.removeprefix("labkit."): new for old, new in _moved.MOVED.items()},
+    **{name: f"labkit.{name}"
+       for name in ("backends", "data", "emulator", "experiment", "lab", "paths", "records",
+                    "settings")},
 }  # fmt: skip
 
 __all__ = ["__version__", *_PUBLIC, *_MODULES]
@@ -70,9 +70,6 @@ def __getattr__(name: str) -> Any:
         return value
     if name in _MODULES:
         return importlib.import_module(_MODULES[name])
-    if f"labkit.{name}" in _moved.MOVED:  # an old module that was never public: it warns
-        _moved.warn_moved(f"labkit.{name}")
-        return importlib.import_module(_moved.MOVED[f"labkit.{name}"])
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 
