@@ -68,6 +68,22 @@ INDEX_MEDIA_TYPES = ("application/vnd.oci.image.index.v1+json",
 WAKE_EVENT = b'{"warmup": true}'
 
 
+FRESH_VARIABLE = "LABKIT_FRESH"  # changed by the AWS backend to retire warm environments
+BASIC_LOGGING_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+_TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                   "Action": "sts:AssumeRole"}],
+}  # fmt: skip
+#: Untagged images (every push of a tag leaves the previous image untagged, ~1 GB each) expire.
+LIFECYCLE_POLICY = {"rules": [{
+    "rulePriority": 1, "description": "labkit: expire untagged images after a day",
+    "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
+                  "countNumber": 1},
+    "action": {"type": "expire"},
+}]}  # fmt: skip
+
+
 def wake_if_inactive(lam: Any, name: str, configuration: dict[str, Any], *, delay_s: float,
                      progress: Callable[[str], None]) -> bool:  # fmt: skip
     """Wake a function Lambda made ``Inactive`` (idle for weeks): it leaves that state only
@@ -88,22 +104,6 @@ def wake_if_inactive(lam: Any, name: str, configuration: dict[str, Any], *, dela
         found = lam.get_function(FunctionName=name)["Configuration"]
         raise FunctionNotReadyError(explain_state(name, found)) from None
     return True
-
-
-FRESH_VARIABLE = "LABKIT_FRESH"  # changed by the AWS backend to retire warm environments
-BASIC_LOGGING_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-_TRUST_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                   "Action": "sts:AssumeRole"}],
-}  # fmt: skip
-#: Untagged images (every push of a tag leaves the previous image untagged, ~1 GB each) expire.
-LIFECYCLE_POLICY = {"rules": [{
-    "rulePriority": 1, "description": "labkit: expire untagged images after a day",
-    "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
-                  "countNumber": 1},
-    "action": {"type": "expire"},
-}]}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -256,16 +256,7 @@ class AwsDeployment:
         containerd image store, can push an index instead
         (https://docs.aws.amazon.com/lambda/latest/dg/images-create.html). ECR says which in
         ``imageManifestMediaType``; an image ECR cannot describe is left to Lambda."""
-        match = re.fullmatch(r"[^/]+\.dkr\.ecr\.[^/]+\.amazonaws\.com/([^:@]+)(?::([^@]+))?(?:@(.+))?",
-                             image_uri)  # fmt: skip
-        if not match:
-            return
-        image = {"imageDigest": match.group(3)} if match.group(3) else {"imageTag": match.group(2)}
-        try:
-            found = self.ecr.describe_images(repositoryName=match.group(1), imageIds=[image])
-            media = (found.get("imageDetails") or [{}])[0].get("imageManifestMediaType", "")
-        except Exception:  # a missing image or permission: Lambda will say
-            return
+        media = (self._ecr_image(image_uri) or {}).get("imageManifestMediaType", "")
         if media in INDEX_MEDIA_TYPES:
             raise DeployError(
                 f"{redact(image_uri)} is an image index ({media}), which Lambda refuses: build "
@@ -274,22 +265,25 @@ class AwsDeployment:
                 "store) and push it again"
             )
 
+    def _ecr_image(self, image_uri: str) -> dict[str, Any] | None:
+        """What ECR says of ``image_uri`` (a tag or a digest reference), or None when it
+        cannot tell (not in ECR, or no permission to look)."""
+        match = re.fullmatch(r"[^/]+\.dkr\.ecr\.[^/]+\.amazonaws\.com/([^:@]+)(?::([^@]+))?(?:@(.+))?",
+                             image_uri)  # fmt: skip
+        if not match or not (match.group(2) or match.group(3)):
+            return None
+        image = {"imageDigest": match.group(3)} if match.group(3) else {"imageTag": match.group(2)}
+        try:
+            found = self.ecr.describe_images(repositoryName=match.group(1), imageIds=[image])
+        except Exception:  # a missing image or permission: the caller decides without ECR
+            return None
+        return dict((found.get("imageDetails") or [{}])[0])
+
     def image_digest(self, image_uri: str) -> str | None:
         """The digest ECR holds for ``image_uri`` (a tag or a digest reference), or None when
         it cannot tell (not in ECR, or no permission to look)."""
-        pinned = _digest(image_uri)
-        if pinned:
-            return pinned
-        match = re.fullmatch(r"[^/]+\.dkr\.ecr\.[^/]+\.amazonaws\.com/([^:@]+):([^@]+)", image_uri)
-        if not match:
-            return None
-        try:
-            found = self.ecr.describe_images(repositoryName=match.group(1),
-                                             imageIds=[{"imageTag": match.group(2)}])  # fmt: skip
-        except Exception:  # a missing image or permission: deploy decides by the URI alone
-            return None
-        details = found.get("imageDetails") or [{}]
-        return details[0].get("imageDigest")
+        found = _digest(image_uri) or (self._ecr_image(image_uri) or {}).get("imageDigest")
+        return str(found) if found else None
 
     def plan(
         self,
