@@ -85,6 +85,14 @@ class AwsAnswers:
         self.deleting_lists = 0  # ListEventSourceMappings that still show a deleted mapping
         self.expired: set[str] = set()  # access keys whose session token has expired
         self.queue_reuse_refusals = 0  # CreateQueue refusals of a name deleted just before
+        self.state_polls = (
+            0  # GetFunction answers a new function stays Pending, an update InProgress
+        )
+        self.role_refusals = 0  # CreateFunction refusals right after a new role
+        self._unassumable = 0
+        self.creating_polls = 0  # GetEventSourceMapping answers a new mapping stays Creating
+        self._creating: dict[str, int] = {}
+        self._updating: dict[str, int] = {}  # function -> GetFunction answers still InProgress
         self._deleted_queues: dict[str, int] = {}  # name -> refusals left
         self._deleting: dict[str, tuple[dict[str, Any], int]] = {}  # uuid -> (mapping, lists left)
 
@@ -114,6 +122,7 @@ class AwsAnswers:
                         self._credentials)  # fmt: skip
         if service == "iam":
             events.register("after-call.iam.PutRolePolicy", self._policy_put)
+            events.register("after-call.iam.CreateRole", self._role_created)
         if service == "sqs":
             events.register("before-parameter-build.sqs.*", self._keep_params)
             events.register("after-call.sqs.DeleteQueue", self._queue_deleted)
@@ -127,6 +136,12 @@ class AwsAnswers:
         events.register("before-call.lambda.UpdateEventSourceMapping", self._update_mapping)
         events.register("before-call.lambda.Invoke", self._invoke)
         events.register("before-call.lambda.GetProvisionedConcurrencyConfig", self._provisioned)
+        events.register("before-call.lambda.CreateFunction", self._create_function)
+        events.register("after-call.lambda.CreateFunction", self._function_created)
+        events.register("after-call.lambda.CreateEventSourceMapping", self._mapping_created)
+        events.register("after-call.lambda.GetEventSourceMapping", self._mapping_state)
+        for operation in ("UpdateFunctionConfiguration", "UpdateFunctionCode"):
+            events.register(f"after-call.lambda.{operation}", self._updated)
         for operation in ("UpdateFunctionConfiguration", "UpdateFunctionCode"):
             events.register(f"before-call.lambda.{operation}", self._update)
         events.register("before-call.lambda.GetAccountSettings", self._account_settings)
@@ -260,13 +275,67 @@ class AwsAnswers:
     # (https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html; the page quotes
     # no error message, so the one below is the fake's).
     def _invoke(self, context: dict[str, Any], **_: Any) -> Any:
+        name = str(context.get("labkit_params", {}).get("FunctionName", "")).split(":")[-1]
+        if name in self.states and self.states[name].state == "Pending":
+            return _refusal("ResourceConflictException", "The operation cannot be performed at "
+                            "this time. The function is currently in the following state: "
+                            "Pending", 409)  # fmt: skip
         if self._wake(context) is not None:
             return _refusal("ResourceNotReadyException",
                             "The function is inactive and is being restored.", 502)  # fmt: skip
         return None
 
-    def _update(self, context: dict[str, Any], **_: Any) -> None:
+    def _update(self, context: dict[str, Any], **_: Any) -> Any:
+        name = str(context.get("labkit_params", {}).get("FunctionName", "")).split(":")[-1]
+        if self._updating.get(name, 0) > 0:
+            self.refused.append("UpdateFunction")
+            return _refusal("ResourceConflictException", "The operation cannot be performed at "
+                            f"this time. An update is in progress for resource: {name}", 409)  # fmt: skip
         self._wake(context)  # the update itself goes on to moto
+        return None
+
+    # A new function is Pending, an updated one's LastUpdateStatus InProgress, until Lambda
+    # is done; a second update meanwhile is refused (ResourceConflictException): the waiters
+    # function_active_v2 / function_updated_v2 exist for this
+    # (https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html).
+    def _function_created(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        name = str(context.get("labkit_params", {}).get("FunctionName", ""))
+        if self.state_polls and "Error" not in parsed:
+            parsed["State"] = "Pending"
+            self.states[name] = FunctionState("Pending", "Creating", "The function is being "
+                                              "created.", pending_polls=self.state_polls)  # fmt: skip
+
+    def _updated(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        name = str(context.get("labkit_params", {}).get("FunctionName", "")).split(":")[-1]
+        if self.state_polls and "Error" not in parsed:
+            parsed["LastUpdateStatus"] = "InProgress"
+            self._updating[name] = self.state_polls
+
+    # A role is usable by Lambda seconds after it is made: CreateFunction says it "cannot be
+    # assumed by Lambda" meanwhile (IAM's eventual consistency, as above).
+    def _role_created(self, **_: Any) -> None:
+        self._unassumable = self.role_refusals
+
+    def _create_function(self, **_: Any) -> Any:
+        if self._unassumable > 0:
+            self._unassumable -= 1
+            self.refused.append("CreateFunction")
+            return _refusal("InvalidParameterValueException",
+                            "The role defined for the function cannot be assumed by Lambda.")  # fmt: skip
+        return None
+
+    # A new mapping is Creating, then Enabled
+    # (https://docs.aws.amazon.com/lambda/latest/api/API_CreateEventSourceMapping.html: State).
+    def _mapping_created(self, parsed: dict[str, Any], **_: Any) -> None:
+        if self.creating_polls and "UUID" in parsed:
+            parsed["State"] = "Creating"
+            self._creating[parsed["UUID"]] = self.creating_polls
+
+    def _mapping_state(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        uuid = context.get("labkit_params", {}).get("UUID")
+        if self._creating.get(uuid, 0) > 0:
+            self._creating[uuid] -= 1
+            parsed["State"] = "Creating"
 
     def _wake(self, context: dict[str, Any]) -> FunctionState | None:
         name = str(context.get("labkit_params", {}).get("FunctionName", "")).split(":")[-1]
@@ -279,6 +348,9 @@ class AwsAnswers:
 
     def _state(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         name = str(context.get("labkit_params", {}).get("FunctionName", "")).split(":")[-1]
+        if self._updating.get(name, 0) > 0 and "Error" not in parsed:
+            self._updating[name] -= 1
+            parsed.get("Configuration", parsed)["LastUpdateStatus"] = "InProgress"
         found = self.states.get(name)
         if found is None or "Error" in parsed:
             return

@@ -250,3 +250,36 @@ def test_a_queue_cell_right_after_teardown_waits_for_the_name(aws: boto3.Session
     AwsQueueSource(deployment).deploy(MappingSettings(batch_size=5))
     assert answers.refused.count("CreateQueue") >= 2
     assert any("keeps the name" in line for line in said)
+
+
+def test_the_kit_waits_out_pending_and_updates_in_progress(aws: boto3.Session,
+                                                           answers: AwsAnswers) -> None:  # fmt: skip
+    """A new function is Pending, an update InProgress, and a second update meanwhile is
+    refused (ResourceConflictException): creating, changing code and configuration at once,
+    and a run's fresh start all wait for Lambda in between."""
+    answers.state_polls = 2
+    deployer(aws)[0].deploy()
+    changed, _ = deployer(aws, FunctionSettings(memory_mb=2048), image_uri=image_uri(aws, "other"))
+    changed.deploy()  # new image and new memory: two updates, one after the other
+    backend = backends.create("aws")
+    backend.start()
+    backend.start()  # each start retires the warm environments with an update
+    assert "UpdateFunction" not in answers.refused
+
+
+def test_a_new_role_is_retried_until_lambda_can_assume_it(aws: boto3.Session,
+                                                          answers: AwsAnswers) -> None:  # fmt: skip
+    answers.role_refusals = 2
+    deployer(aws)[0].deploy()
+    assert answers.refused.count("CreateFunction") == 2
+    assert created(aws)[0] == ["labkit-mnist"]
+
+
+def test_a_new_mapping_is_waited_for_until_enabled(aws: boto3.Session,
+                                                   answers: AwsAnswers) -> None:  # fmt: skip
+    deployment, _ = deployer(aws)
+    deployment.deploy()
+    answers.creating_polls = 3
+    made = AwsQueueSource(deployment).deploy(MappingSettings(batch_size=5))
+    state = aws.client("lambda").get_event_source_mapping(UUID=made.mapping_uuid)["State"]
+    assert state == "Enabled"
