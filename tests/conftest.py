@@ -45,7 +45,7 @@ LONGEST_FIRST = ("test_notebooks.py", "test_autograder.py", "test_queue_cells.py
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: one worker more than cores. Much of the suite waits on processes it
     started (instances, kernels, the quick lab); a third worker on two cores fills those waits
-    (bench/README.md: 339 s with two workers, 316 s with three)."""
+    (bench/README.md, the test suite, has the figures)."""
     return (os.cpu_count() or 1) + 1
 
 

@@ -150,7 +150,9 @@ def test_the_local_lambda_suite_passes_on_the_portable_paths() -> None:
         "tests/emulator/test_hostile.py",
         "tests/emulator/test_runtime_api.py",
     ]
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *suites],
-                         cwd=PROJECT_DIR, env={**os.environ, **PORTABLE}, capture_output=True,
+    # One process (-n 0): the suite around it already fills the cores, and workers here only
+    # add their own start-up (bench/README.md, the test suite).
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", *suites]
+    run = subprocess.run(command, cwd=PROJECT_DIR, env={**os.environ, **PORTABLE}, capture_output=True,
                          text=True, timeout=1200)  # fmt: skip
     assert run.returncode == 0, run.stdout[-4000:]
