@@ -69,6 +69,11 @@ def _answer(status: int, parsed: dict[str, Any]) -> tuple[AWSResponse, dict[str,
     return AWSResponse("https://lambda.amazonaws.com", status, {}, None), parsed  # type: ignore[arg-type]
 
 
+def _function_name(context: dict[str, Any]) -> str:
+    """The function a Lambda call names (an ARN or ``name:qualifier`` reduced to the name)."""
+    return str(context.get("labkit_params", {}).get("FunctionName", "")).split(":")[-1]
+
+
 def _refusal(code: str, message: str, status: int = 400) -> tuple[AWSResponse, dict[str, Any]]:
     return _answer(status, {"Error": {"Code": code, "Message": message}, "message": message})
 
@@ -194,7 +199,7 @@ class AwsAnswers:
     # https://docs.aws.amazon.com/lambda/latest/api/API_GetProvisionedConcurrencyConfig.html:
     # READY once allocated; ProvisionedConcurrencyConfigNotFoundException where none is set.
     def _provisioned(self, context: dict[str, Any], **_: Any) -> Any:
-        name = str(context.get("labkit_params", {}).get("FunctionName", "")).split(":")[-1]
+        name = _function_name(context)
         wanted = self.account.provisioned.get(name)
         if wanted is None:
             return _refusal("ProvisionedConcurrencyConfigNotFoundException",
@@ -226,10 +231,17 @@ class AwsAnswers:
     def _policy_put(self, **_: Any) -> None:
         self._unpropagated = self.propagation_calls
 
+    def _owed(self, counter: str, operation: str) -> bool:
+        """Whether a refusal counted by ``counter`` is still owed; spends it and records the
+        refused ``operation``."""
+        if getattr(self, counter) <= 0:
+            return False
+        setattr(self, counter, getattr(self, counter) - 1)
+        self.refused.append(operation)
+        return True
+
     def _create_mapping(self, **_: Any) -> Any:
-        if self._unpropagated > 0:
-            self._unpropagated -= 1
-            self.refused.append("CreateEventSourceMapping")
+        if self._owed("_unpropagated", "CreateEventSourceMapping"):
             return _refusal("InvalidParameterValueException", "The provided execution role does "
                             "not have permissions to call ReceiveMessage on SQS")  # fmt: skip
         return None
@@ -275,7 +287,7 @@ class AwsAnswers:
     # (https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html; the page quotes
     # no error message, so the one below is the fake's).
     def _invoke(self, context: dict[str, Any], **_: Any) -> Any:
-        name = str(context.get("labkit_params", {}).get("FunctionName", "")).split(":")[-1]
+        name = _function_name(context)
         if name in self.states and self.states[name].state == "Pending":
             return _refusal("ResourceConflictException", "The operation cannot be performed at "
                             "this time. The function is currently in the following state: "
@@ -286,7 +298,7 @@ class AwsAnswers:
         return None
 
     def _update(self, context: dict[str, Any], **_: Any) -> Any:
-        name = str(context.get("labkit_params", {}).get("FunctionName", "")).split(":")[-1]
+        name = _function_name(context)
         if self._updating.get(name, 0) > 0:
             self.refused.append("UpdateFunction")
             return _refusal("ResourceConflictException", "The operation cannot be performed at "
@@ -306,7 +318,7 @@ class AwsAnswers:
                                               "created.", pending_polls=self.state_polls)  # fmt: skip
 
     def _updated(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        name = str(context.get("labkit_params", {}).get("FunctionName", "")).split(":")[-1]
+        name = _function_name(context)
         if self.state_polls and "Error" not in parsed:
             parsed["LastUpdateStatus"] = "InProgress"
             self._updating[name] = self.state_polls
@@ -317,9 +329,7 @@ class AwsAnswers:
         self._unassumable = self.role_refusals
 
     def _create_function(self, **_: Any) -> Any:
-        if self._unassumable > 0:
-            self._unassumable -= 1
-            self.refused.append("CreateFunction")
+        if self._owed("_unassumable", "CreateFunction"):
             return _refusal("InvalidParameterValueException",
                             "The role defined for the function cannot be assumed by Lambda.")  # fmt: skip
         return None
@@ -338,7 +348,7 @@ class AwsAnswers:
             parsed["State"] = "Creating"
 
     def _wake(self, context: dict[str, Any]) -> FunctionState | None:
-        name = str(context.get("labkit_params", {}).get("FunctionName", "")).split(":")[-1]
+        name = _function_name(context)
         found = self.states.get(name)
         if found is not None and found.state == "Inactive":
             self.states[name] = FunctionState("Pending", "Restoring", "Restoring the function.",
@@ -347,7 +357,7 @@ class AwsAnswers:
         return None
 
     def _state(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        name = str(context.get("labkit_params", {}).get("FunctionName", "")).split(":")[-1]
+        name = _function_name(context)
         if self._updating.get(name, 0) > 0 and "Error" not in parsed:
             self._updating[name] -= 1
             parsed.get("Configuration", parsed)["LastUpdateStatus"] = "InProgress"
