@@ -64,6 +64,11 @@ MIN_UNRESERVED = 100
 #: Manifest media types of an image index (several manifests), which Lambda does not take.
 INDEX_MEDIA_TYPES = ("application/vnd.oci.image.index.v1+json",
                      "application/vnd.docker.distribution.manifest.list.v2+json")  # fmt: skip
+#: Tries of a call Lambda refuses while IAM spreads a new role or policy (about a minute
+#: with the default waits).
+IAM_TRIES = 8
+#: Seconds between looks at a function's state while waiting for Lambda.
+STATE_POLL_S = 2.0
 #: The event that wakes an Inactive function: answered without inference (a warm-up).
 WAKE_EVENT = b'{"warmup": true}'
 
@@ -84,6 +89,20 @@ LIFECYCLE_POLICY = {"rules": [{
 }]}  # fmt: skip
 
 
+def wait_for_function(lam: Any, name: str, waiter: str, *, delay_s: float,
+                      max_attempts: int = 150) -> None:  # fmt: skip
+    """Wait with Lambda's ``waiter`` (``function_active_v2``, ``function_updated_v2``); a
+    function that ends ``Failed`` is explained by its reason code, where botocore says only
+    "terminal failure state"."""
+    try:
+        lam.get_waiter(waiter).wait(
+            FunctionName=name, WaiterConfig={"Delay": delay_s, "MaxAttempts": max_attempts}
+        )
+    except WaiterError:
+        found = lam.get_function(FunctionName=name)["Configuration"]
+        raise FunctionNotReadyError(explain_state(name, found)) from None
+
+
 def wake_if_inactive(lam: Any, name: str, configuration: dict[str, Any], *, delay_s: float,
                      progress: Callable[[str], None]) -> bool:  # fmt: skip
     """Wake a function Lambda made ``Inactive`` (idle for weeks): it leaves that state only
@@ -96,13 +115,7 @@ def wake_if_inactive(lam: Any, name: str, configuration: dict[str, Any], *, dela
              "long as a first deployment")  # fmt: skip
     with contextlib.suppress(lam.exceptions.ClientError):
         lam.invoke(FunctionName=name, Payload=WAKE_EVENT)
-    try:
-        lam.get_waiter("function_active_v2").wait(
-            FunctionName=name, WaiterConfig={"Delay": delay_s, "MaxAttempts": 300}
-        )
-    except WaiterError:
-        found = lam.get_function(FunctionName=name)["Configuration"]
-        raise FunctionNotReadyError(explain_state(name, found)) from None
+    wait_for_function(lam, name, "function_active_v2", delay_s=delay_s, max_attempts=300)
     return True
 
 
@@ -222,7 +235,7 @@ class AwsDeployment:
         *,
         session: Any = None,
         progress: Callable[[str], None] | None = None,
-        wait_delay_s: float = 2.0,
+        wait_delay_s: float = STATE_POLL_S,
     ) -> None:
         import boto3
 
@@ -499,18 +512,29 @@ class AwsDeployment:
         return code_changed, config_changed
 
     def _create_function(self, image_uri: str, settings: dict[str, Any]) -> str:
-        # A new role takes a few seconds to become assumable by Lambda; retry only that.
-        for attempt in range(8):
+        f = self.config.function
+        created = self.while_iam_spreads(lambda: self.lam.create_function(
+            FunctionName=f.name, PackageType="Image", Code={"ImageUri": image_uri},
+            Architectures=[f.architecture], Tags={MANAGED_TAG[0]: MANAGED_TAG[1]}, **settings,
+        ), refusal="cannot be assumed")  # fmt: skip
+        return str(created["FunctionArn"])
+
+    def while_iam_spreads(self, call: Callable[[], Any], *, refusal: str,
+                          say: Callable[[int], str] | None = None) -> Any:  # fmt: skip
+        """``call()``, again while Lambda refuses it with ``refusal``: IAM is eventually
+        consistent, so a role or policy made seconds ago may not be usable yet
+        (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+        Waits grow by ``wait_delay_s`` (1, 2, ... 7 times it), ``say(attempt)`` is told each
+        retry; after :data:`IAM_TRIES` the refusal propagates."""
+        for attempt in range(1, IAM_TRIES + 1):
             try:
-                return str(self.lam.create_function(
-                    FunctionName=self.config.function.name, PackageType="Image",
-                    Code={"ImageUri": image_uri}, Architectures=[self.config.function.architecture],
-                    Tags={MANAGED_TAG[0]: MANAGED_TAG[1]}, **settings,
-                )["FunctionArn"])  # fmt: skip
+                return call()
             except self.lam.exceptions.InvalidParameterValueException as exc:
-                if "cannot be assumed" not in str(exc) or attempt == 7:
+                if refusal not in str(exc) or attempt == IAM_TRIES:
                     raise
-                time.sleep(self.wait_delay_s * (attempt + 1))
+                if say is not None:
+                    self._progress(say(attempt))
+                time.sleep(self.wait_delay_s * attempt)
         raise AssertionError("unreachable")
 
     def check_concurrency(self) -> None:
@@ -609,16 +633,7 @@ class AwsDeployment:
             time.sleep(self.wait_delay_s)
 
     def _wait(self, waiter: str) -> None:
-        """Wait for the function to be Active, or its update done; a ``Failed`` one is
-        explained by its reason code (botocore says only "terminal failure state")."""
-        name = self.config.function.name
-        try:
-            self.lam.get_waiter(waiter).wait(
-                FunctionName=name, WaiterConfig={"Delay": self.wait_delay_s, "MaxAttempts": 150}
-            )
-        except WaiterError:
-            found = self.lam.get_function(FunctionName=name)["Configuration"]
-            raise FunctionNotReadyError(explain_state(name, found)) from None
+        wait_for_function(self.lam, self.config.function.name, waiter, delay_s=self.wait_delay_s)
 
     def deploy(self, *, local_image_tag: str | None = None) -> Deployed:
         """Run every step (idempotent) and return what is deployed.

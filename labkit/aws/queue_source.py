@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from labkit.aws.account import DeployError, aws_errors, redact
-from labkit.aws.deploy import MANAGED_TAG, AwsDeployment
+from labkit.aws.deploy import IAM_TRIES, MANAGED_TAG, AwsDeployment
 from labkit.aws.invoke import parse_report
 from labkit.settings import SQS_HANDLER, MappingSettings
 
-#: Tries of CreateEventSourceMapping while the role's new policy propagates (waits grow by
-#: the deployment's wait_delay_s each: 2, 4, ... 14 s, about a minute in all).
-PROPAGATION_TRIES = 8
+#: Tries of CreateEventSourceMapping while the role's new policy propagates.
+PROPAGATION_TRIES = IAM_TRIES
 #: How long a queue's previous mapping may stay Deleting before the cell gives up.
 MAPPING_WAIT_S = 120.0
 #: How long a queue name may stay refused after its deletion (SQS: 60 s) before giving up.
@@ -228,7 +227,7 @@ class AwsQueueSource:
                     raise
                 self.deployment._progress(f"SQS keeps the name {name} for 60 s after a queue of "
                                           "that name was deleted: waiting")  # fmt: skip
-                time.sleep(max(self.deployment.wait_delay_s, 0.01) * 5)
+                time.sleep(self.deployment.wait_delay_s * 5)
         if attributes:
             self.sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
         return str(url)
@@ -269,33 +268,33 @@ class AwsQueueSource:
             time.sleep(self.deployment.wait_delay_s)
 
     def _create_mapping(self, queue_arn: str, settings: dict[str, Any]) -> str:
-        """Create the mapping; while the role's new policy has not reached Lambda (IAM is
-        eventually consistent: https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency),
-        Lambda refuses it as lacking ReceiveMessage: retried, said, and bounded."""
+        """Create the mapping; while the role's new policy has not reached Lambda, Lambda
+        refuses it as lacking ReceiveMessage: retried and said
+        (:meth:`~labkit.aws.deploy.AwsDeployment.while_iam_spreads`), then explained."""
         lam = self.deployment.lam
-        for attempt in range(1, PROPAGATION_TRIES + 1):
-            try:
-                created = lam.create_event_source_mapping(
+        refusal = "execution role does not have permissions"
+        try:
+            created = self.deployment.while_iam_spreads(
+                lambda: lam.create_event_source_mapping(
                     EventSourceArn=queue_arn, FunctionName=self.function, **settings
-                )
-                return str(created["UUID"])
-            except lam.exceptions.InvalidParameterValueException as exc:
-                if "execution role does not have permissions" not in str(exc):
-                    raise
-                if attempt == PROPAGATION_TRIES:
-                    raise DeployError(
-                        f"Lambda refused the queue's mapping {PROPAGATION_TRIES} times, about a "
-                        f"minute apart in all: {redact(str(exc))}. The function's role lacks "
-                        f"the SQS permissions of the policy {POLICY_NAME} (the kit puts it on its "
-                        "own role; another role needs it given, as printed above), or IAM has not "
-                        "spread them yet: run the cell again in a minute"
-                    ) from None
-                self.deployment._progress(
-                    f"the role's new SQS permissions have not reached Lambda yet (IAM takes "
+                ),
+                refusal=refusal,
+                say=lambda attempt: (
+                    "the role's new SQS permissions have not reached Lambda yet (IAM takes "
                     f"seconds); trying again ({attempt} of {PROPAGATION_TRIES - 1} retries)"
-                )
-                time.sleep(self.deployment.wait_delay_s * attempt)
-        raise AssertionError("unreachable")
+                ),
+            )
+        except lam.exceptions.InvalidParameterValueException as exc:
+            if refusal not in str(exc):
+                raise
+            raise DeployError(
+                f"Lambda refused the queue's mapping {PROPAGATION_TRIES} times over about a "
+                f"minute: {redact(str(exc))}. The function's role lacks "
+                f"the SQS permissions of the policy {POLICY_NAME} (the kit puts it on its "
+                "own role; another role needs it given, as printed above), or IAM has not "
+                "spread them yet: run the cell again in a minute"
+            ) from None
+        return str(created["UUID"])
 
 
 def teardown(deployment: AwsDeployment) -> list[str]:

@@ -24,9 +24,11 @@ from labkit.aws.account import (
 )
 from labkit.aws.deploy import (
     FRESH_VARIABLE,
+    STATE_POLL_S,
     AwsDeployment,
     DeployConfig,
     plan_and_deploy,
+    wait_for_function,
     wake_if_inactive,
 )
 from labkit.aws.invoke import InvocationResult, LambdaInvoker
@@ -122,7 +124,7 @@ class AwsBackend(Backend):
                     f"there is no function {name!r} in {self.region}; {DEPLOY_HINT}, or pass the "
                     "function's --function-name and --region"
                 ) from None
-            if wake_if_inactive(client, name, found, delay_s=2.0, progress=_say):
+            if wake_if_inactive(client, name, found, delay_s=STATE_POLL_S, progress=_say):
                 found = client.get_function(FunctionName=name)["Configuration"]
             if found.get("State") != "Active" or found.get("LastUpdateStatus") not in (
                 None,
@@ -161,9 +163,7 @@ class AwsBackend(Backend):
             client.update_function_configuration(
                 FunctionName=name, Environment={"Variables": variables}
             )
-            client.get_waiter("function_updated_v2").wait(
-                FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300}
-            )
+            wait_for_function(client, name, "function_updated_v2", delay_s=1, max_attempts=300)
 
     def start(self) -> None:
         self._checked = self.preflight()
