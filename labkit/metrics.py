@@ -2,7 +2,9 @@
 
 Definitions are DESIGN.md's: latency from the scheduled arrival to the response; percentiles
 with linear interpolation (numpy's default); SLO attainment counts a failed request as a
-miss; a cold start is an invocation whose REPORT carries Init Duration.
+miss; a cold start is an invocation whose REPORT carries Init Duration (or, when AWS retried
+an init that ran over 10 s, follows the environment's ``INIT_REPORT`` lines: see
+:func:`labkit.aws.invoke.parse_report`).
 
 **Two views of every cell.** *All requests*, and the *steady state*: the requests no cold
 start delayed (:func:`cold_delayed` states the rule). The steady state is what the paper's
@@ -152,7 +154,7 @@ def summarize(
         # Warm-ups (batch size 0, see labkit.load.prewarm) are invocations and billed, not batches.
         "mean_batch_size": float(sizes[sizes > 0].mean()) if (sizes > 0).any() else nan,
         "warmups": float((sizes == 0).sum()),
-        "cold_starts": float(len(init)),
+        "cold_starts": float(inv["cold_start"].astype(bool).sum()),
         "init_mean_ms": float(init.mean()) if len(init) else nan,
         "init_total_ms": float(init.sum()),
         "cost_usd": bill.total_usd,

@@ -33,6 +33,7 @@ class FakeFunction:
     generation: int = 0  # bumped by a configuration update: new execution environments
     warm_generation: int = -1  # the generation whose environment is warm
     updating_polls: int = 0  # GetFunction calls left that report LastUpdateStatus InProgress
+    init_ms: float = 4321.0  # how long its init code runs in a new environment
 
 
 class FakeLambda:
@@ -123,10 +124,12 @@ class FakeLambda:
         request_id = str(uuid.uuid4())
         cold = function.warm_generation != function.generation
         function.warm_generation = function.generation
-        report = (f"REPORT RequestId: {request_id}\tDuration: 3.21 ms\tBilled Duration: 4 ms\t"
-                  f"Memory Size: {function.memory_mb} MB\tMax Memory Used: 180 MB\t")  # fmt: skip
-        if cold:
-            report += "Init Duration: 4321.00 ms\t"
+        init_lines, init_field, retried_ms = (
+            _init_phase(function.init_ms) if cold else ([], "", 0.0)
+        )
+        report = (f"REPORT RequestId: {request_id}\tDuration: {3.21 + retried_ms:.2f} ms\t"
+                  f"Billed Duration: {4 + int(retried_ms)} ms\t"
+                  f"Memory Size: {function.memory_mb} MB\tMax Memory Used: 180 MB\t{init_field}")  # fmt: skip
         answer_headers = {"X-Amz-Executed-Version": "$LATEST", "x-amzn-RequestId": request_id}
         if self.invoke_error == "function":
             payload = {"errorType": "ValueError", "errorMessage": "injected"}
@@ -138,9 +141,34 @@ class FakeLambda:
                 "predictions": [{"id": i["id"], "label": 0} for i in event.get("instances", [])]
             }
         if headers.get("x-amz-log-type") == "Tail":
-            log = f"START RequestId: {request_id}\nEND RequestId: {request_id}\n{report}\n"
+            start = [f"START RequestId: {request_id}"]
+            if retried_ms:  # the suppressed init is retried inside the invocation
+                start.append(
+                    f"INIT_REPORT Init Duration: {retried_ms:.2f} ms\tPhase: invoke\tStatus: success"
+                )
+            log = "\n".join([*init_lines, *start, f"END RequestId: {request_id}", report]) + "\n"
             answer_headers["X-Amz-Log-Result"] = base64.b64encode(log.encode()).decode()
         return 200, answer_headers, json.dumps(payload).encode()
+
+
+INIT_LIMIT_MS = 10_000.0
+
+
+def _init_phase(init_ms: float) -> tuple[list[str], str, float]:
+    """A new environment's init as Lambda logs it: (init lines, the REPORT's Init Duration
+    field, init time retried inside the invocation). "The Init phase is limited to 10
+    seconds. If all three tasks do not complete within 10 seconds, Lambda retries the Init
+    phase at the time of the first function invocation with the configured function
+    timeout" (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html);
+    the tries are logged as INIT_REPORT lines with their Phase and Status (the
+    platform.initReport event, https://docs.aws.amazon.com/lambda/latest/dg/telemetry-schema-reference.html),
+    and the REPORT then has no Init Duration."""
+    lines = ["INIT_START Runtime Version: python:3.11.v80\tRuntime Version ARN: arn:aws:lambda:"
+             f"{REGION}::runtime:0000"]  # fmt: skip
+    if init_ms <= INIT_LIMIT_MS:
+        return lines, f"Init Duration: {init_ms:.2f} ms\t", 0.0
+    lines.append(f"INIT_REPORT Init Duration: {INIT_LIMIT_MS:.2f} ms\tPhase: init\tStatus: timeout")
+    return lines, "", init_ms
 
 
 def _error(status: int, code: str, message: str, **extra: str) -> tuple[int, dict[str, str], bytes]:

@@ -59,6 +59,16 @@ def test_cold_starts_and_cost() -> None:
     assert figures["cost_per_1m_requests_usd"] == pytest.approx(figures["cost_usd"] / 4 * 1e6)
 
 
+def test_a_cold_start_whose_init_time_the_log_does_not_tell_still_counts() -> None:
+    """A cold start seen from its INIT_START line alone has no init time (NaN): it counts as
+    a cold start; the init figures are over the cold starts that tell theirs."""
+    requests, invocations = records([10.0] * 3)
+    invocations["cold_start"] = [True, True, False]
+    invocations["init_duration_ms"] = [500.0, np.nan, np.nan]
+    figures = metrics.summarize(requests, invocations)
+    assert figures["cold_starts"] == 2 and figures["init_mean_ms"] == 500.0
+
+
 def timeline() -> tuple[pd.DataFrame, pd.DataFrame]:
     """Six invocations of one request each around a cold start from 0 to 3 s."""
     inv = pd.DataFrame({

@@ -24,9 +24,13 @@ _REPORT_FIELD = re.compile(
 )
 
 
+_INIT_REPORT = re.compile(r"INIT_REPORT\s+Init Duration:\s*([\d.]+)\s*ms")
+
+
 @dataclass(frozen=True)
 class ReportFields:
-    """The figures of a REPORT line; ``init_duration_ms`` is set only on cold starts."""
+    """The figures of a REPORT line; ``init_duration_ms`` is set only on cold starts (NaN for
+    a cold start whose init time the log does not tell: an ``INIT_START`` line alone)."""
 
     request_id: str
     duration_ms: float
@@ -43,27 +47,52 @@ class ReportFields:
 
 
 def parse_report(text: str) -> ReportFields | None:
-    """The REPORT line in ``text`` (a log tail or one line), or ``None`` if there is none.
+    """The REPORT line in ``text`` (a log tail, one line, or one environment's lines up to and
+    including its REPORT), or ``None`` if there is none.
 
     Fields may be separated by tabs or spaces, in any order; unknown fields are ignored.
+
+    A cold start is a REPORT with ``Init Duration``, or one that follows the environment's
+    own init lines. The second case is AWS's suppressed init: the Init phase is limited to
+    10 s, and when it runs over, "Lambda retries the Init phase at the time of the first
+    function invocation" (Lambda execution environment lifecycle,
+    https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html); that
+    invocation's REPORT then has no ``Init Duration``, while its log carries the init
+    phases as ``INIT_REPORT Init Duration: ... ms  Phase: init|invoke  Status: ...`` lines
+    (the ``platform.initReport`` event of
+    https://docs.aws.amazon.com/lambda/latest/dg/telemetry-schema-reference.html). Its init
+    time is the sum of those lines (the timed-out try and the retry), so a slow cold start
+    is not counted as warm.
     """
-    line = next((ln for ln in text.splitlines() if ln.lstrip().startswith("REPORT ")), None)
-    if line is None:
+    lines = text.splitlines()
+    at = next((i for i, ln in enumerate(lines) if ln.lstrip().startswith("REPORT ")), None)
+    if at is None:
         return None
+    line = lines[at]
     fields = dict(_REPORT_FIELD.findall(line))
     try:
+        init_ms = float(fields["Init Duration"]) if "Init Duration" in fields else None
         return ReportFields(
             request_id=fields["RequestId"],
             duration_ms=float(fields["Duration"]),
             billed_duration_ms=int(float(fields["Billed Duration"])),
             memory_size_mb=int(fields["Memory Size"]),
             max_memory_used_mb=int(fields["Max Memory Used"]),
-            init_duration_ms=float(fields["Init Duration"]) if "Init Duration" in fields else None,
+            init_duration_ms=init_ms if init_ms is not None else _init_before(lines[:at]),
             status=fields.get("Status"),
             error_type=fields.get("Error Type"),
         )
     except (KeyError, ValueError) as exc:
         raise ValueError(f"malformed REPORT line ({exc}): {line!r}") from None
+
+
+def _init_before(lines: list[str]) -> float | None:
+    """The init time the lines before a REPORT tell (their ``INIT_REPORT`` durations summed),
+    NaN for an ``INIT_START`` without one, ``None`` when they show no init at all."""
+    durations = [float(m.group(1)) for ln in lines if (m := _INIT_REPORT.search(ln))]
+    if durations:
+        return sum(durations)
+    return math.nan if any(ln.lstrip().startswith("INIT_START") for ln in lines) else None
 
 
 REPORT_FIGURES = (

@@ -149,18 +149,25 @@ class AwsQueueSource:
     ) -> list[str]:
         """The function's REPORT lines since ``since_epoch_s`` from CloudWatch Logs, waiting
         (up to ``timeout_s``) until every invocation in ``expected`` has one: Lambda delivers
-        its logs seconds after the invocation."""
+        its logs seconds after the invocation.
+
+        Each entry is one REPORT line preceded by the init lines (``INIT_START``,
+        ``INIT_REPORT``) its environment logged since its previous REPORT: a log stream is one
+        execution environment, so an invocation whose REPORT lacks ``Init Duration`` after an
+        init that ran over 10 s is still read as a cold start
+        (:func:`labkit.aws.invoke.parse_report`)."""
         logs = self.deployment.session.client("logs", region_name=self.deployment.region)
         group = f"/aws/lambda/{self.function}"
         deadline = time.monotonic() + timeout_s
         while True:
-            lines = []
+            events = []
             with aws_errors(f"reading the function's REPORT lines from {group}"):
                 pages = logs.get_paginator("filter_log_events").paginate(
                     logGroupName=group, startTime=int(since_epoch_s * 1000),
-                    filterPattern='"REPORT RequestId"')  # fmt: skip
+                    filterPattern=REPORT_AND_INIT_PATTERN)  # fmt: skip
                 for page in pages:
-                    lines += [event["message"] for event in page.get("events", [])]
+                    events += page.get("events", [])
+            lines = reports_with_their_init(events)
             reported = {r.request_id for r in map(parse_report, lines) if r is not None}
             if expected <= reported or time.monotonic() > deadline:
                 return lines
@@ -303,3 +310,26 @@ def teardown(deployment: AwsDeployment) -> list[str]:
     deleted while it holds one), then the function, role and repositories
     (:meth:`labkit.aws.deploy.AwsDeployment.teardown`). Returns what was deleted."""
     return AwsQueueSource(deployment).teardown() + deployment.teardown()
+
+
+# CloudWatch Logs' filter syntax: ``?term`` matches events with any of the terms
+# (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/FilterAndPatternSyntax.html).
+REPORT_AND_INIT_PATTERN = '?"REPORT RequestId" ?"INIT_START" ?"INIT_REPORT"'
+
+
+def reports_with_their_init(events: list[dict[str, Any]]) -> list[str]:
+    """``FilterLogEvents`` events (any order, any streams) as one text per REPORT: the init
+    lines its log stream (its execution environment) wrote since the previous REPORT, then
+    the REPORT line. Lines that match none of the three are ignored."""
+    pending: dict[str, list[str]] = {}
+    texts = []
+    ordered = sorted(events, key=lambda e: (e.get("timestamp", 0), e.get("ingestionTime", 0)))
+    for event in ordered:
+        message = str(event.get("message", "")).strip()
+        stream = pending.setdefault(str(event.get("logStreamName", "")), [])
+        if message.startswith("REPORT "):
+            texts.append("\n".join([*stream, message]))
+            stream.clear()
+        elif message.startswith(("INIT_START", "INIT_REPORT")):
+            stream.append(message)
+    return texts

@@ -466,13 +466,12 @@ def _requests(arrivals: np.ndarray, run: Drive, invocations: pd.DataFrame, paylo
 
 
 def _invocations(log_lines: list[str]) -> pd.DataFrame:
-    """One row per REPORT line of the function (its invocations)."""
+    """One row per REPORT line of the function (its invocations). An entry of ``log_lines``
+    is a REPORT line, maybe preceded by its environment's init lines
+    (:meth:`labkit.aws.queue_source.AwsQueueSource.report_lines`)."""
     rows: list[dict[str, Any]] = []
-    reports = [line for line in log_lines if line.lstrip().startswith("REPORT ")]
-    for number, line in enumerate(reports):
-        report = parse_report(line)
-        if report is None:
-            continue
+    reports = [report for text in log_lines if (report := parse_report(text)) is not None]
+    for number, report in enumerate(reports):
         figures = report_figures(report)
         rows.append({
             "batch_id": number, "batch_size": 0, "t_dispatch_s": math.nan, "t_start_s": math.nan,

@@ -50,3 +50,35 @@ def test_no_report_and_malformed_report() -> None:
     assert parse_report("START RequestId: x\nEND RequestId: x") is None
     with pytest.raises(ValueError, match="malformed REPORT"):
         parse_report("REPORT RequestId: x\tDuration: 1 ms")
+
+
+SUPPRESSED_INIT = (
+    "INIT_START Runtime Version: python:3.11.v80\tRuntime Version ARN: arn:aws:lambda:x\n"
+    "INIT_REPORT Init Duration: 10000.00 ms\tPhase: init\tStatus: timeout\n"
+    "START RequestId: s1 Version: $LATEST\n"
+    "INIT_REPORT Init Duration: 12004.50 ms\tPhase: invoke\tStatus: success\n"
+    "END RequestId: s1\n"
+    "REPORT RequestId: s1\tDuration: 12107.90 ms\tBilled Duration: 12108 ms\t"
+    "Memory Size: 1024 MB\tMax Memory Used: 400 MB\t\n"
+)
+
+
+def test_an_init_over_ten_seconds_is_still_a_cold_start() -> None:
+    """AWS retries an init that ran over 10 s inside the first invocation; that REPORT has no
+    Init Duration, but the log's INIT_REPORT lines tell the init (both tries)."""
+    report = parse_report(SUPPRESSED_INIT)
+    assert report is not None and report.cold_start
+    assert report.init_duration_ms == pytest.approx(22004.5)
+    assert report.duration_ms == 12107.9
+
+
+def test_an_init_start_alone_is_a_cold_start_of_unknown_init() -> None:
+    report = parse_report(f"INIT_START Runtime Version: python:3.11\nSTART RequestId: x\n{WARM}")
+    assert report is not None and report.cold_start
+    assert report.init_duration_ms != report.init_duration_ms  # NaN: the log does not say
+
+
+def test_a_reports_own_init_duration_wins_over_the_init_lines() -> None:
+    tail = f"INIT_START Runtime Version: python:3.11\nINIT_REPORT Init Duration: 5.0 ms\n{COLD}"
+    report = parse_report(tail)
+    assert report is not None and report.init_duration_ms == 4369.02

@@ -154,3 +154,30 @@ def test_a_queue_cell_on_aws_records_answers_and_report_lines_then_detaches(
     assert lam.list_event_source_mappings(FunctionName="labkit-mnist")["EventSourceMappings"] == []
     assert updates[0]["ImageConfig"] == {"Command": [SQS_HANDLER]}
     assert updates[-1]["ImageConfig"] == {"Command": []}  # the image's own handler again
+
+
+def test_reports_from_cloudwatch_keep_their_environments_init() -> None:
+    """Each log stream is one execution environment: a REPORT after that stream's
+    INIT_REPORT lines (an init over 10 s, retried inside the invocation) is a cold start,
+    even when another environment's lines come in between."""
+    from labkit.aws.invoke import parse_report
+    from labkit.aws.queue_source import reports_with_their_init
+
+    def report(request: str) -> str:
+        return (f"REPORT RequestId: {request}\tDuration: 9.00 ms\tBilled Duration: 9 ms\t"
+                "Memory Size: 1024 MB\tMax Memory Used: 200 MB")  # fmt: skip
+
+    events = [
+        {"logStreamName": "a", "timestamp": 1, "message": "INIT_START Runtime Version: py"},
+        {"logStreamName": "a", "timestamp": 2,
+         "message": "INIT_REPORT Init Duration: 10000.00 ms\tPhase: init\tStatus: timeout"},
+        {"logStreamName": "b", "timestamp": 3, "message": report("warm-b")},
+        {"logStreamName": "a", "timestamp": 4,
+         "message": "INIT_REPORT Init Duration: 11000.00 ms\tPhase: invoke\tStatus: success"},
+        {"logStreamName": "a", "timestamp": 5, "message": report("cold-a")},
+        {"logStreamName": "a", "timestamp": 6, "message": report("warm-a")},
+    ]  # fmt: skip
+    parsed = {r.request_id: r for r in map(parse_report, reports_with_their_init(events)) if r}
+    assert set(parsed) == {"warm-b", "cold-a", "warm-a"}
+    assert parsed["cold-a"].cold_start and parsed["cold-a"].init_duration_ms == 21000.0
+    assert not parsed["warm-a"].cold_start and not parsed["warm-b"].cold_start

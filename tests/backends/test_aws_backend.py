@@ -72,6 +72,27 @@ def test_each_cell_starts_fresh_environments_and_reaches_the_function(
         assert "LABKIT_FRESH" in lam.functions["labkit-mnist"].variables
 
 
+def test_an_init_over_ten_seconds_is_counted_as_a_cold_start(
+    account: boto3.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS retries an init over 10 s inside the first invocation and its REPORT has no Init
+    Duration (the fake logs it so): the cell still counts one cold start, with both tries."""
+    from labkit.load.batching import StaticBatching
+    from labkit.load.loadgen import LoadConfig, Payloads
+    from labkit.metrics import summarize
+
+    with fake(monkeypatch, ["labkit-mnist"]) as lam:
+        lam.functions["labkit-mnist"].init_ms = 12_000.0
+        backend = backends.create("aws", FunctionSettings(concurrency=1))
+        load = LoadConfig(max_in_flight=1, progress=False)
+        payloads = Payloads([{"id": "0", "image_b64": "AA=="}], [0])
+        result = backend.run_cell([0.0, 0.01, 0.02], StaticBatching(1), payloads, load, slo_s=1.0)
+    assert result.invocations["cold_start"].tolist() == [True, False, False]
+    assert result.invocations["init_duration_ms"].iloc[0] == 22_000.0
+    figures = summarize(result.requests, result.invocations, slo_ms=1000.0)
+    assert figures["cold_starts"] == 1.0
+
+
 def test_provisioned_functions_are_invoked_on_their_alias_when_ready(
     account: boto3.Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
