@@ -18,10 +18,13 @@ import os
 import platform
 import time
 import warnings
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 import labkit
 from labkit import backends, paths, records, signals
@@ -167,8 +170,9 @@ def paper_matrix(
     times, plus the no-batching baseline (once per workload).
 
     Repetitions are interleaved, so slow drift of the machine falls on both policies alike,
-    and the two policies take turns going first; repetition ``r`` draws its arrivals (and
-    its network and model randomness) with seed + ``r``, the same for both policies."""
+    and the two policies take turns going first; repetition ``r`` of a workload draws its
+    arrivals (and its network and model randomness) from its own stream
+    (:func:`stream_seed`), the same for both policies."""
     if repetitions < 1:
         raise ValueError(f"repetitions must be >= 1, not {repetitions}")
     labels = [w.label for w in workloads]
@@ -184,12 +188,23 @@ def paper_matrix(
             pair = [static, dynamic] if rep % 2 == 0 else [dynamic, static]
             policies = ([PolicyConfig("none", 1)] if baseline and rep == 0 else []) + pair
             suffix = f"-r{rep + 1}" if repetitions > 1 else ""
-            seeded = dataclasses.replace(workload, seed=workload.seed + rep)
+            seeded = dataclasses.replace(
+                workload, seed=stream_seed(workload.seed, workload.label, rep)
+            )
             cells += [dataclasses.replace(base, workload=seeded, policy=p, repetition=rep,
-                                          sim_seed=base.sim_seed + rep,
+                                          sim_seed=stream_seed(base.sim_seed, workload.label, rep),
                                           name=f"{p.kind}-{workload.label}{suffix}")
                       for p in policies]  # fmt: skip
     return cells
+
+
+def stream_seed(seed: int, workload: str, repetition: int) -> int:
+    """The seed of one workload's repetition: an independent random stream per
+    (``seed``, workload name, repetition), so the workloads of a run do not replay one
+    stream (seed + r for every workload made the uniform and bursty cells of a repetition
+    share their network draws) and repetitions are not neighbouring seeds of one generator."""
+    words = [seed, zlib.crc32(workload.encode()), repetition]
+    return int(np.random.SeedSequence(words).generate_state(1)[0])
 
 
 def variant(base: ExperimentConfig, name: str, *, policy: PolicyConfig | None = None,

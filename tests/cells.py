@@ -12,11 +12,14 @@ from labkit.load.batching import PolicyConfig
 from labkit.load.workloads import WorkloadConfig
 
 
-def fake_cell(folder: Path, kind: str, workload: str, wait_ms: float, n: int = 50) -> Path:
-    """A saved cell of ``n`` requests whose latencies are ``wait_ms + 5`` ms, in batches of 5,
-    with one cold start (Init Duration 2,000 ms) on the first invocation."""
+def fake_cell(folder: Path, kind: str, workload: str, wait_ms: float, n: int = 50, *,
+              repetition: int = 0, status: str = "complete", spread_ms: float = 0.0) -> Path:  # fmt: skip
+    """A saved cell of ``n`` requests whose latencies are ``wait_ms + 5`` ms (plus, with
+    ``spread_ms``, a ramp from 0 to ``spread_ms`` over the requests), in batches of 5, with
+    one cold start (Init Duration 2,000 ms) on the first invocation."""
     config = ExperimentConfig(bundle_dir="b", policy=PolicyConfig(kind, 5),
-                              workload=WorkloadConfig(workload), name=f"{kind}-{workload}")  # fmt: skip
+                              workload=WorkloadConfig(workload), name=folder.name,
+                              repetition=repetition)  # fmt: skip
     folder.mkdir(parents=True)
     records.write_json(folder / records.CONFIG_FILE, config.as_dict())
     t = np.arange(n) * 0.05
@@ -24,7 +27,7 @@ def fake_cell(folder: Path, kind: str, workload: str, wait_ms: float, n: int = 5
     requests = records.requests_from_columns({
         "request_id": range(n), "t_arrive_s": t, "t_release_s": t, "batch_id": np.arange(n) // 5,
         "batch_size": np.full(n, 5.0), "t_dispatch_s": t, "t_done_s": done,
-        "latency_ms": np.full(n, wait_ms + 5.0), "label": np.ones(n, int), "predicted": np.ones(n),
+        "latency_ms": wait_ms + 5.0 + np.linspace(0.0, spread_ms, n), "label": np.ones(n, int), "predicted": np.ones(n),
         "correct": np.ones(n, bool), "cold_start": np.zeros(n, bool),
         "init_duration_ms": np.full(n, np.nan), "billed_duration_ms": np.full(n, 3.0),
         "error": [None] * n,
@@ -39,16 +42,22 @@ def fake_cell(folder: Path, kind: str, workload: str, wait_ms: float, n: int = 5
         "max_memory_used_mb": np.full(b, 200.0), "error": [None] * b, "aws_request_id": ["x"] * b,
     })  # fmt: skip
     journal.save_cell(folder, requests, invocations, {"backend": "local"},
-                      {"status": "complete", "wall_s": float(t[-1]), "requests": n})  # fmt: skip
+                      {"status": status, "wall_s": float(t[-1]), "requests": n})  # fmt: skip
     return folder
 
 
-def paper_run(root: Path) -> Path:
-    """A run of the paper's 2x2 with fixed waits: static slower than dynamic on both
-    workloads (uniform 150 vs 100 ms, bursty 300 vs 120 ms)."""
-    for kind, workload, wait in [("static", "uniform", 150), ("dynamic", "uniform", 100),
-                                 ("static", "bursty", 300), ("dynamic", "bursty", 120)]:  # fmt: skip
-        fake_cell(root / f"{kind}-{workload}", kind, workload, wait)
+def paper_run(root: Path, repetitions: int = 3) -> Path:
+    """A run of the paper's 2x2 with fixed waits, ``repetitions`` times: static slower than
+    dynamic on both workloads (uniform 150 vs 100 ms, bursty 300 vs 120 ms), repetition
+    ``r`` of each a little slower than the one before (4 ms per repetition for static,
+    3 ms for dynamic), so the repetitions' changes spread."""
+    for r in range(repetitions):
+        for kind, workload, wait in [("static", "uniform", 150), ("dynamic", "uniform", 100),
+                                     ("static", "bursty", 300), ("dynamic", "bursty", 120)]:  # fmt: skip
+            suffix = f"-r{r + 1}" if repetitions > 1 else ""
+            step = 4 if kind == "static" else 3
+            fake_cell(root / f"{kind}-{workload}{suffix}", kind, workload, wait + step * r,
+                      repetition=r)  # fmt: skip
     return root
 
 

@@ -39,7 +39,8 @@ def wait_for(
 #: The longest test files, started first so that no worker is left with one at the end
 #: (`pytest --durations=40` names them).
 LONGEST_FIRST = ("test_notebooks.py", "test_autograder.py", "test_queue_cells.py",
-                 "test_platforms.py", "test_interruptions.py", "test_assignment.py")  # fmt: skip
+                 "test_platforms.py", "test_interruptions.py", "test_assignment.py",
+                 "test_aa_battery.py")  # fmt: skip
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

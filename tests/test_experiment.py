@@ -106,3 +106,19 @@ def test_a_local_cell_records_what_its_function_answered(tmp_path: Path) -> None
     assert set(failed["error"]) == {"ValueError"}  # batches holding an id ending in 3
     assert cell.requests.loc[cell.requests["error"].isna(), "correct"].all()
     assert dataclasses.asdict(cell.config) == dataclasses.asdict(config)
+
+
+def test_each_workload_and_repetition_draws_its_own_stream_the_policies_share() -> None:
+    from labkit.experiment import ExperimentConfig, paper_matrix
+    from labkit.load.workloads import WorkloadConfig
+
+    workloads = [WorkloadConfig("bursty"), WorkloadConfig("poisson", rate=30, name="poisson")]
+    cells = paper_matrix(ExperimentConfig(bundle_dir="b"), workloads, repetitions=3)
+    seeds = {(c.workload.label, c.repetition, c.policy.kind): (c.workload.seed, c.sim_seed)
+             for c in cells}  # fmt: skip
+    for key in seeds:  # static and dynamic of one repetition: the same arrivals and noise
+        assert seeds[key] == seeds[(key[0], key[1], "static")]
+    distinct = {seeds[(w.label, r, "static")] for w in workloads for r in range(3)}
+    assert len(distinct) == 6  # no two workloads or repetitions replay one stream
+    assert (WorkloadConfig("bursty", seed=cells[0].workload.seed).arrivals()
+            == cells[0].workload.arrivals()).all()  # fmt: skip

@@ -1,23 +1,27 @@
 """The paper's claims, checked: for each workload and metric, the change from static to
-dynamic batching the paper reports, ours with a 95 % confidence interval, a verdict, and why.
+dynamic batching the paper reports, ours with a 95 % interval, a verdict, and why.
 
-**Changes** are relative (%) for latencies, Init Duration and cost, and in percentage points
-for SLO attainment. Latency and SLO use the steady state (:mod:`labkit.metrics`); cost is per
-1M requests over all requests; Init Duration is per cold start.
+**What each claim measures** is what Table 1 shows beside it (:mod:`labkit.analysis.comparison`):
+steady-state latency and SLO attainment; cost per 1M requests over all requests, each cell's
+cold starts at their own Init Duration; *warm cost*, its own row, without the init (request
+fees and warm compute: the part batching controls); Init Duration per cold start, once per
+run (init runs before the first request, so every workload's cold starts pool). Changes are
+relative (%), SLO attainment in percentage points.
 
-**Intervals** are percentile bootstraps that respect how the data were made: a cell's
-requests are resampled in blocks of consecutive time (requests of one batch, or one burst,
-share their fate, so resampling them one by one would make intervals too narrow), and where
-the run repeats a cell the repetitions are resampled too, so run-to-run spread widens the
-interval. The design is paired: static and dynamic in one repetition saw the same arrivals,
-so they are resampled with the same repetitions and blocks. Init Durations are resampled one
-cold start at a time.
+**Verdicts** follow DESIGN.md's rule, on an interval that carries run-to-run variance:
+*reproduced* when the interval lies on the paper's side of zero, *contradicted* when on the
+other, *inconclusive* when it spans zero. Before that rule, three things keep a claim from
+being decided, each said in its reason: static and dynamic sent the very same batches
+(replayed on the cells' arrivals: no difference can then be an effect of batching);
+fewer than 3 repetitions (*unreplicated*: one run's blocks know nothing of the next run);
+a p99 resting on fewer than 10 requests above it (*tail too thin*). The interval is the
+repetitions' (Student's t over the per-repetition paired changes); the block bootstrap's is
+shown beside it, and where the two disagree the reason says so
+(:mod:`labkit.analysis.inference` says why the verdict uses the first).
 
-**Verdicts** follow DESIGN.md: *reproduced* when our interval lies on the paper's side of
-zero, *contradicted* when it lies on the other side, *inconclusive* when it spans zero. A
-claim is also inconclusive, whatever the interval, where static and dynamic batching sent the
-very same batches (checked by replaying both policies on the cell's arrivals): then no
-difference between the two cells can be an effect of batching.
+**Many claims at once.** Each claim is judged at 95 %; the ``holm_verdict`` column keeps the
+chance of any false verdict among the run's decided claims at 5 % (Holm's adjustment), and
+:func:`family_sentence` says what that means for the run.
 """
 
 from __future__ import annotations
@@ -30,157 +34,33 @@ import numpy as np
 import pandas as pd
 
 from labkit import cost, metrics
-from labkit.analysis.cells import groups, paper_table1
+from labkit.analysis import comparison, inference
+from labkit.analysis.cells import Cell, groups, paper_table1
+from labkit.analysis.comparison import Comparison
 from labkit.load import batching
 
-METRICS = ("mean_ms", "p50_ms", "p99_ms", "slo_attainment_pct", "init_duration_ms",
-           "cost_per_1m_requests_usd")  # fmt: skip
+#: The claims of one workload, in the order the tables show them.
+METRICS = ("mean_ms", "p50_ms", "p99_ms", "slo_attainment_pct", "cost_per_1m_requests_usd",
+           "warm_cost_per_1m_requests_usd")  # fmt: skip
 LATENCY = ("mean_ms", "p50_ms", "p99_ms")
-#: The paper's column each of our metrics is compared with.
-PAPER_COLUMN = {"cost_per_1m_requests_usd": "cost_usd"}
-COST_RULE = (
-    "Cost per 1M requests bills each cold start at the run's pooled mean Init Duration: init "
-    "runs before any invocation and cannot depend on the policy, while in short cells it is "
-    "most of the bill, so its noise would otherwise decide the claim; each policy keeps its "
-    "own number of cold starts, which can depend on it."
-)
+#: Init Duration is judged once per run, on every workload's cold starts.
+RUN_WIDE = "init_duration_ms"
+ALL_WORKLOADS = "all workloads"
+#: The paper's column each of our metrics is compared with (it gives only its total cost).
+PAPER_COLUMN = {"cost_per_1m_requests_usd": "cost_usd", "warm_cost_per_1m_requests_usd": "cost_usd"}
+DECIDED = ("reproduced", "contradicted")
+VERDICTS = (*DECIDED, "inconclusive", "unreplicated", "tail too thin")
 VERDICT_RULE = (
-    "Our change from static to dynamic batching with its 95 % bootstrap interval (blocks of "
-    "consecutive requests, and repetitions, resampled): *reproduced* when the interval lies "
-    "on the paper's side of zero, *contradicted* when on the other side, *inconclusive* when "
-    "it spans zero or when both policies sent the same batches. Latency and SLO in the steady "
-    "state; changes in %, SLO in percentage points. " + COST_RULE
+    "Our change from static to dynamic batching, the quantity Table 1 shows, with a 95 % "
+    "interval from the repetitions (Student's t over the per-repetition paired changes): "
+    "*reproduced* when the interval lies on the paper's side of zero, *contradicted* when on "
+    "the other side, *inconclusive* when it spans zero or when both policies sent the same "
+    "batches; *unreplicated* with fewer than 3 repetitions, *tail too thin* when a p99 rests on "
+    "fewer than 10 requests above it. Latency and SLO in the steady state, in % and "
+    "percentage points; cost over all requests, each cell's cold starts at their own Init "
+    "Duration, and warm cost without them; Init Duration once per run. The Holm column keeps "
+    "the chance of any false verdict among the decided claims at 5 %."
 )
-
-
-@dataclass
-class _CellBlocks:
-    """One cell cut into blocks of time for the bootstrap."""
-
-    latency: list[np.ndarray]  # per block: answered steady-state latencies
-    met: list[np.ndarray]  # per block: steady-state requests within the SLO
-    usd: np.ndarray  # per block: cost of the invocations dispatched there, their init aside
-    cold_starts: int  # the cell's, each billed at the run's pooled init cost (see COST_RULE)
-    init_usd: float  # one cold start's billed init at the run's pooled mean Init Duration
-    requests: np.ndarray  # per block: requests that arrived there
-
-    def take(
-        self, blocks: np.ndarray, rng: np.random.Generator, into: dict[str, list[Any]]
-    ) -> None:
-        blocks = blocks[blocks < len(self.latency)]
-        into["latency"] += [self.latency[b] for b in blocks]
-        into["met"] += [self.met[b] for b in blocks]
-        into["usd"].append(float(self.usd[blocks].sum()) + self.cold_starts * self.init_usd)
-        into["requests"].append(float(self.requests[blocks].sum()))
-
-
-def _paired_resample(static: list[_CellBlocks], dynamic: list[_CellBlocks],
-                     rng: np.random.Generator) -> tuple[dict[str, float], dict[str, float]]:  # fmt: skip
-    """One bootstrap draw of both policies' figures. The design is paired: repetition r of
-    static and dynamic saw the same arrivals, so both are resampled with the same
-    repetitions and the same blocks of time (what the arrivals did cancels out; what the
-    policies did stays). Unpaired cells (different repetition counts) are drawn apart."""
-    paired = len(static) == len(dynamic)
-    draws: tuple[dict[str, list[Any]], ...] = tuple(
-        {"latency": [], "met": [], "usd": [], "requests": []} for _ in range(2)
-    )
-    reps = rng.integers(len(static), size=len(static)) if len(static) > 1 else np.zeros(1, int)
-    for r in reps:
-        n_blocks = len(static[r].latency)
-        blocks = rng.integers(n_blocks, size=n_blocks)
-        static[r].take(blocks, rng, draws[0])
-        if paired:
-            dynamic[r].take(blocks, rng, draws[1])
-    if not paired:
-        for r in rng.integers(len(dynamic), size=len(dynamic)):
-            n_blocks = len(dynamic[r].latency)
-            dynamic[r].take(rng.integers(n_blocks, size=n_blocks), rng, draws[1])
-    return tuple(  # type: ignore[return-value]
-        _statistics(np.concatenate(d["latency"]), np.concatenate(d["met"]), sum(d["usd"]),
-                    sum(d["requests"]))
-        for d in draws
-    )  # fmt: skip
-
-
-def _statistics(
-    latency: np.ndarray, met: np.ndarray, usd: float, requests: float
-) -> dict[str, float]:
-    nan = math.nan
-    return {
-        "mean_ms": float(latency.mean()) if latency.size else nan,
-        "p50_ms": float(np.percentile(latency, 50)) if latency.size else nan,
-        "p99_ms": float(np.percentile(latency, 99)) if latency.size else nan,
-        "slo_attainment_pct": float(met.mean() * 100) if met.size else nan,
-        "cost_per_1m_requests_usd": usd / requests * 1e6 if requests else nan,
-    }
-
-
-def _block_s(cell: Any) -> float:
-    """Blocks of at least one burst period (bursty), or a twentieth of the cell, >= 1 s."""
-    workload = cell.config.workload
-    length = max(float(workload.duration_s), 1.0)
-    block = max(length / 20.0, 1.0)
-    return max(block, float(workload.period_s)) if workload.kind == "bursty" else block
-
-
-def _blocks(cells: list[Any], slo_ms: float, init_ms: float) -> list[_CellBlocks]:
-    """Each cell (in repetition order) cut into blocks of :func:`_block_s` seconds; its cold
-    starts billed at ``init_ms`` each (the run's pooled mean, see :data:`COST_RULE`)."""
-    prices = cost.Prices()
-    out = []
-    for cell in sorted(cells, key=lambda c: c.config.repetition):
-        req, inv = cell.requests, cell.invocations
-        block_s = _block_s(cell)
-        n_blocks = max(1, math.ceil((float(cell.config.workload.duration_s) + 1e-9) / block_s))
-        steady = req[~metrics.cold_delayed(req, inv)]
-        failed = steady["error"].notna().to_numpy()
-        block = np.minimum(
-            (steady["t_arrive_s"].to_numpy(float) // block_s).astype(int), n_blocks - 1
-        )
-        latency = steady["latency_ms"].to_numpy(float)
-        met = (np.nan_to_num(latency, nan=np.inf) <= slo_ms) & ~failed
-        gb = cell.config.function.memory_mb / 1024.0
-        init_s = inv["init_duration_ms"].fillna(0).to_numpy(float) / 1000.0
-        billed = np.ceil(inv["billed_duration_ms"].fillna(0).to_numpy(float)) / 1000.0
-        inv_usd = prices.per_request + np.maximum(billed - init_s, 0) * gb * prices.per_gb_s
-        inv_block = np.minimum(
-            (inv["t_dispatch_s"].to_numpy(float) // block_s).astype(int), n_blocks - 1
-        )
-        req_block = np.minimum(
-            (req["t_arrive_s"].to_numpy(float) // block_s).astype(int), n_blocks - 1
-        )
-        out.append(_CellBlocks(
-            latency=[latency[(block == b) & ~failed] for b in range(n_blocks)],
-            met=[met[block == b] for b in range(n_blocks)],
-            usd=np.bincount(inv_block, weights=inv_usd, minlength=n_blocks),
-            cold_starts=int(inv["cold_start"].sum()),
-            init_usd=init_ms / 1000.0 * gb * prices.per_gb_s,
-            requests=np.bincount(req_block, minlength=n_blocks).astype(float),
-        ))  # fmt: skip
-    return out
-
-
-def _interval(changes: list[float], level: float) -> tuple[float, float]:
-    values = np.asarray([c for c in changes if np.isfinite(c)])
-    if values.size < 10:
-        return math.nan, math.nan
-    alpha = (1 - level) / 2
-    return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
-
-
-def same_batches(static: list[Any], dynamic: list[Any]) -> bool:
-    """Whether the two policies send identical batches on every one of the cells' arrivals,
-    replayed on a virtual clock (``batching.same_batches``)."""
-    workloads = {c.config.workload: c.config.workload for c in [*static, *dynamic]}
-    for workload in workloads:
-        s = [c for c in static if c.config.workload == workload]
-        d = [c for c in dynamic if c.config.workload == workload]
-        if not s or not d:
-            continue
-        policies = [c.config.policy.build() for c in (s[0], d[0])]
-        if not batching.same_batches(policies, workload.arrivals().tolist()):
-            return False
-    return True
 
 
 def verdict(paper_change: float, low: float, high: float) -> str:
@@ -195,113 +75,179 @@ def verdict(paper_change: float, low: float, high: float) -> str:
     return "inconclusive"
 
 
-def evaluate(cells: list[Any], *, slo_ms: float | None = None, n_boot: int = 1000, seed: int = 0,
+def same_batches(static: list[Cell], dynamic: list[Cell]) -> bool:
+    """Whether the two policies send identical batches on every one of the cells' arrivals,
+    replayed on a virtual clock (``batching.same_batches``)."""
+    workloads = {c.config.workload: c.config.workload for c in [*static, *dynamic]}
+    for workload in workloads:
+        s = [c for c in static if c.config.workload == workload]
+        d = [c for c in dynamic if c.config.workload == workload]
+        if not s or not d:
+            continue
+        policies = [c.config.policy.build() for c in (s[0], d[0])]
+        if not batching.same_batches(policies, workload.arrivals().tolist()):
+            return False
+    return True
+
+
+def evaluate(cells: list[Cell], *, slo_ms: float | None = None, n_boot: int = 1000, seed: int = 0,
              level: float = 0.95) -> pd.DataFrame:  # fmt: skip
-    """One row per (workload, metric) where the run has both static and dynamic cells of a
-    workload the paper has (uniform, bursty): the paper's change, ours, its interval, the
-    verdict and the reason in a sentence."""
+    """One row per (workload, metric) where the run has static and dynamic cells of a
+    workload the paper has (uniform, bursty), and one Init Duration row for the run: the
+    paper's change, ours and its interval, the verdict, the Holm-adjusted verdict, and the
+    reason in a sentence. ``n_boot = 0`` skips the block bootstrap shown beside."""
     paper = paper_table1().set_index(["batching", "workload"])
     by_group = groups(cells)
     workloads = [w for (b, w) in by_group if b == "static" and ("dynamic", w) in by_group]
+    workloads = [
+        w for w in workloads if ("static", by_group[("static", w)][0].paper_workload) in paper.index
+    ]
     rows: list[dict[str, Any]] = []
-    all_static = [c for w in workloads for c in by_group[("static", w)]]
-    all_dynamic = [c for w in workloads for c in by_group[("dynamic", w)]]
-    init = _init_interval(all_static, all_dynamic, np.random.default_rng(seed), n_boot, level)
-    inits = np.concatenate([np.zeros(0)] + [c.invocations["init_duration_ms"].dropna().to_numpy(float)
-                                            for c in all_static + all_dynamic])  # fmt: skip
-    pooled_init_ms = float(inits.mean()) if len(inits) else 0.0  # no cold start, or no pair
     for workload in workloads:
         static, dynamic = by_group[("static", workload)], by_group[("dynamic", workload)]
-        kind = static[0].paper_workload
-        if ("static", kind) not in paper.index:
+        found = comparison.compare(static, dynamic, slo_ms=slo_ms, level=level, n_boot=n_boot,
+                                   seed=seed)  # fmt: skip
+        if not found:
             continue
-        slo = slo_ms or static[0].config.slo_ms
-        rng = np.random.default_rng(seed)
-        blocks = (_blocks(static, slo, pooled_init_ms), _blocks(dynamic, slo, pooled_init_ms))
-        point = {p: metrics.pooled([c.records for c in group], slo_ms=slo, view="steady",
-                                   memory_mb=group[0].config.function.memory_mb)
-                 for p, group in (("static", static), ("dynamic", dynamic))}  # fmt: skip
-        boots = [_paired_resample(*blocks, rng) for _ in range(n_boot)]
-        for p, group in zip(("static", "dynamic"), blocks, strict=True):  # cost as in COST_RULE
-            usd = sum(float(b.usd.sum()) + b.cold_starts * b.init_usd for b in group)
-            point[p]["cost_per_1m_requests_usd"] = (
-                usd / sum(float(b.requests.sum()) for b in group) * 1e6
-            )
-        coincide = same_batches(static, dynamic)
-        context = _Context(workload, kind, static, dynamic, point, coincide, paper)
-        for metric in METRICS:
-            if metric == "init_duration_ms":
-                ours_s, ours_d, low, high = init
-            else:
-                ours_s, ours_d = point["static"][metric], point["dynamic"][metric]
-                low, high = _interval(
-                    [metrics.change(metric, s[metric], d[metric]) for s, d in boots], level
-                )
-            rows.append(context.row(metric, ours_s, ours_d, low, high))
-    return pd.DataFrame(rows)
+        claim = _Claim(workload, static[0].paper_workload, static, dynamic, found,
+                       same_batches(static, dynamic), paper)  # fmt: skip
+        rows += [claim.row(metric) for metric in METRICS]
+    if workloads:
+        static = [c for w in workloads for c in by_group[("static", w)]]
+        dynamic = [c for w in workloads for c in by_group[("dynamic", w)]]
+        init = comparison.compare_init(static, dynamic, level=level, n_boot=n_boot, seed=seed)
+        kinds = sorted({c.paper_workload for c in static})
+        rows.append(_init_row(init, kinds, paper))
+    return _with_holm(pd.DataFrame(rows), level)
 
 
-def _init_interval(static: list[Any], dynamic: list[Any], rng: np.random.Generator, n_boot: int,
-                   level: float) -> tuple[float, float, float, float]:  # fmt: skip
-    """Init Duration per cold start, every static cell's cold starts against every dynamic
-    cell's (init cannot depend on the policy, so all workloads pool), with an interval from
-    a bootstrap over cells: the inits of one cell share its machine's moment."""
-    inits = [[c.invocations["init_duration_ms"].dropna().to_numpy(float) for c in group]
-             for group in (static, dynamic)]  # fmt: skip
-    if not all(any(x.size for x in group) for group in inits):
-        return math.nan, math.nan, math.nan, math.nan
-
-    def mean(group: list[np.ndarray]) -> float:
-        picked = [group[i] for i in rng.integers(len(group), size=len(group))]
-        values = np.concatenate(picked)
-        return float(values.mean()) if values.size else math.nan
-
-    changes = [
-        metrics.change("init_duration_ms", mean(inits[0]), mean(inits[1])) for _ in range(n_boot)
+def _with_holm(table: pd.DataFrame, level: float) -> pd.DataFrame:
+    """The Holm-adjusted p-value and verdict of every claim the rule judged (the family);
+    the others keep their label."""
+    if table.empty:
+        return table
+    judged = table["judged"].to_numpy(bool)
+    p = np.where(judged, table["p_value"].to_numpy(float), np.nan)
+    table["holm_p"] = inference.holm(p)
+    keeps = table["holm_p"].to_numpy(float) < 1 - level
+    table["holm_verdict"] = [
+        v if (v not in DECIDED or keep) else "inconclusive"
+        for v, keep in zip(table["verdict"], keeps, strict=True)
     ]
-    low, high = _interval(changes, level)
-    return float(np.concatenate(inits[0]).mean()), float(np.concatenate(inits[1]).mean()), low, high
+    return table.drop(columns=["judged"])
+
+
+def family_sentence(verdicts: pd.DataFrame, level: float = 0.95) -> str:
+    """What judging the run's claims together means, in two sentences."""
+    judged = int(verdicts["holm_p"].notna().sum()) if "holm_p" in verdicts else 0
+    if not judged:
+        return (
+            "No claim was judged by the interval rule (see each reason), so there is no "
+            "family of claims to adjust."
+        )
+    decided = int(verdicts["verdict"].isin(DECIDED).sum())
+    kept = int(verdicts["holm_verdict"].isin(DECIDED).sum())
+    return (
+        f"{judged} claims were judged, each at {level:.0%}: were none of the differences "
+        f"real, the chance of at least one false verdict among them would be up to "
+        f"{inference.family_error_pct(judged, level):.0f} % (independent claims; "
+        f"{min(judged * (1 - level) * 100, 100):.0f} % at most in any case). Holm's adjustment "
+        f"keeps it at {1 - level:.0%}: {kept} of the {decided} decided verdicts keep theirs "
+        "(column `Holm`)."
+    )
+
+
+def _init_row(init: Comparison, kinds: list[str], paper: pd.DataFrame) -> dict[str, Any]:
+    p_s, p_d = (float(np.mean([paper.loc[(b, k), "init_duration_ms"] for k in kinds]))
+                for b in ("static", "dynamic"))  # fmt: skip
+    paper_change = metrics.change(RUN_WIDE, p_s, p_d)
+    found, judged = _judge(init, paper_change, coincide=False)
+    ours = _interval_text(RUN_WIDE, init)
+    reason = (f"Init runs before any invocation, so it cannot depend on the batching policy; "
+              f"over every workload's cold starts ({init.n[0]} and {init.n[1]}), ours were "
+              f"{init.a:,.0f} vs {init.b:,.0f} ms per cold start, {ours}: a difference between "
+              f"moments of this machine. The paper's {paper_change:+.0f} % (its two workloads' "
+              f"rows averaged) compares the inits of two runs (figure: cold_starts).")  # fmt: skip
+    reason = _qualified(reason, found, init)
+    return _row(ALL_WORKLOADS, "+".join(kinds), RUN_WIDE, p_s, p_d, paper_change, init, found,
+                judged, reason)  # fmt: skip
+
+
+def _judge(c: Comparison, paper_change: float, *, coincide: bool) -> tuple[str, bool]:
+    """The verdict, and whether the interval rule made it (the claim is in Holm's family)."""
+    if coincide:
+        return "inconclusive", False
+    if not c.replicated_enough:
+        return "unreplicated", False
+    if c.thin_tail:
+        return "tail too thin", False
+    interval = c.interval
+    return verdict(paper_change, interval.low, interval.high), np.isfinite(interval.p_value)
+
+
+def _row(workload: str, kind: str, metric: str, p_s: float, p_d: float, paper_change: float,
+         c: Comparison, found: str, judged: bool, reason: str) -> dict[str, Any]:  # fmt: skip
+    return {"workload": workload, "paper_workload": kind, "metric": metric,
+            "paper_static": p_s, "paper_dynamic": p_d, "paper_change": paper_change,
+            **comparison.as_row(c), "verdict": found, "judged": judged, "reason": reason}  # fmt: skip
+
+
+def _qualified(reason: str, found: str, c: Comparison) -> str:
+    """``reason`` with what kept the claim from the rule, or where the two intervals part."""
+    if found == "unreplicated":
+        within = (f"the block bootstrap within the cells gives {_span(c.metric, c.blocks)}, but "
+                  "without repetitions it knows nothing of run-to-run variance"
+                  if np.isfinite(c.blocks.low) else f"no interval within the cells either: {c.no_blocks}")  # fmt: skip
+        return (
+            f"{reason} Not judged: {c.repetitions} repetition(s), and a claim needs "
+            f"{inference.MIN_REPETITIONS} (`repetitions` in Lab 4); {within}."
+        )
+    if found == "tail too thin":
+        return (
+            f"{reason} Not judged: the p99 of {c.n[0]:,} and {c.n[1]:,} steady-state "
+            f"requests rests on {c.above_p99[0]} and {c.above_p99[1]} requests above it "  # type: ignore[index]
+            f"(a tail claim needs {comparison.TAIL_MIN}: longer cells or more repetitions)."
+        )
+    if found in (*DECIDED, "inconclusive") and np.isfinite(c.blocks.low):
+        by_blocks = verdict(1.0, c.blocks.low, c.blocks.high)
+        by_reps = verdict(1.0, c.replicated.low, c.replicated.high)
+        if by_blocks != by_reps:
+            return (
+                f"{reason} The block bootstrap, {_span(c.metric, c.blocks)}, would decide "
+                f"otherwise; the verdict uses the repetitions, which carry run-to-run "
+                f"variance (a bootstrap of {c.repetitions} repetitions shrinks it by "
+                f"{c.repetitions - 1}/{c.repetitions}) and need no choice of block."
+            )
+    return reason
 
 
 @dataclass
-class _Context:
-    """What the reasons of one workload's claims draw on."""
+class _Claim:
+    """One workload's claims: its cells, comparisons and the paper's rows."""
 
     workload: str
     kind: str
-    static: list[Any]
-    dynamic: list[Any]
-    point: dict[str, dict[str, float]]
+    static: list[Cell]
+    dynamic: list[Cell]
+    found: dict[str, Comparison]
     coincide: bool
     paper: pd.DataFrame
 
-    def row(
-        self, metric: str, ours_s: float, ours_d: float, low: float, high: float
-    ) -> dict[str, Any]:
+    def row(self, metric: str) -> dict[str, Any]:
+        c = self.found[metric]
         column = PAPER_COLUMN.get(metric, metric)
         p_s, p_d = (float(self.paper.loc[(b, self.kind), column]) for b in ("static", "dynamic"))
         paper_change = metrics.change(metric, p_s, p_d)
-        ours = metrics.change(metric, ours_s, ours_d)
-        found = (
-            "inconclusive"
-            if self.coincide and metric != "init_duration_ms"
-            else verdict(paper_change, low, high)
-        )
-        return {"workload": self.workload, "paper_workload": self.kind, "metric": metric,
-                "paper_static": p_s, "paper_dynamic": p_d, "paper_change": paper_change,
-                "ours_static": ours_s, "ours_dynamic": ours_d, "ours_change": ours,
-                "ci_low": low, "ci_high": high, "verdict": found,
-                "reason": self.reason(metric, found, ours_s, ours_d, ours, low, high, p_s, p_d, paper_change)}  # fmt: skip
+        found, judged = _judge(c, paper_change, coincide=self.coincide)
+        reason = _qualified(self.reason(c, found, paper_change, p_s, p_d), found, c)
+        if c.left_out:
+            reason += f" Left out (incomplete, or no complete partner): {', '.join(c.left_out)}."
+        return _row(self.workload, self.kind, metric, p_s, p_d, paper_change, c, found, judged,
+                    reason)  # fmt: skip
 
-    def reason(self, metric: str, found: str, s: float, d: float, change: float, low: float,
-               high: float, p_s: float, p_d: float, paper_change: float) -> str:  # fmt: skip
-        ours = f"{_fmt_change(metric, change)} [{_fmt_change(metric, low)}, {_fmt_change(metric, high)}]"
+    def reason(self, c: Comparison, found: str, paper_change: float, p_s: float, p_d: float) -> str:
+        ours = _interval_text(c.metric, c)
         config = self.dynamic[0].config
-        if metric == "init_duration_ms":
-            return (f"Init runs before any invocation, so it cannot depend on the batching policy; "
-                    f"pooled over every cell of the run (all workloads), ours were {s:,.0f} vs {d:,.0f} ms "
-                    f"per cold start, {ours}, a difference between moments of this machine. The paper's "
-                    f"{paper_change:+.0f} % compares the inits of two runs (figure: cold_starts).")  # fmt: skip
         if self.coincide:
             workload = config.workload
             size, timeout = config.policy.size, config.policy.timeout_s
@@ -311,14 +257,21 @@ class _Context:
                    if workload.kind == "uniform" else "the timeout never fires before a batch fills")  # fmt: skip
             return (f"static and dynamic sent the same batches on {self.workload}: {why}; "
                     f"the difference between the cells, {ours}, is noise (figure: rate_sweep).")  # fmt: skip
-        if metric == "cost_per_1m_requests_usd":
-            return self._cost_reason(found, ours, p_s, p_d)
-        if found == "inconclusive":
-            n = int(self.point["static"]["n"]), int(self.point["dynamic"]["n"])
-            return (f"the interval spans zero: over {n[0]:,} and {n[1]:,} steady-state requests the "
-                    f"difference, {ours}, is within the run-to-run noise (figure: claims).")  # fmt: skip
-        unit = "%" if metric == "slo_attainment_pct" else " ms"
-        moved = f"{s:,.1f}{unit} -> {d:,.1f}{unit}, {ours}"
+        if c.metric == "cost_per_1m_requests_usd":
+            return self._cost_reason(ours, p_s, p_d)
+        if c.metric == "warm_cost_per_1m_requests_usd":
+            return (f"request fees and warm compute, the part of the bill batching controls "
+                    f"(cold-start init and provisioned hours aside): {_money(c.a)} -> "
+                    f"{_money(c.b)} per 1M requests, {ours}. The paper gives only its total "
+                    f"cost, so its direction ({paper_change:+.1f} %) is the total's "
+                    f"(figure: cost_breakdown).")  # fmt: skip
+        if found in ("inconclusive", "unreplicated", "tail too thin"):
+            spread = ", ".join(_fmt_change(c.metric, x) for x in c.per_repetition)
+            return (f"over {c.n[0]:,} and {c.n[1]:,} steady-state requests in {c.repetitions} "
+                    f"repetition(s), the change is {ours}; the repetitions' own changes were "
+                    f"{spread or '-'} (figure: claims).")  # fmt: skip
+        unit = "%" if c.metric == "slo_attainment_pct" else " ms"
+        moved = f"{c.a:,.1f}{unit} -> {c.b:,.1f}{unit}, {ours}"
         timeouts = _timeout_share(self.dynamic)
         if found == "reproduced":
             return (f"dynamic's timeout caps the wait for a batch (it sent {timeouts:.0f} % of its "
@@ -326,32 +279,46 @@ class _Context:
         return (f"ours moved the other way, {moved}; dynamic sent {timeouts:.0f} % of its batches on "
                 f"the timeout (figure: latency_cdf).")  # fmt: skip
 
-    def _cost_reason(self, found: str, ours: str, p_s: float, p_d: float) -> str:
-        b_s, b_d = self.point["static"]["mean_batch_size"], self.point["dynamic"]["mean_batch_size"]
-        paper = self.paper
-        gap_ms = (
-            paper.loc[("static", self.kind), "init_duration_ms"]
-            - paper.loc[("dynamic", self.kind), "init_duration_ms"]
+    def _cost_reason(self, ours: str, p_s: float, p_d: float) -> str:
+        total, warm = (
+            self.found["cost_per_1m_requests_usd"],
+            self.found["warm_cost_per_1m_requests_usd"],
         )
+        sizes = [metrics.pooled([c.records for c in side], view="all")["mean_batch_size"]
+                 for side in (self.static, self.dynamic)]  # fmt: skip
+        init_share = [(t - w) / t * 100 if t else math.nan
+                      for t, w in ((total.a, warm.a), (total.b, warm.b))]  # fmt: skip
+        paper = self.paper
+        gap_ms = (paper.loc[("static", self.kind), "init_duration_ms"]
+                  - paper.loc[("dynamic", self.kind), "init_duration_ms"])  # fmt: skip
         gap_usd = gap_ms / 1000.0 * 1.0 * cost.Prices().per_gb_s  # the paper's 1,024 MB = 1 GB
         share = gap_usd / (p_s - p_d) * 100 if p_s != p_d else math.nan
-        fewer = "more" if b_d < b_s else "fewer"
-        warm = {p: (f["request_usd"] + f["compute_usd"] - f["init_usd"]) / f["requests"]
-                for p, f in self.point.items()}  # fmt: skip
-        warm_change = metrics.change("cost", warm["static"], warm["dynamic"])
-        init_share = sum(f["init_usd"] for f in self.point.values()) / sum(
-            f["cost_usd"] for f in self.point.values()) * 100  # fmt: skip
-        return (f"dynamic sent {b_d:.2f} requests per invocation against static's {b_s:.2f}, "
-                f"so {fewer} invocations and request fees per request: the part batching controls "
-                f"(request fees and warm compute) changed by {warm_change:+.1f} %; cold-start init, "
-                f"{init_share:.0f} % of these cells' bill, is billed at the pooled Init Duration for both, "
-                f"so the total moved {ours}. In the paper, its own "
-                f"Init gap ({gap_ms:,.0f} ms x 1 GB x ${cost.Prices().per_gb_s:.10f} per GB-s = "
+        fewer = "more" if sizes[1] < sizes[0] else "fewer"
+        return (f"dynamic sent {sizes[1]:.2f} requests per invocation against static's "
+                f"{sizes[0]:.2f}, so {fewer} invocations and request fees per request (warm cost, "
+                f"the row below: {_fmt_change(warm.metric, warm.change)}); cold-start init, each "
+                f"cell's own, is {init_share[0]:.0f} % and {init_share[1]:.0f} % of these bills, so "
+                f"the total, as Table 1 shows it, moved {ours}. In the paper, its own Init gap "
+                f"({gap_ms:,.0f} ms x 1 GB x ${cost.Prices().per_gb_s:.10f} per GB-s = "
                 f"${gap_usd:.7f}) is {share:.0f} % of its cost gap (${p_s - p_d:.6f}): the cost "
                 f"claim rides on which run's cold starts took longer (figure: cost_breakdown).")  # fmt: skip
 
 
-def _timeout_share(cells: list[Any]) -> float:
+def _interval_text(metric: str, c: Comparison) -> str:
+    if not np.isfinite(c.interval.low):
+        return _fmt_change(metric, c.change)
+    return f"{_fmt_change(metric, c.change)} {_span(metric, c.interval)}"
+
+
+def _span(metric: str, interval: inference.Interval) -> str:
+    return f"[{_fmt_change(metric, interval.low)}, {_fmt_change(metric, interval.high)}]"
+
+
+def _money(usd: float) -> str:
+    return f"${cost.format_usd(usd)}"
+
+
+def _timeout_share(cells: list[Cell]) -> float:
     """Share (%) of a dynamic policy's batches smaller than its maximum (sent on the timeout)."""
     sizes = np.concatenate([c.invocations["batch_size"].to_numpy(float) for c in cells])
     sizes = sizes[sizes > 0]
@@ -365,24 +332,52 @@ def _fmt_change(metric: str, value: float) -> str:
     return f"{value:+.1f} pt" if metric == "slo_attainment_pct" else f"{value:+.1f} %"
 
 
+def _evidence(row: pd.Series) -> str:
+    """What a claim rests on: repetitions, and requests (or cold starts), and for p99 the
+    requests above it."""
+    if not np.isfinite(row["repetitions"]):
+        return "-"
+    n = f"{int(row['n_static']):,} / {int(row['n_dynamic']):,}"
+    if row["metric"] == "p99_ms" and np.isfinite(row["above_p99_static"]):
+        n += f" ({int(row['above_p99_static'])} / {int(row['above_p99_dynamic'])} above p99)"
+    return f"{int(row['repetitions'])} x; {n}"
+
+
+def _with_defaults(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """``verdicts`` with the columns a claims.csv of labkit 0.2 lacks (no Holm, no evidence)."""
+    out = verdicts.copy()
+    if "holm_verdict" not in out:
+        out["holm_verdict"] = out["verdict"]
+    for column in ("repetitions", "n_static", "n_dynamic", "above_p99_static", "above_p99_dynamic"):
+        if column not in out:
+            out[column] = math.nan
+    return out
+
+
 def table(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """The verdicts as a readable table: paper's change, ours with its interval, verdict."""
+    """The verdicts as a readable table: the paper's change, ours with its interval, what it
+    rests on (repetitions; requests, or cold starts for Init), the verdict and Holm's."""
+    verdicts = _with_defaults(verdicts)
+    rows = verdicts.to_dict("records")
     return pd.DataFrame({
         "workload": verdicts["workload"], "metric": verdicts["metric"],
-        "paper": [_fmt_change(m, v) for m, v in zip(verdicts["metric"], verdicts["paper_change"], strict=True)],
-        "ours": [_fmt_change(m, v) for m, v in zip(verdicts["metric"], verdicts["ours_change"], strict=True)],
-        "95 % interval": [f"[{_fmt_change(m, lo)}, {_fmt_change(m, hi)}]" for m, lo, hi in
-                          zip(verdicts["metric"], verdicts["ci_low"], verdicts["ci_high"], strict=True)],
-        "verdict": verdicts["verdict"],
+        "paper": [_fmt_change(r["metric"], r["paper_change"]) for r in rows],
+        "ours": [_fmt_change(r["metric"], r["ours_change"]) for r in rows],
+        "95 % interval": [f"[{_fmt_change(r['metric'], r['ci_low'])}, {_fmt_change(r['metric'], r['ci_high'])}]"
+                          for r in rows],
+        "rests on": [_evidence(pd.Series(r)) for r in rows],
+        "verdict": verdicts["verdict"], "Holm": verdicts["holm_verdict"],
     })  # fmt: skip
 
 
 def verdicts_text(verdicts: pd.DataFrame) -> str:
-    """The verdicts for a terminal, with a count per kind."""
+    """The verdicts for a terminal, with a count per kind and the family sentence."""
     counts = verdicts["verdict"].value_counts()
-    summary = ", ".join(
-        f"{counts.get(v, 0)} {v}" for v in ("reproduced", "contradicted", "inconclusive")
-    )
-    return f"The paper's claims (dynamic vs static): {summary}\n" + table(verdicts).to_string(
-        index=False
+    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS if counts.get(v, 0) or v in DECIDED
+                        or v == "inconclusive")  # fmt: skip
+    return (
+        f"The paper's claims (dynamic vs static): {summary}\n"
+        + table(verdicts).to_string(index=False)
+        + "\n"
+        + family_sentence(verdicts)
     )

@@ -323,7 +323,8 @@ def nxt_map(table: pd.DataFrame) -> Figure:
 
 
 # ----------------------------------------------------------------------------- the paper's claims
-VERDICT_COLORS = {"reproduced": "#2ca02c", "contradicted": "#d62728", "inconclusive": "#7f7f7f"}
+VERDICT_COLORS = {"reproduced": "#2ca02c", "contradicted": "#d62728", "inconclusive": "#7f7f7f",
+                  "unreplicated": "#bcbd22", "tail too thin": "#9467bd"}  # fmt: skip
 
 
 def claims(verdicts: pd.DataFrame) -> Figure:

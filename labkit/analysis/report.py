@@ -48,11 +48,13 @@ DEFINITIONS = """\
   for the batch, the invocation, any cold start). p50/p99 by linear interpolation.
 - **Steady state**: the requests no cold start delayed. A request is delayed by a cold start
   when its invocation was a cold start, or when its invocation waited (for a free slot in the
-  client's in-flight limit, or in 429 back-off) while a cold-starting invocation was in
-  flight (`labkit.metrics.cold_delayed`). It is the view the paper's latency columns compare
-  with; *all requests* keeps what the cold starts did.
+  client's in-flight limit, or in 429 back-off) while a delayed invocation was still
+  unanswered: a cold-starting one, or one queued behind cold starts, and so on down the
+  backlog they leave (`labkit.metrics.cold_delayed`). It is the view the paper's latency
+  columns compare with; *all requests* keeps what the cold starts did.
 - **SLO attainment**: share of requests answered within the SLO; a failed request is a miss.
-- **Cold start**: an invocation whose REPORT carries Init Duration. *Init per cold start* is
+- **Cold start**: an invocation whose REPORT carries Init Duration (or, for an init over 10 s
+  that AWS retried inside the invocation, whose log carries the init). *Init per cold start* is
   the mean of those (what one REPORT line shows); *delayed* counts the requests the rule above
   assigns to cold starts; *init cost* is the billed Init Duration (container images bill it).
 - **Cost**: requests x the request price + billed GB-seconds x the GB-second price, over all
@@ -231,7 +233,8 @@ def write_report(
     if len(verdicts):
         lines += ["## Beside the paper", "", _markdown(comparison(cells, slo_ms=slo), 6), "",
                   "## The paper's claims: dynamic vs static", "", claims.VERDICT_RULE, "",
-                  _markdown(claims.table(verdicts), 1), "", "### Why", "",
+                  _markdown(claims.table(verdicts), 1), "", claims.family_sentence(verdicts), "",
+                  "### Why", "",
                   *[f"- **{r.workload}, {r.metric}** ({r.verdict}): {r.reason}"
                     for r in verdicts.itertuples()], ""]  # fmt: skip
     for title, text in (extra_sections or {}).items():

@@ -289,6 +289,7 @@ def _invoke_batch(
     give_up = time.perf_counter() + config.throttle_retry_s
     backoff = THROTTLE_BACKOFF_S
     while True:
+        t_attempt = clock()
         try:
             result = invoke(event)
             break
@@ -330,7 +331,9 @@ def _invoke_batch(
     invocation = InvocationRecord(
         batch_id=batch_id, batch_size=len(batch), t_dispatch_s=t_dispatch, t_start_s=t_start,
         t_done_s=t_done,
-        round_trip_ms=result.round_trip_ms if result else (t_done - t_start) * 1000.0,
+        # A failed invocation's round trip is its last attempt's (a refused one: the 429),
+        # so the back-off before it shows as waiting (``labkit.metrics.cold_delayed``).
+        round_trip_ms=result.round_trip_ms if result else (t_done - t_attempt) * 1000.0,
         throttles=throttles, cold_start=cold, **figures, error=error,
         aws_request_id=result.request_id if result else None,
     )  # fmt: skip

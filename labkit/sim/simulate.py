@@ -249,7 +249,7 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
         (``labkit.load.loadgen``; ``throttled`` = retries so far, the next back-off, the first
         try), until the next wait would pass ``throttle_retry_s``: then the batch fails with
         TooManyRequestsException, unbilled, and frees its slot; its record starts at the
-        first try, as the load generator's does."""
+        first try and its round trip is the last (refused) one, as the load generator's."""
         while idle and now - idle[0] > profile.keep_alive_s:  # oldest idle first
             idle.popleft()
             state["instances"] -= 1
@@ -367,10 +367,14 @@ def _records(times: np.ndarray, batch_of: np.ndarray, done_at: np.ndarray,
     init_s, service_s = np.asarray(columns[5], float), np.asarray(columns[6], float)
     cold = init_s > 0
     n_inv = len(inv_rows)
+    gave_up = np.asarray([e is not None for e in columns[8]], bool)
     invocations = invocations_from_columns({
         "batch_id": batch_id, "batch_size": size, "t_dispatch_s": t_dispatch,
         "t_start_s": t_start, "t_done_s": t_done,
-        "round_trip_ms": (np.asarray(t_done, float) - np.asarray(t_start, float)) * 1000.0,
+        # A batch that gave up: its last attempt was the refused call (no time in the
+        # model), so its back-off shows as waiting, as the load generator records it.
+        "round_trip_ms": np.where(gave_up, 0.0, np.asarray(t_done, float) - np.asarray(t_start, float))
+        * 1000.0,
         "throttles": np.asarray(columns[7], np.int64), "cold_start": cold,
         "init_duration_ms": np.where(cold, init_s * 1000.0, np.nan),
         "duration_ms": service_s * 1000.0,

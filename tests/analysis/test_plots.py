@@ -16,7 +16,7 @@ from tests.cells import paper_run
 
 @pytest.fixture
 def cells(tmp_path: Path) -> list[report.Cell]:
-    return report.load_run(paper_run(tmp_path / "run"))
+    return report.load_run(paper_run(tmp_path / "run", repetitions=1))
 
 
 def test_run_figures_render_one_panel_per_workload_or_cell(cells: list[report.Cell]) -> None:

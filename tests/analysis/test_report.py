@@ -15,7 +15,7 @@ from tests.cells import paper_run
 
 @pytest.fixture
 def run(tmp_path: Path) -> Path:
-    return paper_run(tmp_path)
+    return paper_run(tmp_path, repetitions=1)
 
 
 def test_table1_pools_repetitions_and_keeps_cold_starts_apart(run: Path) -> None:

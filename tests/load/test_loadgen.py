@@ -91,6 +91,10 @@ def test_throttling_past_the_retry_budget_fails_the_batch() -> None:
     result = run_load([0.0, 0.0], StaticBatching(2), fake, payloads(), quiet(throttle_retry_s=0.1))
     assert result.requests["error"].tolist() == ["TooManyRequestsException"] * 2
     assert len(result.requests) == 2 and result.complete
+    (invocation,) = result.invocations.itertuples()
+    # the round trip is the last (refused) attempt's: the back-off before it is waiting
+    waited_s = invocation.t_done_s - invocation.round_trip_ms / 1000 - invocation.t_dispatch_s
+    assert invocation.throttles > 1 and waited_s >= 0.05
 
 
 def test_a_failed_invocation_fails_each_of_its_requests() -> None:
