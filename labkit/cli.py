@@ -78,6 +78,8 @@ def _experiment_base(args: argparse.Namespace) -> Any:
     )  # fmt: skip
     function = FunctionSettings.given(name=args.function_name, memory_mb=args.memory_mb,
                                       concurrency=args.concurrency, provisioned=args.provisioned)  # fmt: skip
+    if args.slo_ms is None:
+        args.slo_ms = _bundle_slo(bundle) or 200.0
     if args.timeout_s is None:
         args.timeout_s = 0.0 if args.policy == "sqs" else 0.3
     return ExperimentConfig(
@@ -85,6 +87,14 @@ def _experiment_base(args: argparse.Namespace) -> Any:
         function=function, backend=args.backend, bundle_dir=bundle, region=args.region,
         profile=args.profile, network=args.network, slo_ms=args.slo_ms, data_root=args.data_root,
     )  # fmt: skip
+
+
+def _bundle_slo(bundle: str | None) -> float | None:
+    from labkit.aws.image import MANIFEST, Bundle
+
+    if bundle and (Path(bundle) / MANIFEST).is_file():
+        return Bundle.open(bundle).slo_ms
+    return None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -136,7 +146,13 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         from labkit.data import make_event, synthetic_mnist
 
         bundle = None if args.image_uri else image.ensure_bundle(args.model, args.bundle)
-        event = make_event(synthetic_mnist(2, seed=0).images)
+        if bundle is not None and bundle.input:  # any model: two random inputs of its spec
+            from labkit.load.loadgen import Payloads
+
+            payloads = Payloads.for_input(bundle.input, bundle.codec or "tensor", 2)
+            event = {"instances": [{**x, "id": str(i)} for i, x in enumerate(payloads.instances)]}
+        else:
+            event = make_event(synthetic_mnist(2, seed=0).images)
         rollout = deploy.plan_and_deploy(config, bundle=bundle, smoke_event=event,
                                          expected_invocations=args.expected_invocations,
                                          max_budget_usd=args.max_budget_usd, progress=print)  # fmt: skip
@@ -222,12 +238,53 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
     from labkit import paths
     from labkit.aws.image import build_bundle, build_image
 
+    if args.input or _names_any_model(args.model):
+        return _bundle_any_model(args)
     model_dir = paths.resolve_model_dir(args.model)
     out = args.out or paths.default_bundle_dir(model_dir, variant=args.variant)
     bundle = build_bundle(model_dir, out, variant=args.variant)
     print(f"bundle of model {bundle.model_name} {bundle.model_version}: {bundle.path}")
     if args.image:
         print(build_image(bundle, args.tag).message)
+    return EXIT_OK
+
+
+def _names_any_model(model: str | None) -> bool:
+    """Whether ``model`` is a model file or a registry model other than the trained MNIST CNN
+    (which keeps its own handler and bundle)."""
+    from labkit.models import registry
+
+    if not model:
+        return False
+    entry = registry.MODELS.get(model)
+    return Path(model).is_file() or (entry is not None and entry.build is not None)
+
+
+def _bundle_any_model(args: argparse.Namespace) -> int:
+    from labkit.aws.image import build_image
+    from labkit.aws.model_bundle import build_model_bundle
+
+    bundle = build_model_bundle(args.model, args.out, input_spec=args.input, codec=args.codec,
+                                slo_ms=args.slo_ms)  # fmt: skip
+    slo = f" --slo-ms {bundle.slo_ms:g}" if bundle.slo_ms else ""
+    print(f"bundle of {bundle.model_name} ({bundle.input}, sent as {bundle.codec}): {bundle.path}\n"
+          f"at most {bundle.largest_batch} inputs per invocation (Lambda's 6 MB payload)\n"
+          f"measure it: labkit run --bundle {bundle.path}{slo}")  # fmt: skip
+    if args.image:
+        print(build_image(bundle, args.tag).message)
+    return EXIT_OK
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from labkit.models import registry
+
+    rows = pd.DataFrame(registry.table())
+    shown = rows.drop(columns=["description", "slo_source"]) if not args.long else rows
+    print(shown.to_string(index=False))
+    print("\nbundle one: labkit bundle --model NAME; your own: labkit bundle --model FILE.pt|.onnx "
+          "--input SPEC (e.g. float32[3,224,224])")  # fmt: skip
     return EXIT_OK
 
 
@@ -321,13 +378,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Copy the function code, the model and the Dockerfile into a bundle folder: "
         "the Docker build context, and what the embedded local Lambda runs directly.",
     )
-    bundle.add_argument("--model", default=None, help="model folder or name (default: mnist-cnn)")
+    bundle.add_argument("--model", default=None,
+                        help="the trained MNIST model's folder or name (default: mnist-cnn), a "
+                        "registry model (`labkit models`), or your TorchScript/ONNX file")  # fmt: skip
+    bundle.add_argument("--input", default=None,
+                        help="your model's input, one instance: DTYPE[D1,...], e.g. float32[3,224,224]")  # fmt: skip
+    bundle.add_argument("--codec", choices=["tensor", "jpeg"], default=None,
+                        help="how requests carry an input: raw tensor (default) or JPEG (images)")  # fmt: skip
+    bundle.add_argument("--slo-ms", type=float, default=None, help="the SLO to measure it at")
     bundle.add_argument("--out", default=None, help="bundle folder (default: bundles/<model>)")
     bundle.add_argument("--variant", choices=["torch", "onnx"], default="torch",
                         help="onnx: the lighter ONNX Runtime variant (bundles/<model>-onnx)")  # fmt: skip
     bundle.add_argument("--image", action="store_true", help="also `docker build` the image")
     bundle.add_argument("--tag", default="labkit-mnist:latest", help="image tag for --image")
     bundle.set_defaults(func=_cmd_bundle)
+
+    models = sub.add_parser(
+        "models",
+        help="list the models the kit can bundle and measure",
+        description="The registry: each model's input, codec, SLO, parameters, weights and "
+        "forward GFLOPs per instance (counted by PyTorch on one random input).",
+    )
+    models.add_argument("--long", action="store_true", help="also descriptions and SLO sources")
+    models.set_defaults(func=_cmd_models)
 
     init = sub.add_parser(
         "init",
@@ -436,7 +509,8 @@ def _add_run_parser(sub: Any) -> None:
     run.add_argument("--concurrency", type=int, default=None,
                      help="instances / invocations in flight (default: the backend's)")  # fmt: skip
     run.add_argument("--provisioned", type=int, default=None, help="pre-warmed instances")
-    run.add_argument("--slo-ms", type=float, default=200.0)
+    run.add_argument("--slo-ms", type=float, default=None,
+                     help="default: the bundle's model's SLO, else 200")  # fmt: skip
     run.add_argument("--data-root", default=None)
     run.add_argument("--out", default=None, help="results folder (default: a new one)")
     run.set_defaults(func=_cmd_run)

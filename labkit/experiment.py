@@ -28,6 +28,7 @@ import numpy as np
 
 import labkit
 from labkit import backends, paths, records, signals
+from labkit.aws.image import MANIFEST, Bundle
 from labkit.emulator.cpu_latency import check_limit, hold_cpu_latency
 from labkit.journal import Journal, is_cell, save_cell
 from labkit.load.batching import PolicyConfig
@@ -252,6 +253,7 @@ def run_experiment(
     folder.mkdir(parents=True, exist_ok=True)
     if is_cell(folder):
         raise FileExistsError(f"{folder} already holds a run; results are never overwritten")
+    check_payload(config)
     backend = config.backend_instance()
     arrivals = config.workload.arrivals()
     if len(arrivals) == 0:
@@ -345,9 +347,32 @@ def run_matrix(
 
 
 def _default_payloads(config: ExperimentConfig) -> Payloads:
+    """What the cell's requests carry: random inputs of the bundle's spec for any model
+    (:mod:`labkit.aws.model_bundle`), MNIST's test digits for the lab's CNN."""
+    bundle = _bundle(config)
+    if bundle is not None and bundle.input:
+        return Payloads.for_input(bundle.input, bundle.codec or "tensor", min(config.n_images, 32))
     from labkit.data import load_mnist  # deferred: torch, needed only for the MNIST digits
 
     return Payloads.from_split(load_mnist(config.data_root, train=False), config.n_images)
+
+
+def _bundle(config: ExperimentConfig) -> Bundle | None:
+    path = Path(config.bundle_dir) if config.bundle_dir else None
+    return Bundle.open(path) if path is not None and (path / MANIFEST).is_file() else None
+
+
+def check_payload(config: ExperimentConfig) -> None:
+    """Refuse a policy whose batches would not fit one synchronous Lambda payload (6 MB, which
+    the local Lambda enforces as AWS does): ``ValueError`` with the model's largest batch."""
+    bundle = _bundle(config)
+    largest = bundle.largest_batch if bundle is not None else None
+    if largest is not None and config.policy.size > largest:
+        raise ValueError(
+            f"a batch of {config.policy.size} {bundle.input} inputs ({bundle.codec}) does not fit "  # type: ignore[union-attr]
+            f"Lambda's 6 MB synchronous payload: at most {largest} per batch for this model"
+            + (" (send JPEGs: --codec jpeg when bundling)" if bundle.codec == "tensor" else "")  # type: ignore[union-attr]
+        )
 
 
 def memory_sweep(

@@ -133,6 +133,8 @@ def summarize(
     )  # fmt: skip
     bill = dataclasses.replace(bill, sqs_usd=sqs_usd)  # a queue in front: its SQS requests
     answered = req.loc[~failed]
+    if "label" in answered:  # a model without labels (-1) is not scored
+        answered = answered[answered["label"].to_numpy() >= 0]
     sizes = inv["batch_size"].to_numpy(dtype=float)
     nan = float("nan")
     return {

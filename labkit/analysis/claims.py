@@ -10,7 +10,9 @@ relative (%), SLO attainment in percentage points.
 
 **Verdicts** follow DESIGN.md's rule, on an interval that carries run-to-run variance:
 *reproduced* when the interval lies on the paper's side of zero, *contradicted* when on the
-other, *inconclusive* when it spans zero. Before that rule, three things keep a claim from
+other, *inconclusive* when it spans zero; beside the direction, the *magnitude* is
+*consistent* when the paper's own change lies inside our interval and *differs* when it lies
+outside. Before that rule, three things keep a claim from
 being decided, each said in its reason: static and dynamic sent the very same batches
 (replayed on the cells' arrivals: no difference can then be an effect of batching);
 fewer than 3 repetitions (*unreplicated*: one run's blocks know nothing of the next run);
@@ -56,7 +58,8 @@ VERDICT_RULE = (
     "*reproduced* when the interval lies on the paper's side of zero, *contradicted* when on "
     "the other side, *inconclusive* when it spans zero or when both policies sent the same "
     "batches; *unreplicated* with fewer than 3 repetitions, *tail too thin* when a p99 rests on "
-    "fewer than 10 requests above it. Latency and SLO in the steady state, in % and "
+    "fewer than 10 requests above it. Magnitude: *consistent* when the paper's change lies "
+    "inside our interval, *differs* when outside. Latency and SLO in the steady state, in % and "
     "percentage points; cost over all requests, each cell's cold starts at their own Init "
     "Duration, and warm cost without them; Init Duration once per run. The Holm column keeps "
     "the chance of any false verdict among the decided claims at 5 %."
@@ -73,6 +76,16 @@ def verdict(paper_change: float, low: float, high: float) -> str:
     if low > 0 or high < 0:
         return "reproduced" if (low > 0) == (paper_change > 0) else "contradicted"
     return "inconclusive"
+
+
+def magnitude(paper_change: float, low: float, high: float) -> str:
+    """Whether the paper's own change lies inside our interval: *consistent* (our data cannot
+    tell its size from ours) or *differs* (it lies outside: a difference of size we can
+    state even where the sign is inconclusive, such as the paper's -47 % Init change beside
+    an interval around zero); ``-`` without an interval."""
+    if not (np.isfinite(paper_change) and np.isfinite(low) and np.isfinite(high)):
+        return "-"
+    return "consistent" if low <= paper_change <= high else "differs"
 
 
 def same_batches(static: list[Cell], dynamic: list[Cell]) -> bool:
@@ -152,7 +165,7 @@ def family_sentence(verdicts: pd.DataFrame, level: float = 0.95) -> str:
         f"real, the chance of at least one false verdict among them would be up to "
         f"{inference.family_error_pct(judged, level):.0f} % (independent claims; "
         f"{min(judged * (1 - level) * 100, 100):.0f} % at most in any case). Holm's adjustment "
-        f"keeps it at {1 - level:.0%}: {kept} of the {decided} decided verdicts keep theirs "
+        f"keeps it at {(1 - level) * 100:.0f} %: {kept} of the {decided} decided verdicts keep theirs "
         "(column `Holm`)."
     )
 
@@ -187,9 +200,11 @@ def _judge(c: Comparison, paper_change: float, *, coincide: bool) -> tuple[str, 
 
 def _row(workload: str, kind: str, metric: str, p_s: float, p_d: float, paper_change: float,
          c: Comparison, found: str, judged: bool, reason: str) -> dict[str, Any]:  # fmt: skip
+    size = magnitude(paper_change, c.interval.low, c.interval.high) if judged else "-"
     return {"workload": workload, "paper_workload": kind, "metric": metric,
             "paper_static": p_s, "paper_dynamic": p_d, "paper_change": paper_change,
-            **comparison.as_row(c), "verdict": found, "judged": judged, "reason": reason}  # fmt: skip
+            **comparison.as_row(c), "verdict": found, "magnitude": size, "judged": judged,
+            "reason": reason}  # fmt: skip
 
 
 def _qualified(reason: str, found: str, c: Comparison) -> str:
@@ -348,6 +363,8 @@ def _with_defaults(verdicts: pd.DataFrame) -> pd.DataFrame:
     out = verdicts.copy()
     if "holm_verdict" not in out:
         out["holm_verdict"] = out["verdict"]
+    if "magnitude" not in out:
+        out["magnitude"] = "-"
     for column in ("repetitions", "n_static", "n_dynamic", "above_p99_static", "above_p99_dynamic"):
         if column not in out:
             out[column] = math.nan
@@ -366,7 +383,8 @@ def table(verdicts: pd.DataFrame) -> pd.DataFrame:
         "95 % interval": [f"[{_fmt_change(r['metric'], r['ci_low'])}, {_fmt_change(r['metric'], r['ci_high'])}]"
                           for r in rows],
         "rests on": [_evidence(pd.Series(r)) for r in rows],
-        "verdict": verdicts["verdict"], "Holm": verdicts["holm_verdict"],
+        "verdict": verdicts["verdict"], "magnitude": verdicts["magnitude"],
+        "Holm": verdicts["holm_verdict"],
     })  # fmt: skip
 
 

@@ -45,6 +45,10 @@ class Bundle:
     handler: str
     model_name: str
     model_version: str
+    input: str | None = None  # any model's input spec (the MNIST bundle: None)
+    codec: str | None = None
+    slo_ms: float | None = None  # the SLO the model is measured at, where it has one
+    largest_batch: int | None = None  # instances one synchronous invocation can carry
 
     @property
     def model_dir(self) -> Path:
@@ -61,7 +65,9 @@ class Bundle:
                 "`labkit bundle` or labkit.aws.image.build_bundle()"
             )
         data = json.loads(manifest.read_text())
-        return cls(path, data["handler"], data["model"]["name"], data["model"]["version"])
+        return cls(path, data["handler"], data["model"]["name"], data["model"]["version"],
+                   data.get("input"), data.get("codec"), data.get("slo_ms"),
+                   data.get("largest_batch"))  # fmt: skip
 
 
 ONNX_HANDLER = f"{FUNCTION_PACKAGE}.onnx_handler.handler"

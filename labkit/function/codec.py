@@ -46,7 +46,8 @@ class InstanceError(ValueError):
 
 @dataclass(frozen=True)
 class Decoded:
-    """An instance that decoded cleanly: its id and its 28x28 uint8 pixels."""
+    """An instance that decoded cleanly: its id and its input (an MNIST digit's 28x28 uint8
+    pixels, or any model's array)."""
 
     id: Any
     pixels: np.ndarray
@@ -113,8 +114,8 @@ def instances_of(event: Any, max_batch: int = DEFAULT_MAX_BATCH) -> list[Any]:
     return instances
 
 
-def decode_instance(instance: Any) -> Decoded:
-    """Decode one instance or raise :class:`InstanceError`."""
+def check_instance(instance: Any) -> None:
+    """What every instance needs, whatever it carries: to be an object with a usable id."""
     if not isinstance(instance, dict):
         raise InstanceError(
             "InvalidInstance", f"an instance must be an object, got {type(instance).__name__}"
@@ -125,6 +126,11 @@ def decode_instance(instance: Any) -> Decoded:
         raise InstanceError(
             "InvalidId", '"id" must be a string, an integer of at most 30 digits or a finite number'
         )
+
+
+def decode_instance(instance: Any) -> Decoded:
+    """Decode one MNIST digit or raise :class:`InstanceError`."""
+    check_instance(instance)
     has_b64, has_pixels = "image_b64" in instance, "pixels" in instance
     if has_b64 and has_pixels:
         raise InstanceError("AmbiguousImage", 'give either "image_b64" or "pixels", not both')
@@ -135,15 +141,19 @@ def decode_instance(instance: Any) -> Decoded:
     raise InstanceError("MissingImage", 'the instance has neither "image_b64" nor "pixels"')
 
 
-def decode_batch(instances: list[Any]) -> tuple[list[dict[str, Any]], list[int], list[np.ndarray]]:
-    """Decode every instance: (one response entry each, in order: ``{"id"}`` for a good one
-    or its error entry; the indices of the good ones; their pixels)."""
+def decode_batch(
+    instances: list[Any], decode: Callable[[Any], Decoded] | None = None
+) -> tuple[list[dict[str, Any]], list[int], list[np.ndarray]]:
+    """Decode every instance with ``decode`` (default: an MNIST digit, :func:`decode_instance`):
+    (one response entry each, in order: ``{"id"}`` for a good one or its error entry; the
+    indices of the good ones; their arrays)."""
+    decode = decode or decode_instance
     entries: list[dict[str, Any]] = []
     good: list[int] = []
     pixels: list[np.ndarray] = []
     for i, instance in enumerate(instances):
         try:
-            decoded = decode_instance(instance)
+            decoded = decode(instance)
         except InstanceError as err:
             entries.append(error_entry(instance, err))
             continue
@@ -206,16 +216,18 @@ Classify = Callable[
 
 
 def respond(
-    event: Any, max_batch: int, model_info: dict[str, Any], classify: Classify
-) -> dict[str, Any]:
+    event: Any, max_batch: int, model_info: dict[str, Any], classify: Classify,
+    decode: Callable[[Any], Decoded] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """The whole event contract around one model: a warm-up is answered without inference;
     a batch is decoded, its good instances classified together (``classify`` returns labels
     and probabilities for the pixel arrays, in order), and the response shaped. Both
-    function variants (PyTorch, ONNX Runtime) differ only in ``classify``."""
+    function variants (PyTorch, ONNX Runtime) differ only in ``classify``; the handler for any
+    model (:mod:`.generic_handler`) also in ``decode``."""
     if is_warmup(event):
         return answer_warmup(event, model_info)
     instances = instances_of(event, max_batch)
-    entries, good, pixels = decode_batch(instances)
+    entries, good, pixels = decode_batch(instances, decode)
     start = time.perf_counter()
     if pixels:
         labels, probabilities = classify(pixels)

@@ -36,6 +36,7 @@ import pandas as pd
 
 from labkit.aws.account import error_code
 from labkit.aws.invoke import InvocationResult, ThrottledError, report_figures
+from labkit.function.tensor_codec import InputSpec, encode
 from labkit.journal import Journal
 from labkit.load.batching import Batch, BatchingPolicy, Request
 from labkit.load.prewarm import PredictivePrewarm
@@ -99,6 +100,13 @@ class Payloads:
 
         split = split.head(limit) if limit else split
         return cls(make_instances(split.images), np.asarray(split.labels))
+
+    @classmethod
+    def for_input(cls, spec: str, codec: str = "tensor", n: int = 16, seed: int = 0) -> Payloads:
+        """``n`` random inputs of ``spec`` (any model's, :class:`labkit.function.tensor_codec.InputSpec`)
+        sent as ``codec`` says; no labels (-1: accuracy is not measured)."""
+        inputs = InputSpec.parse(spec).random(n, seed)
+        return cls([encode(x, codec) for x in inputs], np.full(n, -1, dtype=np.int64))
 
     @classmethod
     def empty(cls) -> Payloads:

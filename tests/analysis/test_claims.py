@@ -166,6 +166,23 @@ def test_holm_keeps_only_what_survives_the_family(tmp_path: Path) -> None:
     assert f"{len(judged)} claims were judged" in sentence and "Holm" in sentence
 
 
+@pytest.mark.parametrize(
+    ("paper", "low", "high", "expected"),
+    [(-47, -10.3, 7.5, "differs"), (-20, -30, -10, "consistent"), (-20, -19, -10, "differs"),
+     (-20, np.nan, np.nan, "-")],
+)  # fmt: skip
+def test_magnitude_says_whether_the_papers_change_lies_in_our_interval(
+    paper: float, low: float, high: float, expected: str
+) -> None:
+    assert claims.magnitude(paper, low, high) == expected
+
+
+def test_the_table_carries_magnitude_beside_direction(verdicts: dict) -> None:
+    mean = verdicts[("bursty", "mean_ms")]  # ours about -59 % +- 2, the paper's -15.5 %
+    assert mean.verdict == "reproduced" and mean.magnitude == "differs"
+    assert verdicts[("bursty", "p99_ms")].magnitude == "-"  # not judged: no magnitude either
+
+
 def test_same_batches_is_checked_by_replaying_both_policies(tmp_path: Path) -> None:
     import dataclasses
 
