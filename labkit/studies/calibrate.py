@@ -83,14 +83,15 @@ def cross_validate(run: str | os.PathLike[str], seeds: int = 3) -> pd.DataFrame:
 
 def _compare(cell: report.Cell, profile: PlatformProfile, seeds: int, *, view: str,
              **labels: str) -> list[dict[str, Any]]:  # fmt: skip
-    """Rows of live vs simulated (median over ``seeds``) for one cell."""
+    """Rows of live vs simulated (median over ``seeds`` seeds from the cell's own
+    ``sim_seed``: a simulated cell is replayed exactly by its first) for one cell."""
     config = cell.config
     options: dict[str, Any] = {"slo_ms": config.slo_ms, "view": view,
                                "memory_mb": config.function.memory_mb}  # fmt: skip
     live = metrics.summarize(cell.requests, cell.invocations, **options)
     sims = []
     for seed in range(seeds):
-        backend = SimulatedBackend(config.function, profile=profile, seed=seed)
+        backend = SimulatedBackend(config.function, profile=profile, seed=config.sim_seed + seed)
         result = backend.simulate(config.workload.arrivals(), config.policy.build(),
                                   slo_s=config.slo_ms / 1000.0)  # fmt: skip
         sims.append(metrics.summarize(result.requests, result.invocations, **options))

@@ -94,7 +94,8 @@ def test_throttling_past_the_retry_budget_fails_the_batch() -> None:
     (invocation,) = result.invocations.itertuples()
     # the round trip is the last (refused) attempt's: the back-off before it is waiting
     waited_s = invocation.t_done_s - invocation.round_trip_ms / 1000 - invocation.t_dispatch_s
-    assert invocation.throttles > 1 and waited_s >= 0.05
+    assert invocation.throttles > 1
+    assert waited_s > 0.9 * (invocation.t_done_s - invocation.t_dispatch_s) > 0
 
 
 def test_a_failed_invocation_fails_each_of_its_requests() -> None:
