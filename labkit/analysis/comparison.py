@@ -88,12 +88,14 @@ def pairs(a: list[Cell], b: list[Cell]) -> tuple[list[tuple[Cell, Cell]], list[s
 
 
 @dataclass
-class _Side:
-    """What one cell contributes: its figures in both views, and per-block sums for the
-    bootstrap (``None`` where the workload's blocks would not be alike)."""
+class _CellFigures:
+    """What one cell contributes: which requests a cold start delayed, its figures in both
+    views, its answered steady latencies, and per-block sums for the bootstrap (``None``
+    where the workload's blocks would not be alike)."""
 
+    delayed: np.ndarray
     figures: dict[str, dict[str, float]]
-    steady_latency: np.ndarray  # answered steady-state latencies
+    steady_latency: np.ndarray
     blocks: _Blocks | None
 
 
@@ -110,36 +112,69 @@ class _Blocks:
         return len(self.latency)
 
 
+@dataclass
+class Side:
+    """One side of a comparison, measured once (:func:`measure`): its cells in repetition
+    order, each cell's figures, and the pooled figures Table 1 shows."""
+
+    cells: list[Cell]
+    per_cell: list[_CellFigures]
+    pooled: dict[str, dict[str, float]]  # view -> metrics.summarize's figures
+
+    @property
+    def steady_latency(self) -> np.ndarray:
+        return np.concatenate([np.zeros(0), *(c.steady_latency for c in self.per_cell)])
+
+
+def measure(cells: list[Cell], slo_ms: float | None = None) -> Side:
+    """The figures of one side's cells (one workload, one policy, its repetitions): per cell
+    and pooled as :func:`labkit.metrics.pooled` pools them (each cell's cold-start rule on
+    its own records)."""
+    per_cell = [_cell_figures(cell, slo_ms) for cell in cells]
+    options = summarize_options(cells, slo_ms)
+    requests = pd.concat([c.requests for c in cells], ignore_index=True)
+    invocations = pd.concat([c.invocations for c in cells], ignore_index=True)
+    delayed = np.concatenate([f.delayed for f in per_cell])
+    pooled = {view: metrics.summarize(requests, invocations, view=view, delayed=delayed, **options)
+              for view in ("steady", "all")}  # fmt: skip
+    return Side(list(cells), per_cell, pooled)
+
+
 def compare(a: list[Cell], b: list[Cell], *, slo_ms: float | None = None, level: float = 0.95,
             n_boot: int = 1000, seed: int = 0) -> dict[str, Comparison]:  # fmt: skip
     """Each workload metric of :data:`VIEWS`, ``a`` against ``b`` (cells of one workload,
-    repetitions of each side). ``n_boot = 0`` skips the block bootstrap."""
+    repetitions of each side, paired by :func:`pairs`). ``n_boot = 0`` skips the block
+    bootstrap."""
     paired, left_out = pairs(a, b)
     if not paired:
         return {}
-    sides = [[_side(cell, slo_ms) for cell in side] for side in zip(*paired, strict=True)]
-    options = summarize_options([cell for cell, _ in paired], slo_ms)
-    pooled = [{view: metrics.pooled([c.records for c in side], view=view, **options)
-               for view in ("steady", "all")} for side in zip(*paired, strict=True)]  # fmt: skip
-    draws = _bootstrap(sides, options["slo_ms"], n_boot, seed) if n_boot else []
-    no_blocks = "" if draws else _no_blocks(paired[0][0], n_boot)
+    sides = [measure(list(side), slo_ms) for side in zip(*paired, strict=True)]
+    return compare_sides(*sides, level=level, n_boot=n_boot, seed=seed, left_out=left_out)
+
+
+def compare_sides(a: Side, b: Side, *, level: float = 0.95, n_boot: int = 1000, seed: int = 0,
+                  left_out: list[str] | None = None) -> dict[str, Comparison]:  # fmt: skip
+    """:func:`compare` on sides already measured, their cells paired in order (one side
+    measured once can meet several others, as in the A/A battery)."""
+    draws = _bootstrap([a.per_cell, b.per_cell], n_boot, seed) if n_boot else []
+    no_blocks = "" if draws else _no_blocks(a.cells[0], n_boot)
     out = {}
     for metric, view in VIEWS.items():
-        fa, fb = pooled[0][view][metric], pooled[1][view][metric]
+        fa, fb = a.pooled[view][metric], b.pooled[view][metric]
         change = metrics.change(metric, fa, fb)
         per_rep = [metrics.change(metric, x.figures[view][metric], y.figures[view][metric])
-                   for x, y in zip(*sides, strict=True)]  # fmt: skip
-        answered = tuple(int(p[view]["n"] - p[view]["errors"]) for p in pooled)
+                   for x, y in zip(a.per_cell, b.per_cell, strict=True)]  # fmt: skip
+        answered = tuple(int(s.pooled[view]["n"] - s.pooled[view]["errors"]) for s in (a, b))
         above = None
         if metric == "p99_ms":
-            latencies = [np.concatenate([s.steady_latency for s in side]) for side in sides]
-            above = tuple(int((lat > p["steady"]["p99_ms"]).sum())
-                          for lat, p in zip(latencies, pooled, strict=True))  # fmt: skip
+            above = tuple(
+                int((s.steady_latency > s.pooled["steady"]["p99_ms"]).sum()) for s in (a, b)
+            )
         out[metric] = Comparison(
             metric, fa, fb, change, per_rep, answered,  # type: ignore[arg-type]
             replicated=inference.replicated_interval(change, per_rep, level),
             blocks=inference.percentile_interval([d[metric] for d in draws], level),
-            above_p99=above, left_out=left_out, no_blocks=no_blocks,  # type: ignore[arg-type]
+            above_p99=above, left_out=left_out or [], no_blocks=no_blocks,  # type: ignore[arg-type]
         )  # fmt: skip
     return out
 
@@ -196,7 +231,7 @@ def compare_init(a: list[Cell], b: list[Cell], *, level: float = 0.95, n_boot: i
                       blocks=inference.percentile_interval(draws, level), left_out=left_out)  # fmt: skip
 
 
-def _side(cell: Cell, slo_ms: float | None) -> _Side:
+def _cell_figures(cell: Cell, slo_ms: float | None) -> _CellFigures:
     options = summarize_options([cell], slo_ms)
     req, inv = cell.records
     delayed = metrics.cold_delayed(req, inv)
@@ -210,7 +245,7 @@ def _side(cell: Cell, slo_ms: float | None) -> _Side:
     blocks = None
     if block_s is not None:
         blocks = _cut(cell, steady, failed, latency, block_s, options["slo_ms"])
-    return _Side(figures, latency[~failed], blocks)
+    return _CellFigures(delayed, figures, latency[~failed], blocks)
 
 
 def _cut(cell: Cell, steady: pd.DataFrame, failed: np.ndarray, latency: np.ndarray,
@@ -242,9 +277,7 @@ def _cut(cell: Cell, steady: pd.DataFrame, failed: np.ndarray, latency: np.ndarr
     )  # fmt: skip
 
 
-def _bootstrap(
-    sides: list[list[_Side]], slo_ms: float, n_boot: int, seed: int
-) -> list[dict[str, float]]:
+def _bootstrap(sides: list[list[_CellFigures]], n_boot: int, seed: int) -> list[dict[str, float]]:
     """Paired draws of every metric's change (:func:`labkit.analysis.inference.block_bootstrap`)."""
     blocks = [[s.blocks for s in side if s.blocks is not None] for side in sides]
     if any(len(kept) < len(side) for kept, side in zip(blocks, sides, strict=True)):
