@@ -126,11 +126,11 @@ class Side:
         return np.concatenate([np.zeros(0), *(c.steady_latency for c in self.per_cell)])
 
 
-def measure(cells: list[Cell], slo_ms: float | None = None) -> Side:
+def measure(cells: list[Cell], slo_ms: float | None = None, *, blocks: bool = True) -> Side:
     """The figures of one side's cells (one workload, one policy, its repetitions): per cell
     and pooled as :func:`labkit.metrics.pooled` pools them (each cell's cold-start rule on
-    its own records)."""
-    per_cell = [_cell_figures(cell, slo_ms) for cell in cells]
+    its own records); ``blocks=False`` leaves out what only the block bootstrap needs."""
+    per_cell = [_cell_figures(cell, slo_ms, blocks) for cell in cells]
     options = summarize_options(cells, slo_ms)
     requests = pd.concat([c.requests for c in cells], ignore_index=True)
     invocations = pd.concat([c.invocations for c in cells], ignore_index=True)
@@ -231,7 +231,7 @@ def compare_init(a: list[Cell], b: list[Cell], *, level: float = 0.95, n_boot: i
                       blocks=inference.percentile_interval(draws, level), left_out=left_out)  # fmt: skip
 
 
-def _cell_figures(cell: Cell, slo_ms: float | None) -> _CellFigures:
+def _cell_figures(cell: Cell, slo_ms: float | None, with_blocks: bool = True) -> _CellFigures:
     options = summarize_options([cell], slo_ms)
     req, inv = cell.records
     delayed = metrics.cold_delayed(req, inv)
@@ -243,7 +243,7 @@ def _cell_figures(cell: Cell, slo_ms: float | None) -> _CellFigures:
     workload = cell.config.workload
     block_s = inference.block_length_s(workload.kind, workload.duration_s, workload.period_s)
     blocks = None
-    if block_s is not None:
+    if block_s is not None and with_blocks:
         blocks = _cut(cell, steady, failed, latency, block_s, options["slo_ms"])
     return _CellFigures(delayed, figures, latency[~failed], blocks)
 

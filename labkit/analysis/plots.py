@@ -48,12 +48,14 @@ def _empirical_cdf(ax: Any, latency_ms: pd.Series, n: int, **style: Any) -> None
 
 
 def save(fig: Figure, folder: str | os.PathLike[str], name: str) -> list[Path]:
-    """Save as PNG and SVG into ``folder``; returns both paths."""
+    """Save as PNG and SVG into ``folder``; returns both paths. Every figure here lays itself
+    out (``layout="constrained"``), so no ``bbox_inches="tight"``: its extra draw per file
+    cost a quarter of the report's figure time (a report of the quick run: 7.2 s in savefig)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = [folder / f"{name}.png", folder / f"{name}.svg"]
-    fig.savefig(out[0], dpi=120, bbox_inches="tight")
-    fig.savefig(out[1], bbox_inches="tight")
+    fig.savefig(out[0], dpi=120)
+    fig.savefig(out[1])
     return out
 
 
