@@ -70,11 +70,25 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model trained briefly on real MNIST (generated digits when MNIST is absent)."""
+def trained_model_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A model trained briefly on real MNIST (generated digits when MNIST is absent).
+
+    Trained once per run, not once per xdist worker: the first worker to need it trains it
+    into the run's shared temporary folder under a file lock, the others read it (training
+    is seeded, so every worker would have made the same model; three trainings cost ~30 s
+    of CPU on a saturated machine)."""
+    from filelock import FileLock
+
     from labkit.data import load_mnist, synthetic_mnist
     from labkit.models.mnist import TrainConfig, export, train
 
-    data = load_mnist(train=True).head(4000) if real_mnist_available() else synthetic_mnist(2000)
-    result = train(data, TrainConfig(epochs=1, batch_size=64, seed=1), progress=False)
-    return export(result, tmp_path_factory.mktemp("model"))
+    if worker_id == "master":  # one process: its own folder
+        root = tmp_path_factory.mktemp("model")
+    else:  # this run's base folder, which every worker's own folder sits in
+        root = tmp_path_factory.getbasetemp().parent / "trained-model"
+        root.mkdir(exist_ok=True)
+    with FileLock(str(root) + ".lock"):
+        if not (root / "model.json").is_file():
+            data = load_mnist(train=True).head(4000) if real_mnist_available() else synthetic_mnist(2000)
+            export(train(data, TrainConfig(epochs=1, batch_size=64, seed=1), progress=False), root)
+    return root
