@@ -89,6 +89,10 @@ def trained_model_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) 
         root.mkdir(exist_ok=True)
     with FileLock(str(root) + ".lock"):
         if not (root / "model.json").is_file():
-            data = load_mnist(train=True).head(4000) if real_mnist_available() else synthetic_mnist(2000)
+            data = (
+                load_mnist(train=True).head(4000)
+                if real_mnist_available()
+                else synthetic_mnist(2000)
+            )
             export(train(data, TrainConfig(epochs=1, batch_size=64, seed=1), progress=False), root)
     return root

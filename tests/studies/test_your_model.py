@@ -1,0 +1,80 @@
+"""Does batching pay for your model: the probe on the local Lambda, the fit of
+Duration(batch, memory), the SLO ceiling, the cost curve and the sentence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from labkit.aws.model_bundle import build_model_bundle
+from labkit.studies import your_model
+from labkit.studies.your_model import Probe, ProbeConfig, ServiceFit
+
+
+def linear_probe(base: float = 20.0, per_input: float = 10.0) -> Probe:
+    """Calls exactly on the model's line at 1,024 MB and on its CPU scaling at 1,769 MB."""
+    rows = []
+    for memory in (1024, 1769):
+        scale = your_model.vcpu(1024) / your_model.vcpu(memory)
+        for batch in (1, 4, 8):
+            duration = (base + per_input * batch) * scale
+            rows += [{"memory_mb": memory, "batch_size": batch, "duration_ms": duration,
+                      "round_trip_ms": duration + 3.0}] * 2  # fmt: skip
+    return Probe("line", 200.0, None, pd.DataFrame(rows), [1500.0, 1600.0])
+
+
+def test_the_fit_recovers_the_line_and_checks_itself_at_the_other_memory() -> None:
+    fitted, errors = your_model.fit(linear_probe())
+    assert (fitted.base_ms, fitted.per_input_ms) == pytest.approx((20.0, 10.0))
+    assert fitted.overhead_ms == pytest.approx(3.0) and fitted.reference_mb == 1024
+    out_of_sample = errors[~errors["in_fit"]]
+    assert len(out_of_sample) == 3 and (out_of_sample["error_pct"].abs() < 1e-9).all()
+    assert float(fitted.duration_ms(1, 3008)) == pytest.approx(float(fitted.duration_ms(1, 1769)))
+
+
+def test_the_slo_ceiling_the_cost_curve_and_the_sentence() -> None:
+    fitted = ServiceFit("line", base_ms=20.0, per_input_ms=10.0, reference_mb=1024, overhead_ms=3.0)
+    # at 1,024 MB: 20 + 10 b ms; with 3 ms overhead and a 60 ms network, 200 ms fits b <= 11
+    assert your_model.largest_within_slo(fitted, 1024, 200.0, 60.0, None) == 11
+    assert your_model.largest_within_slo(fitted, 1024, 200.0, 60.0, 7) == 7  # the payload cap
+    assert your_model.largest_within_slo(fitted, 1024, 50.0, 60.0, None) == 0
+    assert fitted.saved_per_input_pct(5, 1024) == pytest.approx((1 - 70 / 5 / 30) * 100)
+    curve = your_model.cost_curve(fitted, [1024, 1769], 200.0, 60.0, None)
+    at_1024 = curve[curve["memory_mb"] == 1024].set_index("batch_size")
+    assert at_1024["warm_usd_per_1m"].is_monotonic_decreasing  # fees and fixed costs shared
+    assert at_1024.loc[11, "fits_slo"] and not at_1024.loc[12, "fits_slo"]
+    pays = your_model.verdict_sentence(fitted, 1024, 200.0, 60.0, None)
+    assert "53 % less compute per input" in pays and "batching pays" in pays
+    hurts = your_model.verdict_sentence(fitted, 1024, 120.0, 60.0, None)
+    assert "at most 3" in hurts and "batching 5 hurts" in hurts
+    flat = ServiceFit("flat", base_ms=0.0, per_input_ms=30.0, reference_mb=1024, overhead_ms=3.0)
+    assert "save little compute" in your_model.verdict_sentence(flat, 1024, 400.0, 60.0, None)
+    assert "more memory first" in your_model.verdict_sentence(flat, 1024, 60.0, 60.0, None)
+
+
+class Pool(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
+def test_a_probe_of_a_new_model_on_the_local_lambda(tmp_path: Path) -> None:
+    path = tmp_path / "pool.pt"
+    torch.jit.save(torch.jit.script(Pool()), str(path))
+    bundle = build_model_bundle(
+        path, tmp_path / "bundle", input_spec="float32[3,64,64]", slo_ms=150
+    )
+    result = your_model.probe(bundle, ProbeConfig(batch_sizes=(1, 4), memories_mb=(1024,), calls=2,
+                                                  cpu_share=False))  # fmt: skip
+    assert result.slo_ms == 150 and len(result.calls) == 4 and result.init_ms[0] > 0
+    assert set(result.calls["batch_size"]) == {1, 4}
+    fitted, errors = your_model.fit(result)
+    assert fitted.per_input_ms >= 0 and errors["in_fit"].all()
+
+
+def test_a_probe_needs_two_batch_sizes() -> None:
+    with pytest.raises(ValueError, match="two or more sizes"):
+        ProbeConfig(batch_sizes=(4,))
