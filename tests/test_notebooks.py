@@ -221,3 +221,24 @@ def test_09_runs_on_the_simulated_backend_with_a_profile(quick_run: lab.LabRun) 
     comparison = pd.read_csv(run.run_dir / "where-to-batch" / "comparison.csv")
     assert set(comparison["source"]) == {"modelled"}  # the model measures nothing
     assert len(comparison) == 12
+
+
+def test_10_answers_for_each_model_from_a_live_probe(quick_run: lab.LabRun) -> None:
+    import pandas as pd
+
+    folder = quick_run.run_dir / "your-model"
+    answers = (folder / "answers.md").read_text().splitlines()
+    assert [a.split(" at ")[0] for a in answers] == ["- mnist-cnn", "- mnist-cnn",
+                                                     "- mobilenet-v3-small", "- mobilenet-v3-small"]  # fmt: skip
+    assert all(("batching" in a and "SLO" in a) for a in answers)
+    calls = pd.read_csv(folder / "calls.csv")
+    assert set(calls["batch_size"]) == {1, 4} and (calls["duration_ms"] > 0).all()
+    comparison = pd.read_csv(folder / "paper_comparison.csv")
+    assert set(comparison["model"]) == {"mnist-cnn", "mobilenet-v3-small"}
+    assert set(comparison["verdict"]) <= {
+        "reproduced",
+        "contradicted",
+        "inconclusive",
+        "tail too thin",
+    }
+    assert (folder / "batch_cost.png").is_file() and (folder / "service_times.png").is_file()

@@ -136,10 +136,11 @@ def facts(name: str) -> Facts:
     return Facts(parameters, size / 1e6, counter.get_total_flops() / 1e9)
 
 
-def table() -> list[dict[str, Any]]:
-    """One row per model: name, input, codec, SLO, parameters, weights, GFLOPs, description."""
+def table(names: list[str] | None = None) -> list[dict[str, Any]]:
+    """One row per model (``names``, default all): name, input, codec, SLO, parameters,
+    weights, GFLOPs, description."""
     rows = []
-    for entry in MODELS.values():
+    for entry in (get(n) for n in (names or list(MODELS))):
         f = facts(entry.name)
         rows.append({"model": entry.name, "input": entry.input, "codec": entry.codec,
                      "slo_ms": entry.slo_ms, "parameters_m": round(f.parameters / 1e6, 2),

@@ -16,18 +16,29 @@ warm cost per 1M requests against batch size.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from labkit import cost
-from labkit.aws.image import Bundle
+from labkit import cost, metrics
+from labkit.analysis import claims, comparison
+from labkit.analysis.cells import Cell, paper_table1
+from labkit.aws.image import Bundle, ensure_bundle
 from labkit.aws.invoke import LambdaInvoker
+from labkit.aws.model_bundle import build_model_bundle
 from labkit.emulator import FunctionConfig, LocalLambda
+from labkit.emulator.network import network_profile
+from labkit.experiment import ExperimentConfig, stream_seed
+from labkit.load.batching import PolicyConfig
 from labkit.load.loadgen import Payloads
+from labkit.load.workloads import WorkloadConfig
+from labkit.models import registry
+from labkit.sim.simulate import PlatformProfile, SimConfig, add_network, simulate
 
 #: Memory at which Lambda gives a function one full vCPU.
 FULL_VCPU_MB = 1769
@@ -64,10 +75,10 @@ class Probe:
     init_ms: list[float] = field(default_factory=list)
 
 
-def probe(
-    bundle: Bundle, config: ProbeConfig = ProbeConfig(), *, slo_ms: float | None = None
-) -> Probe:
-    """Measure ``bundle`` on the local Lambda as :class:`ProbeConfig` says."""
+def probe(bundle: Bundle, config: ProbeConfig = ProbeConfig(), *, slo_ms: float | None = None,
+          model: str | None = None) -> Probe:  # fmt: skip
+    """Measure ``bundle`` on the local Lambda as :class:`ProbeConfig` says (``model``: the
+    name to report it under, default the bundle's)."""
     sizes = [
         b for b in config.batch_sizes if bundle.largest_batch is None or b <= bundle.largest_batch
     ]
@@ -92,7 +103,7 @@ def probe(
                     rows.append({"memory_mb": memory, "batch_size": size,
                                  "duration_ms": answer.report.duration_ms,
                                  "round_trip_ms": answer.round_trip_ms})  # fmt: skip
-    return Probe(bundle.model_name, slo_ms or bundle.slo_ms or 200.0, bundle.largest_batch,
+    return Probe(model or bundle.model_name, slo_ms or bundle.slo_ms or 200.0, bundle.largest_batch,
                  pd.DataFrame(rows), inits)  # fmt: skip
 
 
@@ -140,7 +151,8 @@ class ServiceFit:
 
 
 def fit(result: Probe) -> tuple[ServiceFit, pd.DataFrame]:
-    """The fit at the probe's first memory (least squares over its calls), and its error
+    """The fit at the probe's first memory (least squares over its calls; the intercept may
+    come out negative where a batch costs more per input than one input does), and its error
     at every probed point (median Duration, fitted vs measured, %): out of sample at the
     other memories."""
     calls = result.calls
@@ -150,9 +162,7 @@ def fit(result: Probe) -> tuple[ServiceFit, pd.DataFrame]:
         at["batch_size"].to_numpy(float), at["duration_ms"].to_numpy(float), 1
     )
     overhead = float((calls["round_trip_ms"] - calls["duration_ms"]).median())
-    fitted = ServiceFit(
-        result.model, max(float(base), 0.0), max(float(per_input), 0.0), reference, overhead
-    )
+    fitted = ServiceFit(result.model, float(base), max(float(per_input), 0.0), reference, overhead)
     medians = calls.groupby(["memory_mb", "batch_size"], as_index=False)["duration_ms"].median()
     medians["fitted_ms"] = [
         float(fitted.duration_ms(b, m))
@@ -208,7 +218,7 @@ def verdict_sentence(fitted: ServiceFit, memory_mb: int, slo_ms: float, network_
         warm_cost_per_1m(fitted, batch, memory_mb),
     )
     facts = (f"{fitted.model} at {memory_mb:,} MB: one input takes {one:,.0f} ms, a batch of {batch} "
-             f"{many:,.0f} ms ({saved:.0f} % less compute per input; warm cost ${cost.format_usd(cost_1)} "
+             f"{many:,.0f} ms ({_saving(saved)}; warm cost ${cost.format_usd(cost_1)} "
              f"-> ${cost.format_usd(cost_n)} per 1M requests)")  # fmt: skip
     where = f"; the payload cap allows {cap}" if cap is not None and cap < 64 else ""
     if ceiling == 0:
@@ -227,3 +237,118 @@ def verdict_sentence(fitted: ServiceFit, memory_mb: int, slo_ms: float, network_
         f"{facts}; batches of up to {ceiling} fit the {slo_ms:g} ms SLO{where}: batching pays, "
         f"if the wait for a batch stays within what is left of the SLO."
     )
+
+
+def bundles(models: list[str], own: str | None = None, *, model_dir: str | None = None,
+            run_dir: str | None = None) -> dict[str, Bundle]:  # fmt: skip
+    """A bundle per registry model (built into the run's ``bundles`` folder, or
+    ``bundles/<name>``), and ``own`` (a bundle folder: yours) beside them."""
+    out: dict[str, Bundle] = {}
+    for name in models:
+        entry = registry.get(name)
+        if entry.build is None:
+            out[name] = ensure_bundle(model_dir, run_dir=run_dir)
+        else:
+            folder = Path(run_dir) / "bundles" / name if run_dir else None
+            out[name] = build_model_bundle(name, folder)
+    if own:
+        bundle = Bundle.open(own)
+        out[bundle.model_name] = bundle
+    return out
+
+
+def profile(fitted: ServiceFit, result: Probe, memory_mb: int | None = None) -> PlatformProfile:
+    """A simulator profile of the model at ``memory_mb`` (default the fit's reference): the
+    fitted line carried there, the probe's spread around its medians (lognormal), its
+    overhead and its Init Durations."""
+    memory = memory_mb or fitted.reference_mb
+    scale = vcpu(fitted.reference_mb) / vcpu(memory)
+    calls = result.calls
+    medians = calls.groupby(["memory_mb", "batch_size"])["duration_ms"].transform("median")
+    spread = np.log(calls["duration_ms"] / medians).std()
+    inits = [x for x in result.init_ms if np.isfinite(x)] or [0.0]
+    return PlatformProfile(name=fitted.model, source=f"fitted on a live probe of {fitted.model}",
+                           base_ms=fitted.base_ms * scale, per_image_ms=fitted.per_input_ms * scale,
+                           sigma=float(max(spread, 0.02)) if np.isfinite(spread) else 0.1,
+                           overhead_ms=[fitted.overhead_ms], init_ms=inits, memory_mb=memory)  # fmt: skip
+
+
+def paper_comparison(fitted: ServiceFit, result: Probe, *, network: str | None = "laptop-to-region",
+                     repetitions: int = 3, duration_s: float = 60.0, concurrency: int = 10,
+                     n_boot: int = 0) -> pd.DataFrame:  # fmt: skip
+    """The paper's comparison for this model at its own SLO, simulated with its fitted
+    profile: static against dynamic batching (N = 5, T = 0.3 s) on the paper's uniform
+    (10/s) and bursty workloads, ``repetitions`` times; each metric's change with its
+    interval from the repetitions, the verdict against the paper's direction, and the
+    magnitude (:mod:`labkit.analysis.claims`)."""
+    model_profile = profile(fitted, result)
+    distance = network_profile(network)
+    if distance is not None:
+        model_profile = add_network(model_profile, distance)
+    paper = paper_table1().set_index(["batching", "workload"])
+    workloads = [WorkloadConfig("uniform", rate=10, duration_s=duration_s, name="uniform-10rps"),
+                 WorkloadConfig("bursty", duration_s=duration_s)]  # fmt: skip
+    rows = []
+    for workload in workloads:
+        sides = []
+        for policy in (PolicyConfig("static", 5), PolicyConfig("dynamic", 5, 0.3)):
+            cells = []
+            for r in range(repetitions):
+                seed = stream_seed(0, workload.label, r)
+                config = ExperimentConfig(bundle_dir="-", backend="simulated", policy=policy,
+                                          workload=dataclasses.replace(workload, seed=seed),
+                                          repetition=r, slo_ms=result.slo_ms)  # fmt: skip
+                sim = simulate(config.workload.arrivals(), policy.build(), model_profile,
+                               SimConfig(concurrency=concurrency, seed=seed, slo_s=result.slo_ms / 1000))  # fmt: skip
+                status = {"status": "complete", "wall_s": duration_s}
+                cells.append(Cell(f"{policy.kind}-{workload.label}-r{r}", config, status,
+                                  sim.requests, sim.invocations, {}))  # fmt: skip
+            sides.append(cells)
+        for metric, c in comparison.compare(*sides, n_boot=n_boot).items():
+            column = claims.PAPER_COLUMN.get(metric, metric)
+            paper_change = metrics_change(metric, paper, workload.kind, column)
+            decided = c.replicated_enough and not c.thin_tail
+            found = claims.verdict(paper_change, c.interval.low, c.interval.high) if decided else (
+                "tail too thin" if c.thin_tail else "unreplicated")  # fmt: skip
+            rows.append({"model": fitted.model, "workload": workload.label, "metric": metric,
+                         "static": c.a, "dynamic": c.b, "change": c.change,
+                         "ci_low": c.interval.low, "ci_high": c.interval.high,
+                         "paper_change": paper_change, "verdict": found,
+                         "magnitude": claims.magnitude(paper_change, c.interval.low, c.interval.high)
+                         if decided else "-"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def metrics_change(metric: str, paper: pd.DataFrame, kind: str, column: str) -> float:
+    """The paper's change from static to dynamic batching in ``column`` of its ``kind`` row."""
+    return metrics.change(metric, float(paper.loc[("static", kind), column]),
+                          float(paper.loc[("dynamic", kind), column]))  # fmt: skip
+
+
+def _saving(saved_pct: float) -> str:
+    if saved_pct < 0:
+        return f"{-saved_pct:.0f} % more compute per input"
+    return f"{saved_pct:.0f} % less compute per input"
+
+
+def save(folder: str | Path, *, probes: dict[str, Probe], tables: dict[str, pd.DataFrame],
+         sentences: list[str], figures: dict[str, Any] | None = None) -> Path:  # fmt: skip
+    """The study's records into ``folder``: every probed call (``calls.csv``, with each
+    model's Init Durations in ``inits.csv``), the tables given (``<name>.csv``), the
+    sentences (``answers.md``) and the figures (PNG and SVG)."""
+    from labkit.analysis import plots  # deferred: matplotlib, for the figures only
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    pd.concat([p.calls.assign(model=name) for name, p in probes.items()], ignore_index=True).to_csv(
+        out / "calls.csv", index=False
+    )
+    pd.DataFrame(
+        [{"model": name, "init_ms": x} for name, p in probes.items() for x in p.init_ms]
+    ).to_csv(out / "inits.csv", index=False)
+    for name, table in tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+    (out / "answers.md").write_text("\n".join(f"- {s}" for s in sentences) + "\n")
+    for name, fig in (figures or {}).items():
+        plots.save(fig, out, name)
+    return out
