@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labkit import cost, metrics
+from labkit import backends, cost, metrics
 from labkit.analysis import claims, comparison
 from labkit.analysis.cells import Cell, paper_table1
 from labkit.aws.image import Bundle, ensure_bundle
@@ -35,9 +35,10 @@ from labkit.emulator import FunctionConfig, LocalLambda
 from labkit.emulator.network import network_profile
 from labkit.experiment import ExperimentConfig, stream_seed
 from labkit.load.batching import PolicyConfig
-from labkit.load.loadgen import Payloads
+from labkit.load.loadgen import LoadConfig, Payloads
 from labkit.load.workloads import WorkloadConfig
 from labkit.models import registry
+from labkit.settings import FunctionSettings
 from labkit.sim.simulate import PlatformProfile, SimConfig, add_network, simulate
 
 #: Memory at which Lambda gives a function one full vCPU.
@@ -352,3 +353,37 @@ def save(folder: str | Path, *, probes: dict[str, Probe], tables: dict[str, pd.D
     for name, fig in (figures or {}).items():
         plots.save(fig, out, name)
     return out
+
+
+def check_live(bundle: Bundle, fitted: ServiceFit, result: Probe, *, duration_s: float = 6.0,
+               batch: int = 2, concurrency: int = 2, cpu_share: bool = True) -> pd.DataFrame:  # fmt: skip
+    """The simulator with the model's fitted profile against a live cell it was not fitted
+    on: ``duration_s`` of uniform traffic through dynamic batching (``batch``, 0.3 s) on the
+    local Lambda at the fit's reference memory, at half the rate ``concurrency`` instances
+    serve (so the cell measures service, not an overload), and the same arrivals simulated.
+    One row per figure (steady state): live, modelled, the model's error in % (points for
+    SLO attainment)."""
+    memory = fitted.reference_mb
+    per_second = concurrency * batch / (float(fitted.duration_ms(batch, memory)) / 1000.0 + 0.3)
+    rate = max(1.0, min(20.0, per_second / 2))
+    arrivals = WorkloadConfig("uniform", rate=rate, duration_s=duration_s).arrivals()
+    policy = PolicyConfig("dynamic", batch, 0.3)
+    function = FunctionSettings(memory_mb=memory, concurrency=concurrency, cpu_share=cpu_share)
+    live_backend = backends.create("local", function, bundle_dir=str(bundle.path))
+    try:
+        payloads = Payloads(event(bundle, 8)["instances"], np.full(8, -1))
+        live = live_backend.run_cell(arrivals, policy.build(), payloads,
+                                     LoadConfig(max_in_flight=concurrency, progress=False),
+                                     slo_s=result.slo_ms / 1000.0)  # fmt: skip
+    finally:
+        live_backend.stop()
+    modelled = simulate(arrivals, policy.build(), profile(fitted, result),
+                        SimConfig(concurrency=concurrency, slo_s=result.slo_ms / 1000.0))  # fmt: skip
+    rows = []
+    options: dict[str, Any] = {"slo_ms": result.slo_ms, "view": "steady", "memory_mb": memory}
+    figures = [metrics.summarize(r.requests, r.invocations, **options) for r in (live, modelled)]
+    for name in ("mean_ms", "p50_ms", "p99_ms", "slo_attainment_pct"):
+        rows.append({"model": result.model, "rate": round(rate, 2), "metric": name,
+                     "live": figures[0][name], "modelled": figures[1][name],
+                     "error": metrics.change(name, figures[0][name], figures[1][name])})  # fmt: skip
+    return pd.DataFrame(rows)
