@@ -78,3 +78,19 @@ def test_a_probe_of_a_new_model_on_the_local_lambda(tmp_path: Path) -> None:
 def test_a_probe_needs_two_batch_sizes() -> None:
     with pytest.raises(ValueError, match="two or more sizes"):
         ProbeConfig(batch_sizes=(4,))
+
+
+def test_the_fitted_model_is_checked_against_a_live_cell(tmp_path: Path) -> None:
+    path = tmp_path / "pool.pt"
+    torch.jit.save(torch.jit.script(Pool()), str(path))
+    bundle = build_model_bundle(
+        path, tmp_path / "bundle", input_spec="float32[3,64,64]", slo_ms=150
+    )
+    result = your_model.probe(bundle, ProbeConfig(batch_sizes=(1, 4), memories_mb=(1024,), calls=2,
+                                                  cpu_share=False))  # fmt: skip
+    fitted, _ = your_model.fit(result)
+    checks = your_model.check_live(bundle, fitted, result, duration_s=3.0, cpu_share=False)
+    assert list(checks["metric"]) == ["mean_ms", "p50_ms", "p99_ms", "slo_attainment_pct"]
+    assert (checks["live"].iloc[:3] > 0).all() and (checks["modelled"].iloc[:3] > 0).all()
+    serve = 2 * 2 / (float(fitted.duration_ms(2, 1024)) / 1000 + 0.3)  # 2 instances, batches of 2
+    assert checks["rate"].iloc[0] == pytest.approx(serve / 2, abs=0.01)  # half of it
