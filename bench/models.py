@@ -4,9 +4,13 @@ Per model (``labkit models``): the bundle's size, the in-process handler time (J
 JSON out, inputs as its codec sends them) at batch 1 and batch 8 and the compute per input
 that batch 8 saves, and the Init Duration of cold starts on the embedded local Lambda
 (a fresh local Lambda per cold start, 1,024 MB, no CPU share: this machine's core as it is).
+With ``--fit`` (the default), also the fitted profile's out-of-sample error: the probe of
+notebook 10 (batch 1, 4, 8 at 1,024 and 1,769 MB with Lambda's CPU share, fitted at 1,024 MB),
+the fit's largest error at 1,769 MB, and the simulator with the fitted profile against a 6 s
+live cell it was not fitted on (mean latency, %).
 No stated goal: the figures say where batching saves compute (the MNIST CNN: almost
 nowhere) and what a cold start of a real-size model costs.
-Run: ``python bench/models.py [--models NAME ...] [--repeats 3] [--calls 10]``.
+Run: ``python bench/models.py [--models NAME ...] [--repeats 3] [--calls 10] [--no-fit]``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from labkit.aws.model_bundle import build_model_bundle
 from labkit.emulator import FunctionConfig, LocalLambda
 from labkit.load.loadgen import Payloads
 from labkit.models import registry
+from labkit.studies import your_model
 
 
 def bundle_of(name: str, scratch: Path) -> image.Bundle:
@@ -75,6 +80,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(registry.MODELS))
     parser.add_argument("--repeats", type=int, default=3, help="cold starts per model")
     parser.add_argument("--calls", type=int, default=10, help="warm calls per batch size")
+    parser.add_argument("--no-fit", dest="fit", action="store_false", help="skip the probe and fit")
     args = parser.parse_args()
     rows, figures = [], {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -87,13 +93,22 @@ def main() -> None:
             init = statistics.median(inits)
             rows.append([name, round(size_mb, 1), round(b1, 2), round(b8, 2), round(b8 / 8, 2),
                          round(saved, 1), round(init), round(min(inits)), round(max(inits))])  # fmt: skip
+            fit_error = live_error = float("nan")
+            if args.fit:
+                probe = your_model.probe(bundle, your_model.ProbeConfig(), model=name)
+                fitted, errors = your_model.fit(probe)
+                fit_error = float(errors.loc[~errors["in_fit"], "error_pct"].abs().max())
+                checks = your_model.check_live(bundle, fitted, probe).set_index("metric")
+                live_error = float(checks.loc["mean_ms", "error"])
+            rows[-1] += [round(fit_error, 1), round(live_error, 1)]
             key = name.replace("-", "_")
             figures |= {f"{key}_bundle_mb": round(size_mb, 1), f"{key}_b1_ms": round(b1, 2),
                         f"{key}_b8_ms": round(b8, 2), f"{key}_saved_per_input_pct": round(saved, 1),
-                        f"{key}_init_ms": round(init)}  # fmt: skip
+                        f"{key}_init_ms": round(init), f"{key}_fit_error_1769mb_pct": round(fit_error, 1),
+                        f"{key}_sim_vs_live_mean_pct": round(live_error, 1)}  # fmt: skip
     print_table(
         ["model", "bundle MB", "b1 ms", "b8 ms", "b8 per input ms", "saved per input %",
-         "Init median ms", "Init min", "Init max"], rows,
+         "Init median ms", "Init min", "Init max", "fit error 1769 MB %", "sim vs live mean %"], rows,
         title=f"in-process handler time (median of {args.calls}), {args.repeats} cold starts "
         "each on the local Lambda (1,024 MB, no CPU share)",
     )  # fmt: skip

@@ -63,9 +63,9 @@ def test_each_cell_starts_fresh_environments_and_reaches_the_function(
             result = backend.run_cell(
                 [0.0, 0.01, 0.02, 0.03], StaticBatching(2), payloads, load, slo_s=1.0
             )
-            assert result.invocations["cold_start"].iloc[
-                0
-            ]  # the configuration change retired the warm one
+            # the configuration change retired the warm environment: whichever of the two
+            # concurrent invocations reached the function first started a new one
+            assert result.invocations["cold_start"].any()
             assert result.requests["error"].isna().all()
         assert lam.operations("labkit-mnist").count("UpdateFunctionConfiguration") == 2
         assert result.facts["fresh_environments"] is True and result.facts["region"] == "us-east-1"
