@@ -38,6 +38,10 @@ def _cmd_lab_run(args: argparse.Namespace) -> int:
     if answers.is_file():
         print(f"\nWhere should batching happen? (notebook 09; {answers.parent})")
         print(answers.read_text().rstrip())
+    models = run.run_dir / "your-model" / "answers.md"
+    if models.is_file():
+        print(f"\nDoes batching pay for bigger models? (notebook 10; {models.parent})")
+        print(models.read_text().rstrip())
     return EXIT_OK
 
 
