@@ -233,8 +233,9 @@ def verdict_sentence(fitted: ServiceFit, memory_mb: int, slo_ms: float, network_
         )
     if saved < LITTLE_PCT:
         return (
-            f"{facts}; batches of up to {ceiling} fit the {slo_ms:g} ms SLO{where}, but they save "
-            f"little compute: batching pays in request fees only, and costs the wait for the batch."
+            f"{facts}; batches of up to {ceiling} fit the {slo_ms:g} ms SLO{where}, but they "
+            f"{'cost more' if saved < 0 else 'save little'} compute per input: batching pays in "
+            f"request fees only, and costs the wait for the batch."
         )
     return (
         f"{facts}; batches of up to {ceiling} fit the {slo_ms:g} ms SLO{where}: batching pays, "
@@ -394,3 +395,63 @@ def check_live(bundle: Bundle, fitted: ServiceFit, result: Probe, *, duration_s:
                      "live": figures[0][name], "modelled": figures[1][name],
                      "error": metrics.change(name, figures[0][name], figures[1][name])})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- notebook 10
+@dataclass
+class Study:
+    """Notebook 10's answer for several models: each model's probe and fit, the fit's
+    errors, and what follows from them at the client's network distance."""
+
+    probes: dict[str, Probe]
+    fits: dict[str, ServiceFit]
+    errors: pd.DataFrame
+    network_ms: float
+
+    def cost_curves(self, memories_mb: list[int]) -> pd.DataFrame:
+        return pd.concat([cost_curve(self.fits[n], memories_mb, p.slo_ms, self.network_ms, p.largest_batch)
+                          for n, p in self.probes.items()], ignore_index=True)  # fmt: skip
+
+    def paper_comparisons(self, network: str | None, **options: Any) -> pd.DataFrame:
+        return pd.concat([paper_comparison(self.fits[n], p, network=network, **options)
+                          for n, p in self.probes.items()], ignore_index=True)  # fmt: skip
+
+    def live_checks(
+        self, bundles: dict[str, Bundle], duration_s: float, cpu_share: bool
+    ) -> pd.DataFrame:
+        if not duration_s:
+            return pd.DataFrame(
+                columns=["model", "rate", "view", "metric", "live", "modelled", "error"]
+            )
+        return pd.concat([check_live(bundles[n], self.fits[n], p, duration_s=duration_s, cpu_share=cpu_share)
+                          for n, p in self.probes.items()], ignore_index=True)  # fmt: skip
+
+    def sentences(self, memories_mb: list[int]) -> list[str]:
+        return [verdict_sentence(self.fits[n], m, p.slo_ms, self.network_ms, p.largest_batch)
+                for n, p in self.probes.items() for m in memories_mb]  # fmt: skip
+
+
+def study(bundles: dict[str, Bundle], config: ProbeConfig, network: str | None) -> Study:
+    """Probe and fit every model of ``bundles`` (keyed by the name to report)."""
+    probes = {name: probe(bundle, config, model=name) for name, bundle in bundles.items()}
+    fits, errors = {}, []
+    for name, result in probes.items():
+        fits[name], error = fit(result)
+        errors.append(error.assign(model=name))
+    distance = network_profile(network)
+    return Study(
+        probes, fits, pd.concat(errors, ignore_index=True), distance.median_ms if distance else 0.0
+    )
+
+
+def save_study(run_dir: str | Path, study_: Study, *, curves: pd.DataFrame, comparisons: pd.DataFrame,
+               checks: pd.DataFrame, sentences: list[str]) -> Path:  # fmt: skip
+    """Notebook 10's records and figures into ``<run_dir>/your-model`` (:func:`save`)."""
+    from labkit.analysis import plots  # deferred: matplotlib, for the figures only
+
+    figures = {"service_times": plots.service_times(study_.probes, study_.fits),
+               "batch_cost": plots.batch_cost(curves)}  # fmt: skip
+    tables = {"fit_errors": study_.errors, "cost_curve": curves,
+              "paper_comparison": comparisons, "live_check": checks}  # fmt: skip
+    return save(Path(run_dir) / "your-model", probes=study_.probes, tables=tables,
+                sentences=sentences, figures=figures)  # fmt: skip

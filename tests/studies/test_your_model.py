@@ -53,6 +53,9 @@ def test_the_slo_ceiling_the_cost_curve_and_the_sentence() -> None:
     assert "at most 3" in hurts and "batching 5 hurts" in hurts
     flat = ServiceFit("flat", base_ms=0.0, per_input_ms=30.0, reference_mb=1024, overhead_ms=3.0)
     assert "save little compute" in your_model.verdict_sentence(flat, 1024, 400.0, 60.0, None)
+    worse = ServiceFit("worse", base_ms=-5.0, per_input_ms=30.0, reference_mb=1024, overhead_ms=3.0)
+    sentence = your_model.verdict_sentence(worse, 1024, 400.0, 60.0, None)
+    assert "more compute per input" in sentence and "cost more compute per input" in sentence
     assert "more memory first" in your_model.verdict_sentence(flat, 1024, 60.0, 60.0, None)
 
 
