@@ -15,6 +15,7 @@ build never leaves a half bundle that looks complete.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -24,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,9 +102,7 @@ def build_bundle(
     model_dir = paths.resolve_model_dir(model_dir)
     _, metadata = load_model(model_dir)
     out = Path(out_dir).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_bundle(out) as staging:
         package = staging / FUNCTION_PACKAGE
         package.mkdir()
         for source in sorted(FUNCTION_SOURCE.glob("*.py")):
@@ -120,22 +119,36 @@ def build_bundle(
             shutil.copy2(model_dir / WEIGHTS_FILE, staging / "model" / WEIGHTS_FILE)
         for source_name, name in spec["docker"].items():
             shutil.copy2(paths.docker_dir() / source_name, staging / name)
-        files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
-        manifest = {
+        write_manifest(staging, {
             "handler": spec["handler"],
             "variant": variant,
             "model": {"name": metadata.get("name"), "version": metadata.get("version")},
             "source_model_dir": str(model_dir),
-            "files": files,
-        }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        })  # fmt: skip
+    return Bundle.open(out)
+
+
+@contextlib.contextmanager
+def staged_bundle(out: Path) -> Iterator[Path]:
+    """A temporary sibling folder of ``out`` to lay a bundle out in: once the block ends
+    it replaces ``out``; if the block fails it is removed, so a failed build never leaves a
+    half bundle that looks complete (nor touches the one already there)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield staging
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return Bundle.open(out)
+
+
+def write_manifest(staging: Path, manifest: dict[str, Any]) -> None:
+    """``bundle.json`` in ``staging``: ``manifest`` and the list of the bundle's files."""
+    files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+    (staging / MANIFEST).write_text(json.dumps({**manifest, "files": files}, indent=2))
 
 
 def ensure_bundle(

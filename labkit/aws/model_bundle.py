@@ -22,7 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from labkit import paths
-from labkit.aws.image import FUNCTION_PACKAGE, FUNCTION_SOURCE, MANIFEST, Bundle
+from labkit.aws.image import (
+    FUNCTION_PACKAGE,
+    FUNCTION_SOURCE,
+    Bundle,
+    staged_bundle,
+    write_manifest,
+)
 from labkit.function.generic_predictor import load_runner
 from labkit.function.tensor_codec import (
     InputSpec,
@@ -163,9 +169,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _lay_out(source: ModelSource, out: Path) -> Bundle:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_bundle(out) as staging:
         package = staging / FUNCTION_PACKAGE
         package.mkdir()
         for file in GENERIC_SOURCES:
@@ -181,19 +185,12 @@ def _lay_out(source: ModelSource, out: Path) -> Bundle:
         shutil.copy2(paths.docker_dir() / "Dockerfile.generic", staging / "Dockerfile")
         (staging / "requirements.txt").write_text(_requirements(source))
         sample = encode(source.spec.random(1)[0], source.codec)
-        files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
-        manifest = {"handler": GENERIC_HANDLER, "variant": f"generic-{source.fmt}",
-                    "model": {"name": source.name, "version": digest[:12]},
-                    "input": source.spec.text, "codec": source.codec, "slo_ms": source.slo_ms,
-                    "largest_batch": largest_batch(encoded_bytes(source.spec, source.codec, sample)),
-                    "files": files}  # fmt: skip
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        write_manifest(staging, {
+            "handler": GENERIC_HANDLER, "variant": f"generic-{source.fmt}",
+            "model": {"name": source.name, "version": digest[:12]},
+            "input": source.spec.text, "codec": source.codec, "slo_ms": source.slo_ms,
+            "largest_batch": largest_batch(encoded_bytes(source.spec, source.codec, sample)),
+        })  # fmt: skip
     return Bundle.open(out)
 
 
