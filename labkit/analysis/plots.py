@@ -533,14 +533,25 @@ def placement_costs(table: pd.DataFrame) -> Figure:
 
 
 # ----------------------------------------------------------------------------- your model
+def _panel_per_model(names: list[str], ylabel: str) -> tuple[Figure, list[tuple[Any, str]]]:
+    """A row of panels, one per model (titled, batch size along x, styled), and the figure;
+    the first panel gets ``ylabel``."""
+    fig = Figure(figsize=(3.4 * max(len(names), 1), 3.2), layout="constrained")
+    axes = fig.subplots(1, max(len(names), 1), squeeze=False)[0]
+    for ax, name in zip(axes, names, strict=False):
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("batch size")
+        _style(ax)
+    axes[0].set_ylabel(ylabel)
+    return fig, list(zip(axes, names, strict=False))
+
+
 def service_times(probes: dict[str, Any], fits: dict[str, Any]) -> Figure:
     """Each model's warm Duration against batch size: the probe's calls as dots, the fitted
     line (:mod:`labkit.studies.your_model`) as a line, one panel per model, one colour per
     memory size; log scale, since the models' times differ a thousandfold."""
-    names = list(probes)
-    fig = Figure(figsize=(3.4 * max(len(names), 1), 3.2), layout="constrained")
-    axes = fig.subplots(1, max(len(names), 1), squeeze=False)[0]
-    for ax, name in zip(axes, names, strict=False):
+    fig, panels = _panel_per_model(list(probes), "Duration (ms)")
+    for ax, name in panels:
         calls, fitted = probes[name].calls, fits[name]
         for i, (memory, part) in enumerate(calls.groupby("memory_mb")):
             color = f"C{i}"
@@ -549,11 +560,7 @@ def service_times(probes: dict[str, Any], fits: dict[str, Any]) -> Figure:
             sizes = np.arange(1, int(part["batch_size"].max()) + 1)
             ax.plot(sizes, fitted.duration_ms(sizes, int(memory)), "-", color=color)
         ax.set_yscale("log")
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("batch size")
-        _style(ax)
-    axes[0].set_ylabel("Duration (ms)")
-    axes[0].legend(fontsize=8)
+    panels[0][0].legend(fontsize=8)
     return fig
 
 
@@ -561,20 +568,13 @@ def batch_cost(curves: Any) -> Figure:
     """Warm cost per 1M requests against batch size, one panel per model, a line per memory
     size; solid where a batch's own service and the network fit the model's SLO, dotted where
     it does not (there batching costs the SLO)."""
-    names = list(dict.fromkeys(curves["model"]))
-    fig = Figure(figsize=(3.4 * max(len(names), 1), 3.2), layout="constrained")
-    axes = fig.subplots(1, max(len(names), 1), squeeze=False)[0]
-    for ax, name in zip(axes, names, strict=False):
+    fig, panels = _panel_per_model(list(dict.fromkeys(curves["model"])), "warm USD per 1M requests")
+    for ax, name in panels:
         part = curves[curves["model"] == name]
         for i, (memory, line) in enumerate(part.groupby("memory_mb")):
             ok = line[line["fits_slo"]]
             ax.plot(line["batch_size"], line["warm_usd_per_1m"], ":", color=f"C{i}")
-            ax.plot(
-                ok["batch_size"], ok["warm_usd_per_1m"], "-", color=f"C{i}", label=f"{memory:,} MB"
-            )
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("batch size")
-        _style(ax)
-    axes[0].set_ylabel("warm USD per 1M requests")
-    axes[0].legend(fontsize=8)
+            ax.plot(ok["batch_size"], ok["warm_usd_per_1m"], "-", color=f"C{i}",
+                    label=f"{memory:,} MB")  # fmt: skip
+    panels[0][0].legend(fontsize=8)
     return fig

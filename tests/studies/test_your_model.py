@@ -3,13 +3,12 @@ Duration(batch, memory), the SLO ceiling, the cost curve and the sentence."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 import torch
 from torch import nn
 
+from labkit.aws.image import Bundle
 from labkit.aws.model_bundle import build_model_bundle
 from labkit.studies import your_model
 from labkit.studies.your_model import Probe, ProbeConfig, ServiceFit
@@ -64,14 +63,20 @@ class Pool(nn.Module):
         return x.mean(dim=(2, 3))
 
 
-def test_a_probe_of_a_new_model_on_the_local_lambda(tmp_path: Path) -> None:
-    path = tmp_path / "pool.pt"
-    torch.jit.save(torch.jit.script(Pool()), str(path))
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bundle, Probe]:
+    """A model the kit has never seen, bundled and probed once on the local Lambda."""
+    folder = tmp_path_factory.mktemp("pool")
+    torch.jit.save(torch.jit.script(Pool()), str(folder / "pool.pt"))
     bundle = build_model_bundle(
-        path, tmp_path / "bundle", input_spec="float32[3,64,64]", slo_ms=150
+        folder / "pool.pt", folder / "bundle", input_spec="float32[3,64,64]", slo_ms=150
     )
-    result = your_model.probe(bundle, ProbeConfig(batch_sizes=(1, 4), memories_mb=(1024,), calls=2,
-                                                  cpu_share=False))  # fmt: skip
+    config = ProbeConfig(batch_sizes=(1, 4), memories_mb=(1024,), calls=2, cpu_share=False)
+    return bundle, your_model.probe(bundle, config)
+
+
+def test_a_probe_of_a_new_model_on_the_local_lambda(probed: tuple[Bundle, Probe]) -> None:
+    _, result = probed
     assert result.slo_ms == 150 and len(result.calls) == 4 and result.init_ms[0] > 0
     assert set(result.calls["batch_size"]) == {1, 4}
     fitted, errors = your_model.fit(result)
@@ -83,17 +88,24 @@ def test_a_probe_needs_two_batch_sizes() -> None:
         ProbeConfig(batch_sizes=(4,))
 
 
-def test_the_fitted_model_is_checked_against_a_live_cell(tmp_path: Path) -> None:
-    path = tmp_path / "pool.pt"
-    torch.jit.save(torch.jit.script(Pool()), str(path))
-    bundle = build_model_bundle(
-        path, tmp_path / "bundle", input_spec="float32[3,64,64]", slo_ms=150
-    )
-    result = your_model.probe(bundle, ProbeConfig(batch_sizes=(1, 4), memories_mb=(1024,), calls=2,
-                                                  cpu_share=False))  # fmt: skip
+def test_the_fitted_model_is_checked_against_a_live_cell(probed: tuple[Bundle, Probe]) -> None:
+    bundle, result = probed
     fitted, _ = your_model.fit(result)
     checks = your_model.check_live(bundle, fitted, result, duration_s=3.0, cpu_share=False)
     assert list(checks["metric"]) == ["mean_ms", "p50_ms", "p99_ms", "slo_attainment_pct"]
     assert (checks["live"].iloc[:3] > 0).all() and (checks["modelled"].iloc[:3] > 0).all()
     serve = 2 * 2 / (float(fitted.duration_ms(2, 1024)) / 1000 + 0.3)  # 2 instances, batches of 2
     assert checks["rate"].iloc[0] == pytest.approx(serve / 2, abs=0.01)  # half of it
+
+
+def test_the_figures_draw_a_panel_per_model() -> None:
+    from labkit.analysis import plots
+
+    probe = linear_probe()
+    fitted, _ = your_model.fit(probe)
+    times = plots.service_times({"a": probe, "b": probe}, {"a": fitted, "b": fitted})
+    curves = your_model.cost_curve(fitted, [1024, 1769], 200.0, 60.0, None)
+    cost = plots.batch_cost(pd.concat([curves, curves.assign(model="other")]))
+    assert [ax.get_title() for ax in times.axes] == ["a", "b"]
+    assert [ax.get_title() for ax in cost.axes] == ["line", "other"]
+    assert cost.axes[0].get_ylabel() == "warm USD per 1M requests"
