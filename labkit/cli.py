@@ -150,11 +150,10 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         from labkit.data import make_event, synthetic_mnist
 
         bundle = None if args.image_uri else image.ensure_bundle(args.model, args.bundle)
-        if bundle is not None and bundle.input:  # any model: two random inputs of its spec
-            from labkit.load.loadgen import Payloads
+        if bundle is not None:  # two inputs its model takes (any model's spec, or digits)
+            from labkit.studies.your_model import event as sample_event
 
-            payloads = Payloads.for_input(bundle.input, bundle.codec or "tensor", 2)
-            event = {"instances": [{**x, "id": str(i)} for i, x in enumerate(payloads.instances)]}
+            event = sample_event(bundle, 2)
         else:
             event = make_event(synthetic_mnist(2, seed=0).images)
         rollout = deploy.plan_and_deploy(config, bundle=bundle, smoke_event=event,

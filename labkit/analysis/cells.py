@@ -19,6 +19,7 @@ import pandas as pd
 
 from labkit import cost, journal
 from labkit.experiment import ExperimentConfig
+from labkit.sim.simulate import PlatformProfile, SimConfig, simulate
 
 
 @dataclass
@@ -72,6 +73,17 @@ def one_per_setting(cells: Sequence[Cell]) -> list[Cell]:
                                       workload=dataclasses.replace(config.workload, seed=0))  # fmt: skip
         first.setdefault(json.dumps(setting.as_dict(), sort_keys=True, default=str), cell)
     return list(first.values())
+
+
+def simulated_cell(config: ExperimentConfig, profile: PlatformProfile, *, seed: int,
+                   concurrency: int = 2) -> Cell:  # fmt: skip
+    """``config``'s cell run by the simulator with ``profile`` and service noise from
+    ``seed``, in memory (nothing saved): for studies that compare many simulated cells."""
+    workload = config.workload
+    result = simulate(workload.arrivals(), config.policy.build(), profile,
+                      SimConfig(concurrency=concurrency, seed=seed, slo_s=config.slo_ms / 1000))  # fmt: skip
+    status = {"status": "complete", "wall_s": float(workload.duration_s)}
+    return Cell(config.label, config, status, result.requests, result.invocations, {})
 
 
 def load_cell(folder: str | os.PathLike[str]) -> Cell:

@@ -174,7 +174,7 @@ def _init_row(init: Comparison, kinds: list[str], paper: pd.DataFrame) -> dict[s
     p_s, p_d = (float(np.mean([paper.loc[(b, k), "init_duration_ms"] for k in kinds]))
                 for b in ("static", "dynamic"))  # fmt: skip
     paper_change = metrics.change(RUN_WIDE, p_s, p_d)
-    found, judged = _judge(init, paper_change, coincide=False)
+    found, judged = judge(init, paper_change, coincide=False)
     ours = _interval_text(RUN_WIDE, init)
     reason = (f"Init runs before any invocation, so it cannot depend on the batching policy; "
               f"over every workload's cold starts ({init.n[0]} and {init.n[1]}), ours were "
@@ -186,8 +186,17 @@ def _init_row(init: Comparison, kinds: list[str], paper: pd.DataFrame) -> dict[s
                 judged, reason)  # fmt: skip
 
 
-def _judge(c: Comparison, paper_change: float, *, coincide: bool) -> tuple[str, bool]:
-    """The verdict, and whether the interval rule made it (the claim is in Holm's family)."""
+def paper_figures(paper: pd.DataFrame, kind: str, metric: str) -> tuple[float, float, float]:
+    """The paper's static and dynamic figures for ``metric`` on its ``kind`` row (Table 1,
+    indexed by batching and workload; :data:`PAPER_COLUMN` names the column), and its change."""
+    column = PAPER_COLUMN.get(metric, metric)
+    p_s, p_d = (float(paper.loc[(b, kind), column]) for b in ("static", "dynamic"))
+    return p_s, p_d, metrics.change(metric, p_s, p_d)
+
+
+def judge(c: Comparison, paper_change: float, *, coincide: bool = False) -> tuple[str, bool]:
+    """The verdict on ``c`` against the paper's change (``coincide``: both policies sent the
+    same batches), and whether the interval rule made it (the claim is in Holm's family)."""
     if coincide:
         return "inconclusive", False
     if not c.replicated_enough:
@@ -250,10 +259,8 @@ class _Claim:
 
     def row(self, metric: str) -> dict[str, Any]:
         c = self.found[metric]
-        column = PAPER_COLUMN.get(metric, metric)
-        p_s, p_d = (float(self.paper.loc[(b, self.kind), column]) for b in ("static", "dynamic"))
-        paper_change = metrics.change(metric, p_s, p_d)
-        found, judged = _judge(c, paper_change, coincide=self.coincide)
+        p_s, p_d, paper_change = paper_figures(self.paper, self.kind, metric)
+        found, judged = judge(c, paper_change, coincide=self.coincide)
         reason = _qualified(self.reason(c, found, paper_change, p_s, p_d), found, c)
         if c.left_out:
             reason += f" Left out (incomplete, or no complete partner): {', '.join(c.left_out)}."

@@ -27,7 +27,7 @@ import pandas as pd
 
 from labkit import backends, cost, metrics
 from labkit.analysis import claims, comparison
-from labkit.analysis.cells import Cell, paper_table1
+from labkit.analysis.cells import paper_table1, simulated_cell
 from labkit.aws.image import Bundle, ensure_bundle
 from labkit.aws.invoke import LambdaInvoker
 from labkit.aws.model_bundle import build_model_bundle
@@ -302,31 +302,20 @@ def paper_comparison(fitted: ServiceFit, result: Probe, *, network: str | None =
                 config = ExperimentConfig(bundle_dir="-", backend="simulated", policy=policy,
                                           workload=dataclasses.replace(workload, seed=seed),
                                           repetition=r, slo_ms=result.slo_ms)  # fmt: skip
-                sim = simulate(config.workload.arrivals(), policy.build(), model_profile,
-                               SimConfig(concurrency=concurrency, seed=seed, slo_s=result.slo_ms / 1000))  # fmt: skip
-                status = {"status": "complete", "wall_s": duration_s}
-                cells.append(Cell(f"{policy.kind}-{workload.label}-r{r}", config, status,
-                                  sim.requests, sim.invocations, {}))  # fmt: skip
+                cells.append(
+                    simulated_cell(config, model_profile, seed=seed, concurrency=concurrency)
+                )
             sides.append(cells)
         for metric, c in comparison.compare(*sides, n_boot=n_boot).items():
-            column = claims.PAPER_COLUMN.get(metric, metric)
-            paper_change = metrics_change(metric, paper, workload.kind, column)
-            decided = c.replicated_enough and not c.thin_tail
-            found = claims.verdict(paper_change, c.interval.low, c.interval.high) if decided else (
-                "tail too thin" if c.thin_tail else "unreplicated")  # fmt: skip
+            _, _, paper_change = claims.paper_figures(paper, workload.kind, metric)
+            found, judged = claims.judge(c, paper_change)
             rows.append({"model": fitted.model, "workload": workload.label, "metric": metric,
                          "static": c.a, "dynamic": c.b, "change": c.change,
                          "ci_low": c.interval.low, "ci_high": c.interval.high,
                          "paper_change": paper_change, "verdict": found,
                          "magnitude": claims.magnitude(paper_change, c.interval.low, c.interval.high)
-                         if decided else "-"})  # fmt: skip
+                         if judged else "-"})  # fmt: skip
     return pd.DataFrame(rows)
-
-
-def metrics_change(metric: str, paper: pd.DataFrame, kind: str, column: str) -> float:
-    """The paper's change from static to dynamic batching in ``column`` of its ``kind`` row."""
-    return metrics.change(metric, float(paper.loc[("static", kind), column]),
-                          float(paper.loc[("dynamic", kind), column]))  # fmt: skip
 
 
 def _saving(saved_pct: float) -> str:

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from labkit.analysis import comparison
-from labkit.analysis.cells import Cell
+from labkit.analysis.cells import simulated_cell
 from labkit.experiment import ExperimentConfig
 from labkit.load.batching import PolicyConfig
 from labkit.load.workloads import WorkloadConfig
-from labkit.sim.simulate import PlatformProfile, SimConfig, simulate
+from labkit.sim.simulate import PlatformProfile
 
 PAIRS = 200
 REPETITIONS = 3
@@ -32,16 +32,6 @@ WORKLOADS = {"uniform-10rps": WorkloadConfig("uniform", rate=10, duration_s=16, 
 #: 5 % promised; 200 independent pairs put the count of a true 5 % at 10 +- 3, and shared sides
 #: widen that: above 18 (9 %) it is not.
 MOST_DECIDED = 18
-
-
-def cell(config: ExperimentConfig, seed: int, profile: PlatformProfile) -> Cell:
-    """``config``'s cell on the simulated backend with service noise from ``seed``."""
-    workload = config.workload
-    result = simulate(workload.arrivals(), config.policy.build(), profile,
-                      SimConfig(concurrency=2, seed=seed, slo_s=config.slo_ms / 1000))  # fmt: skip
-    status = {"status": "complete", "wall_s": float(workload.duration_s)}
-    return Cell(f"{config.policy.kind}-r{config.repetition}", config, status, result.requests,
-                result.invocations, {})  # fmt: skip
 
 
 def battery(workload: WorkloadConfig, repetitions: int) -> dict[str, int]:
@@ -62,7 +52,9 @@ def battery(workload: WorkloadConfig, repetitions: int) -> dict[str, int]:
         for side in range(GROUP):
             seeds = [int(np.random.SeedSequence([group, r, side]).generate_state(1)[0])
                      for r in range(repetitions)]  # fmt: skip
-            cells = [cell(c, s, profile) for c, s in zip(configs, seeds, strict=True)]
+            cells = [
+                simulated_cell(c, profile, seed=s) for c, s in zip(configs, seeds, strict=True)
+            ]
             sides.append(comparison.measure(cells, blocks=False))
         for a, b in itertools.combinations(sides, 2):
             found = comparison.compare_sides(a, b, n_boot=0)
