@@ -169,15 +169,20 @@ def error_entry(instance: Any, error: InstanceError) -> dict[str, Any]:
     return {"id": ident, "error": {"type": error.kind, "message": str(error)}}
 
 
+def b64_bytes(value: str, field: str) -> bytes:
+    """The bytes of an instance's base64 ``field``, or :class:`InstanceError` (InvalidBase64)."""
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InstanceError("InvalidBase64", f'"{field}" is not valid base64 ({exc})') from None
+
+
 def _from_b64(value: Any) -> np.ndarray:
     if not isinstance(value, str):
         raise InstanceError(
             "InvalidBase64", f'"image_b64" must be a string, got {type(value).__name__}'
         )
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InstanceError("InvalidBase64", f'"image_b64" is not valid base64 ({exc})') from None
+    raw = b64_bytes(value, "image_b64")
     if len(raw) != N_PIXELS:
         raise InstanceError(
             "InvalidShape",

@@ -10,7 +10,6 @@ in its Duration). Only numpy and the standard library here, and Pillow for JPEGs
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 import math
 import re
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .codec import InstanceError
+from .codec import InstanceError, b64_bytes
 
 #: What an input spec's dtype may be, as numpy names it.
 DTYPES = ("float32", "float16", "uint8", "int32", "int64")
@@ -126,10 +125,7 @@ def decode(instance: dict[str, Any], spec: InputSpec, codec: str) -> np.ndarray:
         raise InstanceError(
             "MissingInput", f'the instance has no "{key}" string (input {spec.text})'
         )
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InstanceError("InvalidBase64", f'"{key}" is not valid base64 ({exc})') from None
+    raw = b64_bytes(value, key)
     if codec == "jpeg":
         return _from_jpeg(raw, spec)
     if len(raw) != spec.nbytes:
