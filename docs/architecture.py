@@ -23,6 +23,7 @@ BEGIN, END = "<!-- begin: drawn by docs/architecture.py -->", "<!-- end: drawn -
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli",),
     ("lab",),
+    ("tune",),
     ("course", "studies"),
     ("explore",),
     ("analysis",),

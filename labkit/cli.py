@@ -10,6 +10,7 @@ matplotlib), so that ``labkit --help`` and a mistyped flag answer at once.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from labkit.backends import KINDS
 from labkit.settings import ARCHITECTURES, FunctionSettings
+from labkit.tune import command as tune_command
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM
@@ -42,6 +44,10 @@ def _cmd_lab_run(args: argparse.Namespace) -> int:
     if models.is_file():
         print(f"\nDoes batching pay for bigger models? (notebook 10; {models.parent})")
         print(models.read_text().rstrip())
+    tuned = run.run_dir / "tune" / "answer.json"
+    if tuned.is_file():
+        print(f"\nThe cheapest configuration that meets the SLO (notebook 11; {tuned.parent})")
+        print("\n".join(json.loads(tuned.read_text())["lines"]))
     return EXIT_OK
 
 
@@ -182,8 +188,10 @@ def _cmd_lab_sweep(args: argparse.Namespace) -> int:
 
     grid = [lab.parse_grid(text) for text in args.grid]
     overrides = [lab.parse_override(text) for text in args.set or []]
+    from labkit.tune.executor import Cluster
+
     sweep = lab.run_sweep(args.preset, grid, overrides=overrides, only=args.only,
-                          progress=not args.quiet)  # fmt: skip
+                          progress=not args.quiet, cluster=Cluster(args.workers, args.scheduler))  # fmt: skip
     columns = [c for c in sweep.table.columns if c not in ("complete",)][:14]
     if len(sweep.table):
         print(sweep.table[columns].round(2).to_string(index=False))
@@ -347,6 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--only", nargs="+", action="extend", metavar="NB",
                        help="notebooks to run (default: 04 05; repeatable)")  # fmt: skip
     sweep.add_argument("--quiet", action="store_true", help="no per-cell progress bar")
+    sweep.add_argument("--workers", type=int, default=1,
+                       help="combinations at once on this machine (default 1: live cells that "
+                            "share the cores measure each other)")  # fmt: skip
+    sweep.add_argument("--scheduler", default=None,
+                       help="a running Dask scheduler (tcp://host:8786): a combination per worker")  # fmt: skip
     sweep.set_defaults(func=_cmd_lab_sweep)
     presets = lab_sub.add_parser("presets", help="list the shipped presets")
     presets.set_defaults(func=_cmd_lab_presets)
@@ -404,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models.add_argument("--long", action="store_true", help="also descriptions and SLO sources")
     models.set_defaults(func=_cmd_models)
+
+    tune_command.add_parser(sub)  # its parser only: the search loads when the command runs
 
     init = sub.add_parser(
         "init",

@@ -36,6 +36,7 @@ import yaml
 
 from labkit import parameters, paths, signals
 from labkit.analysis import report
+from labkit.tune.executor import Cluster, run_all
 
 PRESETS_DIR = Path(__file__).with_name("presets")
 #: Parameters the runner passes itself, to every notebook that declares them.
@@ -351,6 +352,29 @@ def parse_grid(text: str) -> tuple[str, str, list[Any]]:
     return notebook, key, value if isinstance(value, list) else [value]
 
 
+@dataclass(frozen=True)
+class _SweepTask:
+    """One combination of a sweep: what a worker needs to run it."""
+
+    index: int
+    label: str
+    combo: tuple[tuple[str, Any], ...]  # (parameter, value) of the grid
+    preset: Preset
+    overrides: tuple[tuple[str, str, Any], ...]
+    only: tuple[str, ...]
+    run_dir: Path
+    progress: bool
+    notebooks_dir: Path | None
+
+
+def _run_combination(task: _SweepTask) -> LabRun:
+    """One combination's lab run (each notebook in its own kernel process, as always)."""
+    print(f"== sweep {task.index + 1}: {task.label}", file=sys.stderr, flush=True)
+    task.run_dir.mkdir(parents=True, exist_ok=True)
+    return run_lab(task.preset, overrides=list(task.overrides), only=list(task.only),
+                   run_dir=task.run_dir, progress=task.progress, notebooks_dir=task.notebooks_dir)  # fmt: skip
+
+
 def run_sweep(
     preset: str | Preset,
     grid: list[tuple[str, str, list[Any]]],
@@ -359,11 +383,15 @@ def run_sweep(
     only: list[str] | None = None,
     progress: bool = True,
     notebooks_dir: Path | None = None,
+    cluster: Cluster | None = None,
 ) -> SweepRun:
     """Run the lab (by default notebooks 04 and 05, on an already trained model) once per
     combination of ``grid`` values, each in ``<sweep>/<combination>/``; collect one table.
 
-    Every combination is validated before the first one runs.
+    Every combination is validated before the first one runs. The combinations run where
+    ``cluster`` says (:mod:`labkit.tune.executor`): by default one after another in this
+    process, because live cells that share a machine's cores measure each other; on a Dask
+    scheduler (``Cluster(scheduler=...)``) each combination runs on a worker of its own.
     """
     import itertools
 
@@ -378,21 +406,24 @@ def run_sweep(
     for combo in combos:  # fail fast on any bad name or parameter
         plan(preset, [*overrides, *((n, k, v) for (n, k), v in combo.items())], only, notebooks_dir)
     sweep_dir = paths.new_run_dir("sweeps", preset.name)
-    runs, rows = [], []
+    tasks = []
     for i, combo in enumerate(combos):
         label = "-".join(f"{k}={v}" for (_, k), v in combo.items())
-        print(f"== sweep {i + 1}/{len(combos)}: {label}", file=sys.stderr, flush=True)
-        run_dir = sweep_dir / f"{i:03d}-{label}"
-        run_dir.mkdir()
-        run = run_lab(preset, overrides=[*overrides, *((n, k, v) for (n, k), v in combo.items())],
-                      only=only, run_dir=run_dir, progress=progress, notebooks_dir=notebooks_dir)  # fmt: skip
-        runs.append(run)
-        experiments = run_dir / "experiments"
+        chosen = (*overrides, *((n, k, v) for (n, k), v in combo.items()))
+        values = tuple((k, v) for (_, k), v in combo.items())
+        tasks.append(_SweepTask(i, label, values, preset, tuple(chosen), tuple(only),
+                                sweep_dir / f"{i:03d}-{label}", progress, notebooks_dir))  # fmt: skip
+    finished: dict[int, LabRun] = {}
+    run_all(_run_combination, tasks, cluster or Cluster(workers=1),
+            lambda task, run: finished.__setitem__(task.index, run))  # fmt: skip
+    runs, rows = [finished[i] for i in sorted(finished)], []
+    for task in tasks:
+        experiments = task.run_dir / "experiments"
         if experiments.is_dir():
             summary = report.summary(report.load_run(experiments))
-            for key, value in ((k, v) for (_, k), v in combo.items()):
+            for key, value in task.combo:
                 summary.insert(0, key, value)
-            summary.insert(0, "combination", i)
+            summary.insert(0, "combination", task.index)
             rows.append(summary)
     table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     table.to_csv(sweep_dir / "sweep.csv", index=False)

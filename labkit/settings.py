@@ -10,6 +10,7 @@ backend's own default (:func:`labkit.backends.default_concurrency`).
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,15 @@ ARCHITECTURES = ("x86_64", "arm64")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MEMORY_RANGE_MB = (128, 10_240)  # Lambda's range
 MAX_TIMEOUT_S = 900.0  # Lambda's limit
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it, as in
+    a container or under ``taskset``; else all of the machine's): what the local defaults
+    that share the machine (instances, Dask workers) are decided from."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ LONGEST_FIRST = ("test_autograder.py", "test_notebooks.py", "test_interruptions.
                  "test_assignment.py", "test_queue_cells.py", "test_install.py",
                  "test_event_sources.py", "test_browser.py", "test_aws_backend.py",
                  "test_explore.py", "test_model.py", "test_aa_battery.py", "test_emulator.py",
-                 "test_your_model.py")  # fmt: skip
+                 "test_your_model.py", "test_validate.py", "test_search.py")  # fmt: skip
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

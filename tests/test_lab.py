@@ -8,6 +8,7 @@ import pytest
 
 from labkit import lab, paths
 from labkit.lab import LabError, load_preset, parse_override, plan
+from labkit.tune.executor import Cluster
 
 
 def test_shipped_presets_are_valid_for_the_notebooks() -> None:
@@ -118,6 +119,15 @@ def test_sweep_runs_each_combination_and_collects_one_table(
     table = pd.read_csv(sweep.sweep_dir / "sweep.csv")
     assert len(table) == 4 and list(table["wait_ms"]) == [50.0, 50.0, 300.0, 300.0]
     assert list(table["mean_ms"]) == [55.0, 55.0, 305.0, 305.0]
+    # the same sweep, a combination per worker of a Dask scheduler the test starts
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as running:
+        spread = lab.run_sweep(lab.Preset("t", "", {}), [("04", "wait_ms", [50.0, 300.0])],
+                               only=["04"], progress=False, notebooks_dir=nb_dir,
+                               cluster=Cluster(scheduler=running.scheduler_address))  # fmt: skip
+    assert [r.status for r in spread.runs] == ["complete", "complete"]
+    pd.testing.assert_frame_equal(pd.read_csv(spread.sweep_dir / "sweep.csv"), table)
 
 
 def test_a_placement_notebook_09_does_not_know_is_rejected_before_anything_runs(

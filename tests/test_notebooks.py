@@ -242,3 +242,22 @@ def test_10_answers_for_each_model_from_a_live_probe(quick_run: lab.LabRun) -> N
         "tail too thin",
     }
     assert (folder / "batch_cost.png").is_file() and (folder / "service_times.png").is_file()
+
+
+def test_11_answers_with_a_configuration_that_meets_the_slo(quick_run: lab.LabRun) -> None:
+    import pandas as pd
+
+    folder = quick_run.run_dir / "tune"
+    answer = json.loads((folder / "answer.json").read_text())
+    assert answer["answer"]["meets"] and answer["answer"]["slo_attainment_pct"] >= 95
+    assert answer["lines"][1].startswith("Answer: ")
+    assert list(folder.glob("configs/policy=*/*.parquet"))
+    assert len(pd.read_csv(folder / "frontier.csv")) >= 2
+    executed = json.loads((quick_run.run_dir / "notebooks" / "11_tune_it.ipynb").read_text())
+    images = [
+        o
+        for c in executed["cells"]
+        for o in c.get("outputs", [])
+        if "image/png" in o.get("data", {})
+    ]
+    assert len(images) == 2  # the frontier and the agreement

@@ -578,3 +578,51 @@ def batch_cost(curves: Any) -> Figure:
                     label=f"{memory:,} MB")  # fmt: skip
     panels[0][0].legend(fontsize=8)
     return fig
+
+
+def tune_frontier(table: pd.DataFrame, frontier: pd.DataFrame, *, percentile: float,
+                  answer: Any = None, runner_up: Any = None) -> Figure:  # fmt: skip
+    """A search's configurations: SLO attainment against cost per 1M requests, one colour
+    per policy, the SLO-cost frontier as a line, the target as a band, the answer and the
+    runner-up ringed (``labkit.tune``)."""
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for policy, part in table.groupby("policy"):
+        ax.scatter(part["cost_per_1m_requests_usd"], part["slo_attainment_pct"], s=8, alpha=0.45,
+                   color=POLICY_COLORS.get(str(policy), OTHER_COLOR), label=str(policy))  # fmt: skip
+    ax.step(frontier["cost_per_1m_requests_usd"], frontier["slo_attainment_pct"], where="post",
+            color="black", linewidth=1, label="frontier")  # fmt: skip
+    ax.axhspan(
+        percentile, 100.5, color="#2ca02c", alpha=0.08, label=f"meets the SLO (>= {percentile:g} %)"
+    )
+    for row, name, marker in ((answer, "answer", "o"), (runner_up, "runner-up", "s")):
+        if row is not None:
+            ax.scatter([row["cost_per_1m_requests_usd"]], [row["slo_attainment_pct"]], s=120,
+                       facecolors="none", edgecolors="black", marker=marker, label=name)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("USD per 1M requests (log scale)")
+    ax.set_ylabel("requests within the SLO (%)")
+    low = max(0.0, min(percentile - 25, float(table["slo_attainment_pct"].quantile(0.05))))
+    ax.set_ylim(low, 100.5)
+    ax.legend(fontsize=8, loc="lower right")
+    _style(ax)
+    return fig
+
+
+def tune_agreement(agreement: pd.DataFrame, *, percentile: float) -> Figure:
+    """The closed-form model's SLO attainment against the simulator's, one dot per policy
+    and memory both cover; the diagonal is agreement, the dashed lines the target."""
+    fig = Figure(figsize=(4.5, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for policy, part in agreement.groupby("policy"):
+        ax.scatter(part["simulated_pct"], part["analytic_pct"], s=10,
+                   color=POLICY_COLORS.get(str(policy), OTHER_COLOR), label=str(policy))  # fmt: skip
+    low = float(min(agreement["simulated_pct"].min(), agreement["analytic_pct"].min(), percentile))
+    ax.plot([low, 100], [low, 100], color="black", linewidth=0.8)
+    ax.axvline(percentile, linestyle="--", color="grey")
+    ax.axhline(percentile, linestyle="--", color="grey")
+    ax.set_xlabel("simulated: within the SLO (%)")
+    ax.set_ylabel("analytic: within the SLO (%)")
+    ax.legend(fontsize=8)
+    _style(ax)
+    return fig

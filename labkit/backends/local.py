@@ -15,7 +15,7 @@ from labkit.emulator import FunctionConfig, LocalLambda
 from labkit.emulator.cpu_share import cpu_fraction, detect
 from labkit.emulator.network import network_profile
 from labkit.load.queue_run import run_through_queue
-from labkit.settings import FunctionSettings
+from labkit.settings import FunctionSettings, usable_cores
 
 
 class LocalBackend(Backend):
@@ -27,10 +27,11 @@ class LocalBackend(Backend):
     """
 
     kind = "local"
-    #: A new AWS account's limit. Waiting on the network costs no core, so the limit is the
-    #: function's, not the machine's; but every instance's init shares the machine's cores,
-    #: so presets that start many functions choose fewer (docs/experiments.md).
-    default_concurrency = 10
+    #: This machine's cores (at least 2): every instance imports its model on the machine's
+    #: cores, so ten instances on two cores turn each cold start into seconds of contention
+    #: (10-32 % of a cell's requests over 1 s at 10, measured on 2 cores); the steady state of
+    #: the lab's workloads needs about one instance (~4 batches/s x ~70 ms).
+    default_concurrency = max(2, usable_cores())
     options = ("bundle_dir", "network", "seed")
 
     def __init__(

@@ -67,6 +67,12 @@ class BatchingPolicy(ABC):
         """The policy's name and settings, for result files."""
         return {"policy": self.name}
 
+    @property
+    def learns(self) -> bool:
+        """Whether it overrides :meth:`observe`: then its batches depend on what the platform
+        answers, and a simulation must run it coupled to the platform (``labkit.sim``)."""
+        return type(self).observe is not BatchingPolicy.observe
+
     def _take(self, n: int) -> Batch:
         batch, self.queue = self.queue[:n], self.queue[n:]
         return batch

@@ -46,6 +46,7 @@ from labkit.load.batching import (
     DynamicBatching,
     PolicyConfig,
     Request,
+    replay,
     same_batches,
 )
 from labkit.load.loadgen import (
@@ -57,6 +58,14 @@ from labkit.load.loadgen import (
 from labkit.records import LoadResult, invocations_from_columns, requests_from_columns
 
 SCALING_PER_10S = 1000  # Lambda: new execution environments per function per 10 seconds
+#: Memory at which Lambda gives a function one full vCPU (CPU is allocated in proportion).
+FULL_VCPU_MB = 1769
+
+
+def vcpu(memory_mb: float) -> float:
+    """The share of a vCPU a single-threaded handler gets at ``memory_mb`` on Lambda: memory
+    / 1,769 MB, and no more than one (a second vCPU helps only a handler that uses it)."""
+    return min(memory_mb, FULL_VCPU_MB) / FULL_VCPU_MB
 
 
 @dataclass
@@ -74,6 +83,9 @@ class PlatformProfile:
     client_ms: float = 0.0  # the load generator's own time: release lag, hand-off, wrap-up
     init_ms: list[float] = field(default_factory=lambda: [2400.0])  # cold-start samples
     memory_mb: int = 1024
+    #: The function's peak memory (REPORT's Max Memory Used), where measured: a memory size
+    #: below it fails with Runtime.OutOfMemory whatever the timing says.
+    memory_used_mb: float | None = None
     concurrency_limit: int = 1000
     keep_alive_s: float = 300.0
     # An SQS queue in front (labkit.sim.simulate_queue): release to pickup by an idle poller, the
@@ -92,6 +104,20 @@ class PlatformProfile:
         if measured is not None:
             return measured / 1000.0
         return self.base_ms / 1000.0 + self.per_image_ms / 1000.0 * size
+
+    def at_memory(self, memory_mb: int) -> PlatformProfile:
+        """The same function at ``memory_mb``: its service times scaled by the CPU it gets
+        there (:func:`vcpu`; Duration is taken as CPU-bound), its other figures unchanged
+        (the round trip is the network's, and the Init Duration is left as measured: how
+        Lambda's init phase gets CPU is not documented)."""
+        if memory_mb == self.memory_mb:
+            return self
+        scale = vcpu(self.memory_mb) / vcpu(memory_mb)
+        return dataclasses.replace(
+            self, name=f"{self.name}@{memory_mb}MB", memory_mb=int(memory_mb),
+            base_ms=self.base_ms * scale, per_image_ms=self.per_image_ms * scale,
+            service_ms_by_size={k: v * scale for k, v in self.service_ms_by_size.items()},
+        )  # fmt: skip
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         path = Path(path)
@@ -138,6 +164,7 @@ def fit_profile(invocations: pd.DataFrame | list[pd.DataFrame], *, name: str = "
     by_size = warm.groupby("batch_size")["duration_ms"].median()
     cold = inv[inv["cold_start"].astype(bool)]
     init = cold["init_duration_ms"].dropna().to_numpy(float)
+    used = inv["max_memory_used_mb"].dropna() if "max_memory_used_mb" in inv else pd.Series([])
     return PlatformProfile(
         name=name, source=source or "fitted from measured invocations", base_ms=round(base, 4),
         per_image_ms=round(per_image, 4), sigma=round(min(sigma, 2.0), 4),
@@ -145,6 +172,7 @@ def fit_profile(invocations: pd.DataFrame | list[pd.DataFrame], *, name: str = "
         service_ms_by_size={str(int(k)): round(float(v), 4) for k, v in by_size.items()},
         client_ms=round(client_ms, 4),
         init_ms=[round(float(x), 1) for x in init] or [2400.0], memory_mb=memory_mb,
+        memory_used_mb=float(used.max()) if len(used) else None,
     )  # fmt: skip
 
 
@@ -210,39 +238,140 @@ _TIMER, _DONE, _RETRY = 1, 2, 3
 
 def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProfile,
              config: SimConfig | None = None) -> LoadResult:  # fmt: skip
-    """Run the model; returns records in the live schema (``t_release == t_arrive``)."""
+    """Run the model; returns records in the live schema (``t_release == t_arrive``).
+
+    A policy that does not learn from its invocations (``policy.learns`` is false: none,
+    static, dynamic, adaptive) sends the same batches whatever the platform does, so its
+    batches are formed first (:func:`labkit.load.batching.replay`, the policy object itself)
+    and the platform then serves them in dispatch order: the same records as the coupled
+    loop, in half the time (``tests/sim/test_simulate.py`` holds both paths equal). A
+    policy that learns (SLO-aware) runs coupled: arrivals, its timers and the platform's
+    events in one loop, each finished invocation fed back to ``observe``."""
+    times = np.asarray(arrivals, dtype=float)
+    return run_platform(times, policy, profile, config).records(times)
+
+
+def run_platform(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProfile,
+                 config: SimConfig | None = None, *,
+                 batches: list[tuple[float, list[Request]]] | None = None) -> Platform:  # fmt: skip
+    """The model's run before its records are built: the :class:`Platform` with its arrays.
+    ``batches``: the policy's batches formed already (``replay`` of a policy that does not
+    learn), so that one formation serves many platforms (``labkit.tune`` serves one at
+    every memory size and concurrency)."""
     config = config or SimConfig()
-    rng = np.random.default_rng(config.seed)
     times = np.asarray(arrivals, dtype=float)
     if times.ndim != 1 or (times.size and (np.diff(times) < 0).any()):
         raise ValueError("arrivals must be a sorted 1-D sequence of seconds")
+    platform = Platform(profile, config, len(times))
+    if batches is not None:
+        platform.serve(batches)
+    elif policy.learns:
+        _coupled(times, policy, platform, config.slo_s)
+    else:
+        platform.serve(replay(policy, times.tolist(), config.slo_s))
+    return platform
+
+
+def _coupled(times: np.ndarray, policy: BatchingPolicy, platform: Platform, slo: float) -> None:
+    """Arrivals, the policy's timers and the platform's events in time order: an arrival
+    before an event at the same instant, a timer before an invocation's end."""
     n = len(times)
-    overhead = [x / 1000.0 for x in profile.overhead_ms]
-    inits = [x / 1000.0 for x in profile.init_ms]
-    # median service time per batch size, looked up a million times: a list, not a method
-    largest = max((int(k) for k in profile.service_ms_by_size), default=0)
-    medians = [profile.service_s(n) for n in range(largest + 65)]
-    client_s = profile.client_ms / 1000.0
-    draws = _Draws(rng, profile.sigma)
-    limit = max(config.concurrency, 1)
-    batch_of = np.full(n, -1, np.int64)
-    done_at = np.full(n, np.nan)
-    inv_rows: list[tuple[Any, ...]] = []
-    idle: deque[float] = deque([math.inf] * config.provisioned)  # idle since (inf: provisioned)
-    state = {"instances": config.provisioned, "in_flight": 0, "batches": 0}
-    scale_window: deque[float] = deque()
-    waiting: deque[tuple[int, list[Request], float]] = deque()  # batches queued client-side
-    events: list[tuple[float, int, int, Any]] = []
-    seq = 0
+    arrival_times = times.tolist()
+    events = platform.events
     timer_at = math.inf
-    slo = config.slo_s
+    i = 0
+    while i < n or events:
+        if i < n and (not events or arrival_times[i] <= events[0][0]):
+            now = arrival_times[i]
+            for batch in policy.offer(Request(i, now, now + slo), now):
+                platform.dispatch(batch, now)
+            i += 1
+            if i == n and policy.next_deadline() is None:
+                for batch in policy.flush(now):  # the workload ended (static's final flush)
+                    platform.dispatch(batch, now)
+        else:
+            now, kind, _, payload = heapq.heappop(events)
+            if kind == _TIMER:
+                if now >= timer_at:
+                    timer_at = math.inf
+                for batch in policy.poll(now):
+                    platform.dispatch(batch, now)
+                if i == n and policy.next_deadline() is None:
+                    for batch in policy.flush(now):
+                        platform.dispatch(batch, now)
+            else:
+                finished = platform.handle(now, kind, payload)
+                if finished is not None:
+                    policy.observe(*finished)
+        deadline = policy.next_deadline()
+        if deadline is not None and deadline < timer_at:
+            timer_at = deadline
+            platform.push(deadline, _TIMER, None)
 
-    def push(t: float, kind: int, payload: Any) -> None:
-        nonlocal seq
-        seq += 1
-        heapq.heappush(events, (t, kind, seq, payload))
 
-    def start(batch_id: int, batch: list[Request], t_dispatch: float, now: float,
+class Platform:
+    """The serverless platform and the client's slots: batches in, invocations out.
+
+    Instances serve one invocation at a time, the most recently idle is reused, those idle
+    past ``keep_alive_s`` retire; a batch waits client-side for one of ``concurrency`` slots;
+    past the function's limit or the scaling rate an invocation is throttled and retried
+    (see :meth:`start`). Events (an invocation's end, a retry) sit in one heap that the
+    coupled loop shares for the policy's timers."""
+
+    def __init__(self, profile: PlatformProfile, config: SimConfig, n_requests: int) -> None:
+        self.profile, self.config = profile, config
+        self.draws = _Draws(np.random.default_rng(config.seed), profile.sigma)
+        self.overhead = [x / 1000.0 for x in profile.overhead_ms]
+        self.inits = [x / 1000.0 for x in profile.init_ms]
+        # median service time per batch size, looked up a million times: a list, not a method
+        largest = max((int(k) for k in profile.service_ms_by_size), default=0)
+        self.medians = [profile.service_s(n) for n in range(largest + 65)]
+        self.client_s = profile.client_ms / 1000.0
+        self.limit = max(config.concurrency, 1)
+        self.batch_of = np.full(n_requests, -1, np.int64)
+        self.done_at = np.full(n_requests, np.nan)
+        self.inv_rows: list[tuple[Any, ...]] = []
+        self.idle: deque[float] = deque([math.inf] * config.provisioned)  # inf: provisioned
+        self.instances = config.provisioned
+        self.in_flight = 0
+        self.batches = 0
+        self.scale_window: deque[float] = deque()
+        self.waiting: deque[tuple[int, list[Request], float]] = deque()  # queued client-side
+        self.events: list[tuple[float, int, int, Any]] = []
+        self.seq = 0
+
+    def push(self, t: float, kind: int, payload: Any) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, (t, kind, self.seq, payload))
+
+    def serve(self, batches: list[tuple[float, list[Request]]]) -> None:
+        """Serve batches formed beforehand, in dispatch order (a batch dispatched at the
+        instant an invocation ends goes first, as in the coupled loop)."""
+        events = self.events
+        for t, batch in batches:
+            while events and events[0][0] < t:
+                self.handle(*self._pop())
+            self.dispatch(batch, t)
+        while events:
+            self.handle(*self._pop())
+
+    def _pop(self) -> tuple[float, int, Any]:
+        now, kind, _, payload = heapq.heappop(self.events)
+        return now, kind, payload
+
+    def dispatch(self, batch: list[Request], now: float) -> None:
+        batch_id = self.batches
+        self.batches += 1
+        batch_of = self.batch_of
+        for r in batch:
+            batch_of[r.id] = batch_id
+        if self.in_flight < self.limit:
+            self.in_flight += 1
+            self.start(batch_id, batch, now, now)
+        else:
+            self.waiting.append((batch_id, batch, now))
+
+    def start(self, batch_id: int, batch: list[Request], t_dispatch: float, now: float,
               throttled: tuple[int, float, float] | None = None) -> None:  # fmt: skip
         """Start a batch in the client slot it holds. A throttle (429) keeps the slot and
         retries after a jittered back-off that doubles up to 1 s, as the load generator does
@@ -250,90 +379,62 @@ def simulate(arrivals: np.ndarray, policy: BatchingPolicy, profile: PlatformProf
         try), until the next wait would pass ``throttle_retry_s``: then the batch fails with
         TooManyRequestsException, unbilled, and frees its slot; its record starts at the
         first try and its round trip is the last (refused) one, as the load generator's."""
+        profile, config, idle, draws = self.profile, self.config, self.idle, self.draws
         while idle and now - idle[0] > profile.keep_alive_s:  # oldest idle first
             idle.popleft()
-            state["instances"] -= 1
+            self.instances -= 1
         if idle:
             idle.pop()  # the most recently used instance
             init = 0.0
         else:
-            while scale_window and now - scale_window[0] > 10.0:
-                scale_window.popleft()
-            if (
-                state["instances"] >= profile.concurrency_limit
-                or len(scale_window) >= SCALING_PER_10S
-            ):
+            window = self.scale_window
+            while window and now - window[0] > 10.0:
+                window.popleft()
+            if self.instances >= profile.concurrency_limit or len(window) >= SCALING_PER_10S:
                 retries, backoff, first_try = throttled or (0, config.throttle_backoff_s, now)
                 if now + backoff > first_try + config.throttle_retry_s:
-                    push(now, _DONE, (batch_id, batch, t_dispatch, first_try, 0.0, math.nan,
-                                      retries + 1, THROTTLED_ERROR))  # fmt: skip
+                    self.push(now, _DONE, (batch_id, batch, t_dispatch, first_try, 0.0, math.nan,
+                                           retries + 1, THROTTLED_ERROR))  # fmt: skip
                     return
-                push(now + backoff * (0.5 + draws.uniform()), _RETRY,
-                     (batch_id, batch, t_dispatch, (retries + 1, next_backoff_s(backoff), first_try)))  # fmt: skip
+                self.push(now + backoff * (0.5 + draws.uniform()), _RETRY,
+                          (batch_id, batch, t_dispatch, (retries + 1, next_backoff_s(backoff), first_try)))  # fmt: skip
                 return
-            state["instances"] += 1
-            scale_window.append(now)
-            init = inits[int(draws.uniform() * len(inits))]
+            self.instances += 1
+            window.append(now)
+            init = self.inits[int(draws.uniform() * len(self.inits))]
         size = len(batch)
-        median = medians[size] if size < len(medians) else profile.service_s(size)
+        median = self.medians[size] if size < len(self.medians) else profile.service_s(size)
         service = median * draws.noise()
-        end = now + client_s + init + service + overhead[int(draws.uniform() * len(overhead))]
+        overhead = self.overhead[int(draws.uniform() * len(self.overhead))]
+        end = now + self.client_s + init + service + overhead
         retries = throttled[0] if throttled else 0
-        push(end, _DONE, (batch_id, batch, t_dispatch, now, init, service, retries, None))
+        self.push(end, _DONE, (batch_id, batch, t_dispatch, now, init, service, retries, None))
 
-    def dispatch(batch: list[Request], now: float) -> None:
-        batch_id = state["batches"]
-        state["batches"] += 1
+    def handle(self, now: float, kind: int, payload: Any) -> tuple[int, float, bool] | None:
+        """A retry or an invocation's end; returns what a learning policy observes of a
+        finished invocation (size, seconds from start to end, cold), None otherwise."""
+        if kind == _RETRY:  # its slot is still held
+            batch_id, batch, t_dispatch, throttled = payload
+            self.start(batch_id, batch, t_dispatch, now, throttled)
+            return None
+        batch_id, batch, t_dispatch, t_start, init, service, throttles, error = payload
+        self.in_flight -= 1
+        done_at = self.done_at
         for r in batch:
-            batch_of[r.id] = batch_id
-        if state["in_flight"] < limit:
-            state["in_flight"] += 1
-            start(batch_id, batch, now, now)
-        else:
-            waiting.append((batch_id, batch, now))
+            done_at[r.id] = now
+        self.inv_rows.append((batch_id, len(batch), t_dispatch, t_start, now, init, service,
+                              throttles, error))  # fmt: skip
+        finished = None
+        if error is None:  # a batch that gave up held no instance, and taught nothing
+            self.idle.append(now)
+            finished = (len(batch), now - t_start, init > 0)
+        while self.waiting and self.in_flight < self.limit:
+            self.in_flight += 1
+            self.start(*self.waiting.popleft(), now)
+        return finished
 
-    arrival_times = times.tolist()
-    i = 0
-    while i < n or events:
-        if i < n and (not events or arrival_times[i] <= events[0][0]):
-            now = arrival_times[i]
-            for batch in policy.offer(Request(i, now, now + slo), now):
-                dispatch(batch, now)
-            i += 1
-            if i == n and policy.next_deadline() is None:
-                for batch in policy.flush(now):  # the workload ended (static's final flush)
-                    dispatch(batch, now)
-        else:
-            now, kind, _, payload = heapq.heappop(events)
-            if kind == _TIMER:
-                if now >= timer_at:
-                    timer_at = math.inf
-                for batch in policy.poll(now):
-                    dispatch(batch, now)
-                if i == n and policy.next_deadline() is None:
-                    for batch in policy.flush(now):
-                        dispatch(batch, now)
-            elif kind == _RETRY:  # its slot is still held
-                batch_id, batch, t_dispatch, throttled = payload
-                start(batch_id, batch, t_dispatch, now, throttled)
-            else:  # an invocation finished
-                batch_id, batch, t_dispatch, t_start, init, service, throttles, error = payload
-                state["in_flight"] -= 1
-                for r in batch:
-                    done_at[r.id] = now
-                inv_rows.append((batch_id, len(batch), t_dispatch, t_start, now, init, service,
-                                 throttles, error))  # fmt: skip
-                if error is None:  # a batch that gave up held no instance, and taught nothing
-                    idle.append(now)
-                    policy.observe(len(batch), now - t_start, init > 0)
-                while waiting and state["in_flight"] < limit:
-                    state["in_flight"] += 1
-                    start(*waiting.popleft(), now)
-        deadline = policy.next_deadline()
-        if deadline is not None and deadline < timer_at:
-            timer_at = deadline
-            push(deadline, _TIMER, None)
-    return _records(times, batch_of, done_at, inv_rows, profile.memory_mb)
+    def records(self, times: np.ndarray) -> LoadResult:
+        return _records(times, self.batch_of, self.done_at, self.inv_rows, self.profile.memory_mb)
 
 
 class _Draws:

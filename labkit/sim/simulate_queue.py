@@ -47,7 +47,7 @@ from labkit.sim.simulate import PlatformProfile, SimConfig, _Draws, _records
 _VISIBLE, _CLOSE, _DONE, _SCALE, _RETIRE = range(5)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)  # by identity: two idle pollers are still two pollers
 class _Poller:
     state: str = "idle"  # idle | gathering | busy
     batch: list[int] = dataclasses.field(default_factory=list)

@@ -39,10 +39,14 @@ from labkit.load.loadgen import LoadConfig, Payloads
 from labkit.load.workloads import WorkloadConfig
 from labkit.models import registry
 from labkit.settings import FunctionSettings
-from labkit.sim.simulate import PlatformProfile, SimConfig, add_network, simulate
+from labkit.sim.simulate import (
+    PlatformProfile,
+    SimConfig,
+    add_network,
+    simulate,
+    vcpu,
+)
 
-#: Memory at which Lambda gives a function one full vCPU.
-FULL_VCPU_MB = 1769
 #: Answered steady-state requests a live check needs; with fewer it compares all requests.
 MIN_STEADY = 5
 #: Below this share of compute saved per input, batching "saves little".
@@ -76,6 +80,7 @@ class Probe:
     largest_batch: int | None
     calls: pd.DataFrame  # memory_mb, batch_size, duration_ms, round_trip_ms
     init_ms: list[float] = field(default_factory=list)
+    memory_used_mb: float | None = None  # the largest Max Memory Used its calls reported
 
 
 def probe(bundle: Bundle, config: ProbeConfig = ProbeConfig(), *, slo_ms: float | None = None,
@@ -105,9 +110,12 @@ def probe(bundle: Bundle, config: ProbeConfig = ProbeConfig(), *, slo_ms: float 
                         )
                     rows.append({"memory_mb": memory, "batch_size": size,
                                  "duration_ms": answer.report.duration_ms,
-                                 "round_trip_ms": answer.round_trip_ms})  # fmt: skip
+                                 "round_trip_ms": answer.round_trip_ms,
+                                 "max_memory_used_mb": answer.report.max_memory_used_mb})  # fmt: skip
+    calls = pd.DataFrame(rows)
+    used = calls["max_memory_used_mb"].dropna() if len(calls) else pd.Series([], dtype=float)
     return Probe(model or bundle.model_name, slo_ms or bundle.slo_ms or 200.0, bundle.largest_batch,
-                 pd.DataFrame(rows), inits)  # fmt: skip
+                 calls, inits, float(used.max()) if len(used) else None)  # fmt: skip
 
 
 def event(bundle: Bundle, batch: int, seed: int = 0) -> dict[str, Any]:
@@ -121,11 +129,6 @@ def event(bundle: Bundle, batch: int, seed: int = 0) -> dict[str, Any]:
             make_instances(synthetic_mnist(batch, seed=seed).images), np.zeros(batch)
         )
     return {"instances": [{**x, "id": str(i)} for i, x in enumerate(payloads.instances[:batch])]}
-
-
-def vcpu(memory_mb: int) -> float:
-    """The share of a vCPU a single-threaded handler gets at ``memory_mb`` on Lambda."""
-    return min(memory_mb, FULL_VCPU_MB) / FULL_VCPU_MB
 
 
 @dataclass(frozen=True)
@@ -274,7 +277,8 @@ def profile(fitted: ServiceFit, result: Probe, memory_mb: int | None = None) -> 
     return PlatformProfile(name=fitted.model, source=f"fitted on a live probe of {fitted.model}",
                            base_ms=fitted.base_ms * scale, per_image_ms=fitted.per_input_ms * scale,
                            sigma=float(max(spread, 0.02)) if np.isfinite(spread) else 0.1,
-                           overhead_ms=[fitted.overhead_ms], init_ms=inits, memory_mb=memory)  # fmt: skip
+                           overhead_ms=[fitted.overhead_ms], init_ms=inits, memory_mb=memory,
+                           memory_used_mb=result.memory_used_mb)  # fmt: skip
 
 
 def paper_comparison(fitted: ServiceFit, result: Probe, *, network: str | None = "laptop-to-region",

@@ -12,7 +12,7 @@ from labkit import backends, records
 from labkit.backends.local import LocalBackend
 from labkit.load.batching import DynamicBatching, StaticBatching
 from labkit.load.loadgen import LoadConfig, Payloads
-from labkit.settings import FunctionSettings
+from labkit.settings import FunctionSettings, usable_cores
 from tests.cells import handler_bundle
 
 
@@ -38,7 +38,8 @@ def test_options_go_to_the_backend_that_takes_them(tmp_path: Path) -> None:
 
 
 def test_each_backend_has_its_own_concurrency_default() -> None:
-    assert backends.default_concurrency("local") == 10  # the function's, not the cores'
+    cores = usable_cores()
+    assert backends.default_concurrency("local") == max(2, cores)  # inits share the cores
     assert backends.default_concurrency("aws") == 10  # a new account's limit
     assert backends.create("aws").concurrency == 10
     assert backends.create("aws", FunctionSettings(concurrency=50)).concurrency == 50

@@ -103,6 +103,15 @@ def test_pollers_scale_with_the_backlog_and_respect_both_caps() -> None:
     assert 5 < peak_concurrency(early) <= 5 + 5  # five to start, one more per 0.2 s
 
 
+def test_idle_pollers_alike_are_still_retired_one_by_one() -> None:
+    """Two idle pollers with the same state are two pollers: retiring one must not remove
+    the other (a 60 s bursty cell on the paper's profile once stopped with ValueError)."""
+    arrivals = WorkloadConfig("bursty", duration_s=60).arrivals()
+    result = simulate_queue(arrivals, MappingSettings(5, 0), PlatformProfile.load("paper-aws"),
+                            SimConfig(concurrency=10, seed=0))  # fmt: skip
+    assert result.complete and len(result.requests) == len(arrivals)
+
+
 def test_queue_cells_cost_sqs_requests() -> None:
     config = ExperimentConfig(policy=PolicyConfig("sqs", 5, 0), backend="simulated",
                               workload=WorkloadConfig("uniform", rate=10, duration_s=10))  # fmt: skip

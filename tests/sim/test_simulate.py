@@ -3,12 +3,21 @@ profile fitting that recovers what it was given."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from labkit import metrics
-from labkit.load.batching import DynamicBatching, NoBatching, SloAwareBatching, StaticBatching
+from labkit.load.batching import (
+    DynamicBatching,
+    NoBatching,
+    PolicyConfig,
+    SloAwareBatching,
+    StaticBatching,
+)
+from labkit.load.workloads import WorkloadConfig
 from labkit.records import INVOCATION_COLUMNS, REQUEST_COLUMNS
 from labkit.sim import simulate
 
@@ -220,3 +229,29 @@ def test_a_network_adds_its_round_trip_to_the_overhead() -> None:
         np.median(PROFILE.queue_answer_ms) + 25.0
     )
     assert far.queue_extra_ms == PROFILE.queue_extra_ms  # the handler's sends stay in the region
+
+
+@pytest.mark.parametrize(
+    "policy", [PolicyConfig("none"), PolicyConfig("static", 4), PolicyConfig("dynamic", 5, 0.3)]
+)
+def test_batches_formed_first_give_the_records_of_the_coupled_loop(policy: PolicyConfig) -> None:
+    """A policy that does not learn is simulated as batches formed first, then served; the
+    same policy run coupled (made to look as if it learned) gives the very same records,
+    throttles and cold starts included."""
+    arrivals = WorkloadConfig("bursty", duration_s=40, burst_rate=400, seed=3).arrivals()
+    limited = dataclasses.replace(PROFILE, concurrency_limit=3, keep_alive_s=2.0, sigma=0.3,
+                                  overhead_ms=[3.0, 5.0, 9.0], init_ms=[800.0, 1200.0])  # fmt: skip
+    config = simulate.SimConfig(concurrency=4, seed=9)
+
+    class Coupled(type(policy.build())):  # type: ignore[misc]
+        def observe(self, batch_size: int, service_s: float, cold_start: bool) -> None:
+            return None
+
+    coupled = Coupled.__new__(Coupled)
+    coupled.__dict__.update(policy.build().__dict__)
+    assert coupled.learns and not policy.build().learns
+    formed = simulate.simulate(arrivals, policy.build(), limited, config)
+    served = simulate.simulate(arrivals, coupled, limited, config)
+    assert formed.invocations["throttles"].sum() > 0 and formed.invocations["cold_start"].sum() > 1
+    pd.testing.assert_frame_equal(formed.requests, served.requests)
+    pd.testing.assert_frame_equal(formed.invocations, served.invocations)

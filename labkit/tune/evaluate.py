@@ -1,0 +1,102 @@
+"""One unit of a search's work: a policy's candidates, each run on the simulator.
+
+A :class:`Task` carries everything a worker needs (it is pickled to Dask workers): the group
+of candidates, the platform profile at its reference memory, the workload sized for the
+search, the SLO and the search's seed. :func:`run` forms the policy's batches once when the
+policy does not learn, and serves them at each candidate's memory (the profile carried there
+by Lambda's CPU share, :meth:`~labkit.sim.simulate.PlatformProfile.at_memory`) and
+concurrency; a policy that learns runs coupled per candidate; an SQS mapping runs through
+the queue model. Every candidate is seeded by its key (:meth:`Candidate.seed`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from labkit import cost
+from labkit.load.batching import replay
+from labkit.load.workloads import WorkloadConfig
+from labkit.sim.simulate import PlatformProfile, SimConfig, run_platform
+from labkit.sim.simulate_queue import simulate_queue
+from labkit.tune import figures
+from labkit.tune.objective import Slo
+from labkit.tune.space import Candidate, Group
+
+
+def sized(workload: WorkloadConfig, requests: int, seed: int) -> WorkloadConfig:
+    """``workload``'s shape lasting long enough for about ``requests`` arrivals, drawn with
+    ``seed``; a trace is replayed as it is."""
+    if requests < 1:
+        raise ValueError(f"a search needs at least 1 request per configuration, not {requests}")
+    rate = workload.mean_rate
+    if not math.isfinite(rate) or rate <= 0:
+        return workload
+    return dataclasses.replace(workload, duration_s=requests / rate, seed=seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _arrivals(workload: WorkloadConfig) -> np.ndarray:
+    """A worker draws each workload's arrivals once, whatever number of tasks it runs."""
+    return workload.arrivals()
+
+
+@dataclass(frozen=True)
+class Task:
+    group: Group
+    profile: PlatformProfile  # at its reference memory
+    workload: WorkloadConfig  # sized for the search
+    slo: Slo
+    seed: int
+    prices: cost.Prices = dataclasses.field(default_factory=cost.Prices)
+    skip: frozenset[str] = frozenset()  # keys not to run (done before, or pruned)
+
+    def todo(self) -> list[Candidate]:
+        return [c for c in self.group.candidates if c.key not in self.skip]
+
+
+def at(profile: PlatformProfile, candidate: Candidate) -> PlatformProfile:
+    """The profile for one candidate: its memory, its concurrency as the function's limit."""
+    return dataclasses.replace(
+        profile.at_memory(candidate.memory_mb), concurrency_limit=candidate.concurrency
+    )
+
+
+def run(task: Task) -> list[dict[str, Any]]:
+    """Every candidate of the task not skipped: its description, figures, whether it meets
+    the SLO, and the seconds its run took."""
+    times = _arrivals(task.workload)
+    todo = task.todo()
+    if not todo:
+        return []
+    policy = task.group.policy
+    slo_s = task.slo.latency_ms / 1000.0
+    learns = policy.kind == "sqs" or policy.build().learns
+    batches = None if learns else replay(policy.build(), times.tolist(), slo_s)
+    rows = []
+    for candidate in todo:
+        start = time.perf_counter()
+        profile = at(task.profile, candidate)
+        config = SimConfig(concurrency=candidate.concurrency, seed=candidate.seed(task.seed),
+                           slo_s=slo_s)  # fmt: skip
+        if policy.kind == "sqs":
+            result = simulate_queue(times, policy.mapping(), profile, config)
+            found = figures.from_records(
+                result.requests, result.invocations, task.slo, profile.memory_mb, task.prices,
+                extra_usd=cost.traffic_cost(result.facts.get("sqs")),
+            )  # fmt: skip
+        else:
+            platform = run_platform(times, policy.build(), profile, config, batches=batches)
+            found = figures.from_platform(platform, times, task.slo, task.prices)
+        rows.append({
+            **candidate.describe(), **found,
+            "meets": task.slo.met_by(found["slo_attainment_pct"]),
+            "seconds": time.perf_counter() - start,
+        })  # fmt: skip
+    return rows
