@@ -25,7 +25,7 @@ from labkit.load.batching import replay
 from labkit.load.workloads import WorkloadConfig
 from labkit.sim.simulate import PlatformProfile, SimConfig, run_platform
 from labkit.sim.simulate_queue import simulate_queue
-from labkit.tune import figures
+from labkit.tune import analytic, figures
 from labkit.tune.objective import Slo
 from labkit.tune.space import Candidate, Group
 
@@ -56,6 +56,9 @@ class Task:
     seed: int
     prices: cost.Prices = dataclasses.field(default_factory=cost.Prices)
     skip: frozenset[str] = frozenset()  # keys not to run (done before, or pruned)
+    #: Drop a candidate the closed form puts this many points below the SLO's percentile
+    #: (None: simulate every candidate; the closed form's figure is recorded either way).
+    prune_margin_pts: float | None = None
 
     def todo(self) -> list[Candidate]:
         return [c for c in self.group.candidates if c.key not in self.skip]
@@ -68,19 +71,47 @@ def at(profile: PlatformProfile, candidate: Candidate) -> PlatformProfile:
     )
 
 
-def run(task: Task) -> list[dict[str, Any]]:
-    """Every candidate of the task not skipped: its description, figures, whether it meets
-    the SLO, and the seconds its run took."""
+@dataclass
+class Outcome:
+    """What a task found: a row per simulated candidate, and those the closed form dropped."""
+
+    rows: list[dict[str, Any]]
+    pruned: list[dict[str, Any]]
+
+
+def run(task: Task) -> Outcome:
+    """Every candidate of the task not skipped: the closed form's SLO attainment where it
+    applies (``analytic_pct``; the candidate is dropped when that is more than the task's
+    margin below the target), else the simulator's figures, whether it meets the SLO, and
+    the seconds its run took. The closed form runs here, on the worker, not before the fan-out."""
     times = _arrivals(task.workload)
     todo = task.todo()
     if not todo:
-        return []
+        return Outcome([], [])
     policy = task.group.policy
     slo_s = task.slo.latency_ms / 1000.0
-    learns = policy.kind == "sqs" or policy.build().learns
-    batches = None if learns else replay(policy.build(), times.tolist(), slo_s)
-    rows = []
+    covered = analytic.covers(policy, task.workload) and policy.kind != "none"
+    modelled: dict[int, float] = {}
+    simulate_next, pruned = [], []
     for candidate in todo:
+        if covered and candidate.memory_mb not in modelled:
+            modelled[candidate.memory_mb] = analytic.attainment_pct(
+                policy, task.workload, task.profile.at_memory(candidate.memory_mb),
+                task.slo.latency_ms,
+            )  # fmt: skip
+        model = modelled.get(candidate.memory_mb, math.nan)
+        margin = task.prune_margin_pts
+        if margin is not None and model < task.slo.percentile - margin:
+            pruned.append({**candidate.describe(), "reason": "analytic model: far below the SLO",
+                           "model_attainment_pct": model})  # fmt: skip
+        else:
+            simulate_next.append((candidate, model))
+    learns = policy.kind == "sqs" or policy.build().learns
+    batches, batch_of = None, None
+    if simulate_next and not learns:
+        batches = replay(policy.build(), times.tolist(), slo_s)
+    rows = []
+    for candidate, model in simulate_next:
         start = time.perf_counter()
         profile = at(task.profile, candidate)
         config = SimConfig(concurrency=candidate.concurrency, seed=candidate.seed(task.seed),
@@ -93,10 +124,14 @@ def run(task: Task) -> list[dict[str, Any]]:
             )  # fmt: skip
         else:
             platform = run_platform(times, policy.build(), profile, config, batches=batches)
+            if batches is not None:  # the same batches in the same order: the same ids
+                if batch_of is None:
+                    batch_of = platform.batch_of
+                platform.batch_of = batch_of
             found = figures.from_platform(platform, times, task.slo, task.prices)
         rows.append({
-            **candidate.describe(), **found,
+            **candidate.describe(), **found, "analytic_pct": model,
             "meets": task.slo.met_by(found["slo_attainment_pct"]),
             "seconds": time.perf_counter() - start,
         })  # fmt: skip
-    return rows
+    return Outcome(rows, pruned)

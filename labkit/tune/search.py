@@ -7,12 +7,13 @@ The search (:func:`tune`):
    or a short live probe of the model on the local Lambda, fitted and carried to every
    memory size by Lambda's CPU share.
 2. **Pruning that cannot drop the answer**: a memory size below the model's measured peak
-   (Max Memory Used, plus 10 %) fails with ``Runtime.OutOfMemory`` and is never run; one whose best case (a batch of one,
-   warm, sent at once) misses the SLO's percentile is dropped whole
-   (:func:`~labkit.tune.analytic.best_case_attainment_pct`: a bound). Then, on Poisson or
-   bursty workloads, the closed-form model (:mod:`labkit.tune.analytic`) drops batching
-   candidates it puts more than ``prune_margin_pts`` below the target; how far the model and
-   the simulator actually part is measured on every candidate both cover
+   (Max Memory Used, plus 10 %) fails with ``Runtime.OutOfMemory`` and is never run; one
+   whose best case (a batch of one, warm, sent at once) misses the SLO's percentile is
+   dropped whole (:func:`~labkit.tune.analytic.best_case_attainment_pct`: a bound). Then,
+   on Poisson or bursty workloads, the closed-form model (:mod:`labkit.tune.analytic`) drops
+   batching candidates it puts more than ``prune_margin_pts`` below the target (on the
+   workers, in each task, so the fan-out starts at once); how far the model and the
+   simulator actually part is measured on every candidate both cover
    (:attr:`TuneResult.agreement`), so the margin is checked, not trusted.
 3. **The simulator** on every candidate left, ``requests`` requests each, fanned out on
    Dask (:mod:`labkit.tune.executor`), saved as tasks finish (:mod:`labkit.tune.store`).
@@ -244,58 +245,39 @@ def inputs_of(config: TuneConfig, profile: PlatformProfile) -> dict[str, Any]:
             "slo": dataclasses.asdict(config.slo), "requests": config.requests, "seed": config.seed}  # fmt: skip
 
 
-def prune(config: TuneConfig, profile: PlatformProfile, candidates: list[Candidate],
-          workload: WorkloadConfig) -> tuple[list[Candidate], pd.DataFrame]:  # fmt: skip
-    """The candidates to simulate, and those dropped with the reason and the model's figure."""
+def prune(config: TuneConfig, profile: PlatformProfile,
+          candidates: list[Candidate]) -> tuple[list[Candidate], pd.DataFrame]:  # fmt: skip
+    """The memory sizes that cannot serve: below the model's peak memory (always: such a
+    function fails), or whose best case misses the SLO (a bound; not with ``prune=False``).
+    Returns the candidates left, and those dropped with the reason and the bound. The closed
+    form's pruning runs later, in the tasks (:func:`labkit.tune.evaluate.run`)."""
     target = config.slo.percentile
+    floor = memory_floor_mb(profile)
     best_case = {m: analytic.best_case_attainment_pct(profile.at_memory(m), config.slo.latency_ms)
                  for m in sorted({c.memory_mb for c in candidates})}  # fmt: skip
-    floor = memory_floor_mb(profile)
     keep, dropped = [], []
-    modelled: dict[tuple[str, int], float] = {}
     for c in candidates:
         if c.memory_mb < floor:  # not a performance prune: such a function cannot run
             dropped.append({**c.describe(), "reason": f"memory: the model uses {profile.memory_used_mb:.0f} MB",
                             "model_attainment_pct": 0.0})  # fmt: skip
-            continue
-        bound = best_case[c.memory_mb]
-        if config.prune and bound < target - 0.5:
+        elif config.prune and best_case[c.memory_mb] < target - 0.5:
             dropped.append({**c.describe(), "reason": "memory: even a batch of one misses",
-                            "model_attainment_pct": bound})  # fmt: skip
-            continue
-        if config.prune and analytic.covers(c.policy, workload) and c.policy.kind != "none":
-            at = (c.label, c.memory_mb)
-            if at not in modelled:
-                modelled[at] = analytic.attainment_pct(
-                    c.policy, workload, profile.at_memory(c.memory_mb), config.slo.latency_ms
-                )
-            if modelled[at] < target - config.prune_margin_pts:
-                dropped.append({**c.describe(), "reason": "analytic model: far below the SLO",
-                                "model_attainment_pct": modelled[at]})  # fmt: skip
-                continue
-        keep.append(c)
+                            "model_attainment_pct": best_case[c.memory_mb]})  # fmt: skip
+        else:
+            keep.append(c)
     return keep, pd.DataFrame(dropped)
 
 
-def agreement(table: pd.DataFrame, config: TuneConfig, profile: PlatformProfile,
-              workload: WorkloadConfig) -> pd.DataFrame:  # fmt: skip
-    """Analytic vs simulated SLO attainment on every simulated candidate the model covers
-    (one per policy and memory: the model knows no concurrency)."""
-    rows = []
-    if analytic.phases(workload) is None:
-        return pd.DataFrame(columns=["key", "simulated_pct", "analytic_pct", "error_pts"])
-    space = {c.label: c.policy for c in config.space.candidates()}
-    seen = table.drop_duplicates(["label", "memory_mb"])
-    for _, row in seen.iterrows():
-        policy = space.get(row["label"])
-        if policy is None or not analytic.covers(policy, workload):
-            continue
-        modelled = analytic.attainment_pct(policy, workload, profile.at_memory(int(row["memory_mb"])),
-                                           config.slo.latency_ms)  # fmt: skip
-        rows.append({"key": row["key"], "label": row["label"], "policy": row["policy"],
-                     "memory_mb": row["memory_mb"], "simulated_pct": row["slo_attainment_pct"],
-                     "analytic_pct": modelled, "error_pts": modelled - row["slo_attainment_pct"]})  # fmt: skip
-    return pd.DataFrame(rows)
+def agreement(table: pd.DataFrame) -> pd.DataFrame:
+    """Analytic vs simulated SLO attainment on every simulated candidate the closed form
+    covers (one per policy and memory: the model knows no concurrency)."""
+    columns = ["key", "label", "policy", "memory_mb", "simulated_pct", "analytic_pct", "error_pts"]
+    if "analytic_pct" not in table:
+        return pd.DataFrame(columns=columns)
+    both = table[table["analytic_pct"].notna()].drop_duplicates(["label", "memory_mb"])
+    both = both.rename(columns={"slo_attainment_pct": "simulated_pct"})
+    both["error_pts"] = both["analytic_pct"] - both["simulated_pct"]
+    return both[columns].reset_index(drop=True)
 
 
 def sureness(config: TuneConfig, profile: PlatformProfile, answer: pd.Series,
@@ -311,7 +293,7 @@ def sureness(config: TuneConfig, profile: PlatformProfile, answer: pd.Series,
         for role, row in (("answer", answer), ("runner-up", runner_up)):
             candidate = by_key[row["key"]]
             group = dataclasses.replace(_group_of(config, candidate), candidates=(candidate,))
-            (found,) = evaluate.run(evaluate.Task(group, profile, workload, config.slo, seed))
+            (found,) = evaluate.run(evaluate.Task(group, profile, workload, config.slo, seed)).rows
             rows.append({"replication": r, "role": role, "key": row["key"],
                          "slo_attainment_pct": found["slo_attainment_pct"],
                          "cost_per_1m_requests_usd": found["cost_per_1m_requests_usd"],
@@ -362,32 +344,36 @@ def tune(config: TuneConfig, *, profile: PlatformProfile | None = None,
     workload = evaluate.sized(config.workload, config.requests, config.seed)
     folder = Path(config.out) if config.out else default_folder(config, profile)
     store = ResultStore(folder, inputs_of(config, profile))
-    candidates, pruned = prune(config, profile, config.space.candidates(), workload)
+    candidates, pruned = prune(config, profile, config.space.candidates())
     done = store.done_keys()
     chosen = {c.key for c in candidates}
+    margin = config.prune_margin_pts if config.prune else None
     tasks = []
     for group in config.space.groups():
         skip = frozenset(c.key for c in group.candidates if c.key in done or c.key not in chosen)
-        task = evaluate.Task(group, profile, workload, config.slo, config.seed, skip=skip)
+        task = evaluate.Task(group, profile, workload, config.slo, config.seed, skip=skip,
+                             prune_margin_pts=margin)  # fmt: skip
         if task.todo():
             tasks.append(task)
     total = sum(len(t.todo()) for t in tasks)
     finished = 0
+    dropped: list[dict[str, Any]] = []
 
-    def save(task: evaluate.Task, rows: list[dict[str, Any]]) -> None:
+    def save(task: evaluate.Task, outcome: evaluate.Outcome) -> None:
         nonlocal finished
-        store.write(task.group.policy.kind, task.group.key, rows)
-        finished += len(rows)
+        store.write(task.group.policy.kind, task.group.key, outcome.rows)
+        dropped.extend(outcome.pruned)
+        finished += len(outcome.rows) + len(outcome.pruned)
         if progress:
             progress(finished, total)
 
     facts = run_all(evaluate.run, tasks, config.cluster, save)
-    facts |= {"resumed": len(done & chosen), "simulated_now": total,
-              "seconds": time.perf_counter() - start}  # fmt: skip
     table = store.load()
     table = table[table["key"].isin(chosen)].reset_index(drop=True)
-    result = TuneResult(config, profile, table, pruned,
-                        agreement(table, config, profile, workload), folder, facts)  # fmt: skip
+    facts |= {"resumed": len(done & chosen), "simulated_now": total - len(dropped),
+              "seconds": time.perf_counter() - start}  # fmt: skip
+    pruned = pd.concat([pruned, pd.DataFrame(dropped)], ignore_index=True)
+    result = TuneResult(config, profile, table, pruned, agreement(table), folder, facts)
     if result.answer is not None:
         result.sureness = sureness(config, profile, result.answer, result.runner_up)
     result.run["seconds"] = time.perf_counter() - start
