@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from typing import Any
 
 from labkit.load.workloads import WorkloadConfig
@@ -100,26 +99,10 @@ def config_from(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from labkit.tune import search  # deferred: pandas (`labkit --help` stays fast)
 
     config = config_from(args)
-    bar: Any = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if args.quiet:
-            return
-        if bar is None:
-            bar = tqdm(total=total, unit="config", file=sys.stderr, desc="tune")
-        bar.update(done - bar.n)
-
-    try:
-        result = search.tune(config, progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
+    result = search.tune(config, progress=None if args.quiet else search.progress_bar())
     print("\n".join(result.lines()))
     if args.validate and result.answer is not None:
         from labkit.tune import validate  # deferred: the live check's parts

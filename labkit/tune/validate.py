@@ -25,6 +25,7 @@ import pandas as pd
 from labkit import backends
 from labkit.load.batching import PolicyConfig
 from labkit.load.loadgen import LoadConfig, Payloads
+from labkit.models import registry
 from labkit.settings import FunctionSettings
 from labkit.sim.simulate import PlatformProfile, SimConfig, run_platform
 from labkit.sim.simulate_queue import simulate_queue
@@ -40,7 +41,7 @@ def _candidate(result: TuneResult, row: pd.Series) -> Candidate:
 def local_profile(result: TuneResult) -> PlatformProfile:
     """A profile of this machine for the model: the search's when it was probed here."""
     if result.config.profile == "probe" or (
-        result.config.profile is None and result.config.model != "mnist-cnn"
+        result.config.profile is None and result.config.model != registry.MNIST
     ):
         return result.profile
     return model_profile(dataclasses.replace(result.config, profile="probe"))

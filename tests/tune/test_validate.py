@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from labkit.aws.model_bundle import build_model_bundle
 from labkit.load.workloads import WorkloadConfig
@@ -16,16 +15,7 @@ from labkit.tune import search, validate
 from labkit.tune.executor import Cluster
 from labkit.tune.objective import Slo
 from labkit.tune.space import SearchSpace
-
-
-class Tiny(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 8, 3, padding=1)
-        self.head = nn.Linear(8, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+from tests.models.test_your_model import Tiny  # the model the kit has never seen
 
 
 @pytest.mark.slow
