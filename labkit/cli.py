@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.backends import KINDS
+from labkit.load.arguments import add_workload_arguments, workload_from
 from labkit.settings import ARCHITECTURES, FunctionSettings
 from labkit.tune import command as tune_command
 
@@ -72,7 +73,6 @@ def _experiment_base(args: argparse.Namespace) -> Any:
     from labkit import backends, paths
     from labkit.experiment import ExperimentConfig
     from labkit.load.batching import PolicyConfig
-    from labkit.load.workloads import WorkloadConfig
 
     bundle = args.bundle
     if bundle is None and "bundle_dir" in backends.backend_class(args.backend).options:
@@ -81,11 +81,7 @@ def _experiment_base(args: argparse.Namespace) -> Any:
             raise FileNotFoundError(
                 f"no bundle at {bundle}: run `labkit bundle` first or pass --bundle"
             )
-    workload = WorkloadConfig(
-        args.workload, rate=args.rate, duration_s=args.duration_s, seed=args.seed,
-        base_rate=args.base_rate, burst_rate=args.burst_rate, burst_s=args.burst_s,
-        period_s=args.period_s, trace=args.trace,
-    )  # fmt: skip
+    workload = workload_from(args, args.duration_s)
     function = FunctionSettings.given(name=args.function_name, memory_mb=args.memory_mb,
                                       concurrency=args.concurrency, provisioned=args.provisioned)  # fmt: skip
     if args.slo_ms is None:
@@ -491,19 +487,8 @@ def _add_run_parser(sub: Any) -> None:
                      help="run the paper's 2x2 (static/dynamic x uniform/bursty) + no batching")  # fmt: skip
     run.add_argument("--repetitions", type=int, default=1,
                      help="--matrix: run each static/dynamic cell this many times (seeds + r)")  # fmt: skip
-    run.add_argument(
-        "--workload", default="uniform", help="uniform | poisson | bursty | csv | azure"
-    )
-    run.add_argument("--rate", type=float, default=20.0, help="requests/s (uniform, poisson)")
+    add_workload_arguments(run)
     run.add_argument("--duration-s", type=float, default=30.0)
-    run.add_argument(
-        "--base-rate", type=float, default=8.0, help="bursty: requests/s between bursts"
-    )
-    run.add_argument("--burst-rate", type=float, default=60.0, help="bursty: requests/s in a burst")
-    run.add_argument("--burst-s", type=float, default=1.0)
-    run.add_argument("--period-s", type=float, default=5.0)
-    run.add_argument("--trace", default=None, help="csv/azure: the trace file")
-    run.add_argument("--seed", type=int, default=0)
     run.add_argument("--policy", default="dynamic",
                      help="none | static | dynamic | adaptive | slo-aware | sqs (the platform "
                           "batches: an SQS queue and event-source mapping)")  # fmt: skip

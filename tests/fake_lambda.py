@@ -93,6 +93,7 @@ class FakeLambda:
                 function.variables = update.get("Environment", {}).get(
                     "Variables", function.variables
                 )
+                function.memory_mb = int(update.get("MemorySize", function.memory_mb))
                 function.generation += 1
                 function.updating_polls = 1
                 return (

@@ -52,7 +52,7 @@ class AwsBackend(Backend):
     #: A new AWS account's concurrency limit is 10 (raise it with a quota request).
     default_concurrency = 10
     options = ("region", "image_uri", "max_budget_usd", "expected_invocations", "role_arn",
-               "fresh")  # fmt: skip
+               "fresh", "apply_memory")  # fmt: skip
 
     def __init__(
         self,
@@ -63,9 +63,13 @@ class AwsBackend(Backend):
         expected_invocations: int = 2000,
         role_arn: str | None = None,
         fresh: bool = True,
+        apply_memory: bool = False,
         session: Any = None,
     ) -> None:
-        """``fresh``: retire warm environments before each cell (see the module docstring)."""
+        """``fresh``: retire warm environments before each cell (see the module docstring).
+        ``apply_memory``: the same update also sets the function's memory to
+        ``function.memory_mb`` (``labkit tune --validate --backend aws`` runs each configuration
+        at its own memory); otherwise the deployed function's memory is what runs."""
         super().__init__(function)
         self.region = region
         self.image_uri = image_uri
@@ -73,6 +77,7 @@ class AwsBackend(Backend):
         self.expected_invocations = expected_invocations
         self.role_arn = role_arn
         self.fresh = fresh
+        self.apply_memory = apply_memory
         self._session = session
         self._owns_session = session is None  # a session the caller gave is theirs to renew
         self._invoker: LambdaInvoker | None = None
@@ -152,16 +157,25 @@ class AwsBackend(Backend):
                 "qualifier": self.qualifier}  # fmt: skip
 
     def freshen(self) -> None:
-        """Retire the function's warm environments: change an environment variable, wait
-        until the update is Successful (new invocations then start new environments)."""
+        """Retire the function's warm environments: change an environment variable (and the
+        memory, with ``apply_memory``), wait until the update is Successful (new invocations
+        then start new environments)."""
+        self._update(memory_mb=self.function.memory_mb if self.apply_memory else None)
+
+    def resize(self, memory_mb: int) -> None:
+        """Set the deployed function's memory (and so retire its warm environments)."""
+        self._update(memory_mb=memory_mb)
+
+    def _update(self, *, memory_mb: int | None) -> None:
         client = self.session().client("lambda", region_name=self.region)
         name = self.function.name
         with aws_errors(f"starting fresh execution environments of {name}"):
             current = client.get_function_configuration(FunctionName=name)
             variables = dict(current.get("Environment", {}).get("Variables", {}))
             variables[FRESH_VARIABLE] = uuid.uuid4().hex
+            memory = {} if memory_mb is None else {"MemorySize": memory_mb}
             client.update_function_configuration(
-                FunctionName=name, Environment={"Variables": variables}
+                FunctionName=name, Environment={"Variables": variables}, **memory
             )
             wait_for_function(client, name, "function_updated_v2", delay_s=1, max_attempts=300)
 
@@ -188,6 +202,8 @@ class AwsBackend(Backend):
         import numpy as np
 
         self._checked = self.preflight()
+        if self.apply_memory:
+            self.resize(self.function.memory_mb)
         source = AwsQueueSource(AwsDeployment(self.deploy_config(), session=self.session()))
         made = source.deploy(mapping)
         try:

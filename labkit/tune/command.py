@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from labkit.load.workloads import WorkloadConfig
+from labkit.load.arguments import add_workload_arguments, workload_from
 from labkit.tune.executor import Cluster
 from labkit.tune.objective import Slo
 from labkit.tune.space import POLICIES, SMALL, SearchSpace
@@ -28,13 +28,7 @@ def add_parser(sub: Any) -> None:
                       help="a model of `labkit models`, or your bundle's folder (`labkit bundle`)")  # fmt: skip
     tune.add_argument("--model-dir", default=None,
                       help="mnist-cnn: the trained model's folder (default models/mnist-cnn)")  # fmt: skip
-    tune.add_argument("--workload", default="bursty", help="uniform | poisson | bursty | csv")
-    tune.add_argument("--rate", type=float, default=20.0, help="uniform, poisson: requests/s")
-    tune.add_argument("--base-rate", type=float, default=8.0, help="bursty: between bursts")
-    tune.add_argument("--burst-rate", type=float, default=60.0, help="bursty: in a burst")
-    tune.add_argument("--burst-s", type=float, default=1.0)
-    tune.add_argument("--period-s", type=float, default=5.0)
-    tune.add_argument("--trace", default=None, help="csv: a file of arrival times (seconds)")
+    add_workload_arguments(tune, default="bursty", kinds=("uniform", "poisson", "bursty", "csv"))
     tune.add_argument("--slo-ms", type=float, default=200.0, help="the SLO's latency")
     tune.add_argument("--percentile", type=float, default=95.0,
                       help="the share of requests that must meet it (%%)")  # fmt: skip
@@ -52,7 +46,6 @@ def add_parser(sub: Any) -> None:
     tune.add_argument("--policies", nargs="+", choices=POLICIES, default=None)
     tune.add_argument("--memories-mb", nargs="+", type=int, default=None)
     tune.add_argument("--requests", type=int, default=100_000, help="per configuration")
-    tune.add_argument("--seed", type=int, default=0)
     tune.add_argument("--margin-pct", type=float, default=5.0,
                       help="list the choices within this much of the answer's cost")  # fmt: skip
     tune.add_argument("--no-prune", action="store_true", help="simulate every configuration")
@@ -64,22 +57,18 @@ def add_parser(sub: Any) -> None:
                       help="a running Dask scheduler, tcp://host:8786 (its workers need labkit)")  # fmt: skip
     tune.add_argument("--out", default=None, help="the search's folder (default results/tune/...)")
     tune.add_argument("--validate", action="store_true",
-                      help="run the answer and the runner-up live on the local Lambda")  # fmt: skip
+                      help="run the answer and the runner-up live beside the model")  # fmt: skip
     tune.add_argument("--validate-s", type=float, default=30.0, help="seconds of traffic each")
+    tune.add_argument("--validate-on", choices=("local", "aws"), default="local",
+                      help="the embedded local Lambda, or the function `labkit deploy up` "
+                           "deployed (resized per configuration and back; needs --max-budget-usd)")  # fmt: skip
+    tune.add_argument("--max-budget-usd", type=float, default=None,
+                      help="--validate-on aws: refuse a live check expected to cost more")  # fmt: skip
+    tune.add_argument("--region", default=None, help="--validate-on aws: the function's region")
+    tune.add_argument("--function-name", default=None,
+                      help="--validate-on aws: the deployed function (default labkit-mnist)")  # fmt: skip
     tune.add_argument("--quiet", action="store_true", help="no progress bar")
     tune.set_defaults(func=run)
-
-
-def workload_from(args: argparse.Namespace) -> WorkloadConfig:
-    kind = args.workload.lower()
-    if kind not in ("uniform", "poisson", "bursty", "csv"):
-        raise ValueError(
-            f"--workload must be uniform, poisson, bursty or csv, not {args.workload!r}"
-        )
-    if kind == "csv" and not args.trace:
-        raise ValueError("--workload csv needs --trace FILE")
-    return WorkloadConfig(kind, rate=args.rate, base_rate=args.base_rate, burst_rate=args.burst_rate,
-                          burst_s=args.burst_s, period_s=args.period_s, trace=args.trace)  # fmt: skip
 
 
 def config_from(args: argparse.Namespace) -> Any:
@@ -102,13 +91,20 @@ def run(args: argparse.Namespace) -> int:
     from labkit.tune import search  # deferred: pandas (`labkit --help` stays fast)
 
     config = config_from(args)
+    target = None
+    if args.validate:
+        from labkit.tune.validate import LiveTarget  # deferred: the live check's parts
+
+        target = LiveTarget(args.validate_on, region=args.region, function_name=args.function_name,
+                            max_budget_usd=args.max_budget_usd)  # fmt: skip
     result = search.tune(config, progress=None if args.quiet else search.progress_bar())
     print("\n".join(result.lines()))
     if args.validate and result.answer is not None:
         from labkit.tune import validate  # deferred: the live check's parts
 
-        table = validate.validate(result, duration_s=args.validate_s)
-        print("\nModel vs measured on the local Lambda (same arrivals):")
+        table = validate.validate(result, duration_s=args.validate_s, target=target)
+        where = "AWS Lambda" if args.validate_on == "aws" else "the local Lambda"
+        print(f"\nModel vs measured on {where} (same arrivals):")
         print(table.round(3).to_string(index=False))
         print(validate.verdict(table, config.slo.percentile))
         print(validate.within_error(result, table))

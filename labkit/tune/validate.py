@@ -14,15 +14,17 @@ than the runner-up did (or the runner-up missed the SLO).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from labkit import backends
+from labkit import backends, cost
 from labkit.load.batching import PolicyConfig
 from labkit.load.loadgen import LoadConfig, Payloads
 from labkit.models import registry
@@ -53,57 +55,153 @@ def _payloads(bundle: Any) -> Payloads:
     return Payloads(event(bundle, 16)["instances"], np.full(16, -1))
 
 
+#: Where ``--validate`` can run: the embedded local Lambda, or the deployed AWS function.
+BACKENDS = ("local", "aws")
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveTarget:
+    """Where the live check runs. ``aws``: the function ``labkit deploy up`` deployed
+    (``function_name``, ``region``), resized to each configuration's memory and back
+    afterwards, and refused before anything runs when the model's estimate of the two cells
+    exceeds ``max_budget_usd`` (required there: a live check on AWS spends money)."""
+
+    backend: str = "local"
+    region: str | None = None
+    function_name: str | None = None
+    max_budget_usd: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"validate on {' or '.join(BACKENDS)}, not {self.backend!r}")
+        if self.backend == "aws" and self.max_budget_usd is None:
+            raise ValueError("a live check on AWS spends money: give --max-budget-usd")
+        if self.max_budget_usd is not None and not self.max_budget_usd > 0:
+            raise ValueError(f"max_budget_usd must be > 0, not {self.max_budget_usd!r}")
+
+
+class BudgetExceeded(ValueError):
+    """The live check is expected to cost more than the budget it was given."""
+
+
 def validate(result: TuneResult, *, duration_s: float = 30.0,
-             profile: PlatformProfile | None = None) -> pd.DataFrame:  # fmt: skip
+             profile: PlatformProfile | None = None,
+             target: LiveTarget | None = None) -> pd.DataFrame:  # fmt: skip
     """Model vs measured for the answer and the runner-up; also saved as ``validation.csv``
-    in the search's folder, with each live cell's records."""
+    in the search's folder, with each live cell's records.
+
+    Locally, each runs at its concurrency capped at this machine's cores, beside the model of
+    this machine (:func:`local_profile`). On AWS (``target``), each runs at its own memory and
+    concurrency beside the search's own model of the platform; the estimate of what the two
+    cells cost (the model's, on these arrivals) is checked against the budget first."""
     from labkit.studies.your_model import bundles  # deferred: builds a bundle when needed
 
+    target = target or LiveTarget()
     if result.answer is None:
         raise ValueError("nothing to validate: no configuration met the SLO")
     if not math.isfinite(duration_s) or duration_s <= 0:
         raise ValueError(f"duration_s must be > 0, not {duration_s!r}")
     config = result.config
+    on_aws = target.backend == "aws"
     own = config.model if Path(config.model).is_dir() else None
     found = bundles([] if own else [config.model], own, model_dir=config.model_dir)
     bundle = next(iter(found.values()))
-    profile = profile or local_profile(result)
+    profile = profile or (result.profile if on_aws else local_profile(result))
     workload = dataclasses.replace(evaluate.sized(config.workload, 1, config.seed + 7),
                                    duration_s=duration_s)  # fmt: skip
     arrivals = workload.arrivals()
-    most = backends.default_concurrency("local")
-    rows = []
+    most = math.inf if on_aws else backends.default_concurrency("local")
+    cells = []
     for role, row in (("answer", result.answer), ("runner-up", result.runner_up)):
-        if row is None:
-            continue
-        candidate = _candidate(result, row)
-        concurrency = min(candidate.concurrency, most)
-        live = _live(bundle, candidate.policy, candidate.memory_mb, concurrency, arrivals,
-                     config.slo.latency_ms, config.network)  # fmt: skip
-        folder = result.folder / "validation" / role
-        folder.mkdir(parents=True, exist_ok=True)
-        live.requests.to_parquet(folder / "requests.parquet", index=False)
-        live.invocations.to_parquet(folder / "invocations.parquet", index=False)
-        measured = figures.from_records(live.requests, live.invocations, config.slo,
-                                        candidate.memory_mb)  # fmt: skip
-        modelled = _modelled(profile, candidate, concurrency, arrivals, result)
-        for metric in ("slo_attainment_pct", "p50_ms", "p99_ms", "cost_per_1m_requests_usd",
-                       "cold_starts"):  # fmt: skip
-            m, x = modelled[metric], measured[metric]
-            error = (
-                m - x if metric == "slo_attainment_pct" else (m / x - 1) * 100 if x else math.nan
-            )
-            rows.append({"role": role, "key": candidate.key, "concurrency_run": concurrency,
-                         "metric": metric, "model": m, "measured": x, "error": error})  # fmt: skip
+        if row is not None:
+            candidate = _candidate(result, row)
+            concurrency = int(min(candidate.concurrency, most))
+            modelled = _modelled(profile, candidate, concurrency, arrivals, result)
+            cells.append((role, candidate, concurrency, modelled))
+    if target.max_budget_usd is not None:
+        check_budget([(c[1], c[3]) for c in cells], len(arrivals), target.max_budget_usd)
+    rows = []
+    with _restored_memory(target, bundle):
+        for role, candidate, concurrency, modelled in cells:
+            live = _live(bundle, candidate.policy, candidate.memory_mb, concurrency, arrivals,
+                         config.slo.latency_ms, config.network, target)  # fmt: skip
+            folder = result.folder / "validation" / role
+            folder.mkdir(parents=True, exist_ok=True)
+            live.requests.to_parquet(folder / "requests.parquet", index=False)
+            live.invocations.to_parquet(folder / "invocations.parquet", index=False)
+            measured = figures.from_records(live.requests, live.invocations, config.slo,
+                                            candidate.memory_mb)  # fmt: skip
+            for metric in ("slo_attainment_pct", "p50_ms", "p99_ms", "cost_per_1m_requests_usd",
+                           "cold_starts"):  # fmt: skip
+                m, x = modelled[metric], measured[metric]
+                error = (
+                    m - x if metric == "slo_attainment_pct"
+                    else (m / x - 1) * 100 if x else math.nan
+                )  # fmt: skip
+                rows.append({"role": role, "key": candidate.key, "backend": target.backend,
+                             "concurrency_run": concurrency, "metric": metric, "model": m,
+                             "measured": x, "error": error})  # fmt: skip
     table = pd.DataFrame(rows)
     table.to_csv(result.folder / "validation.csv", index=False)
     return table
 
 
+def estimate_usd(cells: list[tuple[Candidate, dict[str, float]]], requests: int) -> float:
+    """What the live cells are expected to cost: the model's cost per request on the same
+    arrivals (compute, requests, cold starts' init) and, for an SQS placement, its queue's
+    billed requests (a send, a receive and a delete per message, each way)."""
+    total = 0.0
+    for candidate, modelled in cells:
+        total += modelled["cost_per_1m_requests_usd"] * requests / 1e6
+        if candidate.policy.kind == "sqs":
+            total += 6 * requests * cost.SQS_PER_REQUEST["standard"]
+    return total
+
+
+def check_budget(cells: list[tuple[Candidate, dict[str, float]]], requests: int,
+                 max_budget_usd: float) -> float:  # fmt: skip
+    """The estimate, or :class:`BudgetExceeded` (before anything runs) above the budget."""
+    expected = estimate_usd(cells, requests)
+    if expected > max_budget_usd:
+        raise BudgetExceeded(
+            f"the live check ({len(cells)} cells of {requests} requests) is expected to cost "
+            f"${expected:.4f}, above --max-budget-usd {max_budget_usd:.4f}; shorten it "
+            "(--validate-s) or raise the budget"
+        )
+    return expected
+
+
+@contextlib.contextmanager
+def _restored_memory(target: LiveTarget, bundle: Any) -> Iterator[None]:
+    """On AWS, the function's memory as it was before the check, whatever happens in it."""
+    if target.backend != "aws":
+        yield
+        return
+    backend = _aws_backend(target, FunctionSettings(**_named(target)))
+    before = backend.preflight()["memory_mb"]
+    try:
+        yield
+    finally:
+        backend.resize(int(before))
+
+
+def _named(target: LiveTarget) -> dict[str, Any]:
+    return {"name": target.function_name} if target.function_name else {}
+
+
+def _aws_backend(target: LiveTarget, function: FunctionSettings) -> Any:
+    return backends.create("aws", function, region=target.region, apply_memory=True)
+
+
 def _live(bundle: Any, policy: PolicyConfig, memory_mb: int, concurrency: int,
-          arrivals: np.ndarray, slo_ms: float, network: str | None) -> Any:  # fmt: skip
-    function = FunctionSettings(memory_mb=memory_mb, concurrency=concurrency, cpu_share=True)
-    backend = backends.create("local", function, bundle_dir=str(bundle.path), network=network)
+          arrivals: np.ndarray, slo_ms: float, network: str | None,
+          target: LiveTarget) -> Any:  # fmt: skip
+    if target.backend == "aws":
+        function = FunctionSettings(memory_mb=memory_mb, concurrency=concurrency, **_named(target))
+        backend = _aws_backend(target, function)
+    else:
+        function = FunctionSettings(memory_mb=memory_mb, concurrency=concurrency, cpu_share=True)
+        backend = backends.create("local", function, bundle_dir=str(bundle.path), network=network)
     try:
         load = LoadConfig(max_in_flight=concurrency, progress=False)
         if policy.kind == "sqs":

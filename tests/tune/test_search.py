@@ -119,6 +119,10 @@ def test_the_command_prints_the_answer_and_refuses_bad_input(tmp_path: Path, cap
     assert "95% within 200 ms" in capsys.readouterr().err
     assert main([*args[:-2], "--scheduler", "localhost:8786"]) == EXIT_BAD_INPUT
     assert "tcp://host:8786" in capsys.readouterr().err
+    assert main([*args[:-2], "--validate", "--validate-on", "aws"]) == EXIT_BAD_INPUT
+    assert "give --max-budget-usd" in capsys.readouterr().err  # before any search
+    assert main([*args[:-2], "--workload", "azure"]) == EXIT_BAD_INPUT
+    assert "--workload must be one of uniform, poisson, bursty, csv" in capsys.readouterr().err
 
 
 def test_a_profile_without_a_memory_peak_keeps_every_memory(tmp_path: Path) -> None:
