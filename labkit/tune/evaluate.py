@@ -23,6 +23,7 @@ import numpy as np
 from labkit import cost
 from labkit.load.batching import replay
 from labkit.load.workloads import WorkloadConfig
+from labkit.sim.paused_gc import paused_gc
 from labkit.sim.simulate import PlatformProfile, SimConfig, run_platform
 from labkit.sim.simulate_queue import simulate_queue
 from labkit.tune import analytic, figures
@@ -83,7 +84,14 @@ def run(task: Task) -> Outcome:
     """Every candidate of the task not skipped: the closed form's SLO attainment where it
     applies (``analytic_pct``; the candidate is dropped when that is more than the task's
     margin below the target), else the simulator's figures, whether it meets the SLO, and
-    the seconds its run took. The closed form runs here, on the worker, not before the fan-out."""
+    the seconds its run took. The closed form runs here, on the worker, not before the fan-out.
+    The garbage collector is paused meanwhile (:mod:`labkit.sim.paused_gc`: a quarter of the
+    time)."""
+    with paused_gc():
+        return _run(task)
+
+
+def _run(task: Task) -> Outcome:
     times = _arrivals(task.workload)
     todo = task.todo()
     if not todo:
