@@ -282,24 +282,34 @@ def trials(trials: Sequence[Any], slo_ms: float = 200.0) -> Figure:
 
 
 def standing(result: Any) -> Figure:
-    """One panel per workload of a :class:`labkit.course.assignment.Standing`: the reference
-    frontier (line), the paper's rule (grey square) and the student's policy (star), SLO
-    attainment against cost per 1M requests; the panel title gives the frontier credit."""
+    """One panel per workload of a :class:`labkit.course.assignment.Standing`, SLO attainment
+    against cost per 1M requests: the target (dashed), every reference policy (grey dots, the
+    best they reach as a line), the cheapest reference meeting the target (green diamond),
+    the paper's rule (grey square) and the student's policy (red star); the panel title gives
+    the workload's score and why, as the grade computes it."""
     table = result.table
-    fig = Figure(figsize=(3.2 * len(table), 3.2), layout="constrained")
+    fig = Figure(figsize=(3.2 * len(table), 3.4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(table), squeeze=False)[0])
     for ax, row in zip(axes, table.itertuples(), strict=True):
+        points = result.references[row.workload]
+        ax.plot([p.cost_usd for p in points], [p.slo_pct for p in points], ".", color="0.75",
+                label="reference policies")  # fmt: skip
         front = result.fronts[row.workload]
-        ax.plot([p.cost_usd for p in front], [p.slo_pct for p in front], "-o", color="tab:blue",
-                markersize=3, label="reference frontier")  # fmt: skip
+        ax.plot([p.cost_usd for p in front], [p.slo_pct for p in front], "-", color="0.6", lw=1)
+        ax.axhline(result.target_pct, ls="--", color="tab:green", lw=1, label="target")
+        ax.plot(row.cost_1m_usd_reference, row.slo_pct_reference, "D", color="tab:green",
+                label="cheapest reference meeting it")  # fmt: skip
         ax.plot(row.cost_1m_usd_paper, row.slo_pct_paper, "s", color="grey", label="paper's rule")
         ax.plot(row.cost_1m_usd, row.slo_pct, "*", color="tab:red", markersize=12, label="yours")
-        ax.set(title=f"{row.shape}\ncredit {row.credit:.2f}", xlabel="USD per 1M requests",
+        why = {"met": f"met, {row.extra_cost_pct:+.0f} % cost", "missed": "target missed",
+               "attainment": "no reference meets it"}[row.basis]  # fmt: skip
+        ax.set(title=f"{row.shape}\nscore {row.score:.2f} ({why})", xlabel="USD per 1M requests",
                ylim=(-2, 102))  # fmt: skip
         ax.title.set_fontsize(8)
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("SLO attainment (%)")
     axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(result.sentence(), fontsize=9)
     return fig
 
 

@@ -1,27 +1,26 @@
-"""The course assignment's grading: hidden workloads per student, the frontier score, the rubric.
+"""The course assignment's grading: hidden workloads per student, one stated objective, the rubric.
 
 Part 1 asks for the paper's dynamic rule (:func:`labkit.course.checker.same_batches_as_paper`).
-Part 2 asks for a policy that beats it, and is graded on workloads the student has not seen:
+Part 2 asks for **the cheapest policy that meets the SLO target** (at least 95 % of requests
+within 200 ms) on workloads the student has not seen: the objective engineers use, and the
+one ``labkit tune`` optimises (:mod:`labkit.course.objective` states the scale).
 
 - **Hidden workloads** (:func:`hidden_workloads`): eight 60 s workloads (uniform, Poisson,
   bursty, ramp; rates from 2 to 40 requests/s) drawn from a seed that mixes the student's id
   with the course's secret (:func:`read_secret`, a file only the autograder holds). Two
   students get different workloads; nobody can compute them without the secret.
-- **The reference frontier** of each workload: every dynamic ``(N, T)`` of
-  :data:`SWEEP_SIZES` x :data:`SWEEP_TIMEOUTS_S`, the SLO-aware policy and the paper's rule,
-  run through the checker's stated model (:func:`labkit.course.checker.evaluate`), reduced to its
-  Pareto front on the SLO-cost plane (:mod:`labkit.course.frontier`).
-- **Frontier credit** per workload: ``1 - epsilon / CREDIT_SCALE`` (at least 0), where
-  epsilon is the student's distance to the part of the frontier at least as good on the SLO
-  as the paper (SLO points and per cent of the paper's cost). On the frontier: 1. Where the
-  paper's rule is itself on the frontier, it gets 1 there too; elsewhere less.
-- **Dominance**: on the workloads where some reference policy dominates the paper's rule
-  (at least as good in both, better by a margin in one), the share where the student's does.
-  The paper's rule never dominates itself, so this is what separates beating it from matching it.
+- **Reference policies** on each workload: every dynamic ``(N, T)`` of :data:`SWEEP_SIZES` x
+  :data:`SWEEP_TIMEOUTS_S`, the SLO-aware policy and the paper's rule, run through the
+  checker's stated model (:func:`labkit.course.checker.evaluate`).
+- **A score per workload** (:func:`labkit.course.objective.workload_score`): half for meeting
+  the target, the rest by cost against the cheapest reference that meets it (full at its
+  cost, nothing at 50 % dearer); nothing where the target is missed. The part's **score** is
+  the mean over the workloads.
 
-:data:`RUBRIC` turns these into points as a ladder of pass/fail rungs (what autograders
-score); the assignment notebook's tests call :func:`require`, and a test keeps the
-notebook's points equal to the rubric's.
+:data:`RUBRIC` turns the score into points as pass/fail rungs (what autograders score: 5
+points per tenth of the score, after 10 for keeping the contract); the assignment notebook's
+tests call :func:`require`, its preview shows the same figures on the public workloads
+(:attr:`Standing.points`), and a test keeps the notebook's points equal to the rubric's.
 """
 
 from __future__ import annotations
@@ -37,7 +36,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from labkit.course import checker, frontier
+from labkit.course import checker
+from labkit.course.objective import TARGET_PCT, Point, meets, pareto, workload_score
 from labkit.load.batching import BatchingPolicy, DynamicBatching, SloAwareBatching
 from labkit.load.workloads import WorkloadConfig
 
@@ -49,7 +49,6 @@ HIDDEN_COUNT = 8
 HIDDEN_DURATION_S = 60.0
 SWEEP_SIZES = (1, 2, 3, 4, 5, 6, 8, 12, 16, 32)
 SWEEP_TIMEOUTS_S = (0.05, 0.1, 0.14, 0.17, 0.2, 0.25, 0.3, 0.5)
-CREDIT_SCALE = 25.0  # SLO points / per cent of cost from the frontier at which credit is 0
 
 #: The workloads students see their standing on (the checker's, without the edge case).
 PUBLIC_WORKLOADS = {k: w for k, w in checker.CHECK_WORKLOADS.items() if not k.startswith("edge")}
@@ -110,61 +109,88 @@ def hidden_workloads(student_id: str, secret: str) -> dict[str, WorkloadConfig]:
 
 
 def _point(label: str, factory: PolicyFactory, workload: WorkloadConfig,
-           slo_ms: float) -> frontier.Point:  # fmt: skip
+           slo_ms: float) -> Point:  # fmt: skip
     figures = checker.evaluate(factory, workload, slo_ms=slo_ms)
-    return frontier.Point(label, figures["slo_attainment_pct"], figures["cost_per_1m_requests_usd"])
+    return Point(label, figures["slo_attainment_pct"], figures["cost_per_1m_requests_usd"])
 
 
-def paper_point(workload: WorkloadConfig, slo_ms: float = 200.0) -> frontier.Point:
-    return _point("paper (dynamic 5, 0.3 s)", lambda: DynamicBatching(5, 0.3), workload, slo_ms)
+PAPER_LABEL = "paper (dynamic 5, 0.3 s)"
 
 
 @functools.lru_cache(maxsize=64)
-def reference_frontier(workload: WorkloadConfig, slo_ms: float = 200.0) -> list[frontier.Point]:
-    """The Pareto front of the reference policies on ``workload`` (cached: each grading
-    computes it once per workload)."""
-    points = [paper_point(workload, slo_ms)]
+def reference_points(workload: WorkloadConfig, slo_ms: float = 200.0) -> tuple[Point, ...]:
+    """Every reference policy on ``workload``, the paper's rule first (cached: a grading
+    computes them once per workload)."""
+    points = [_point(PAPER_LABEL, lambda: DynamicBatching(5, 0.3), workload, slo_ms)]
     for size in SWEEP_SIZES:
         for timeout in SWEEP_TIMEOUTS_S:
             points.append(_point(f"dynamic {size}, {timeout:g} s",
                                  functools.partial(DynamicBatching, size, timeout), workload, slo_ms))  # fmt: skip
     points.append(_point("slo-aware 16", lambda: SloAwareBatching(16), workload, slo_ms))
-    return frontier.pareto(points)
+    return tuple(points)
+
+
+#: Part 2's points: the contract (public and hidden), then a rung per tenth of the score.
+CONTRACT_POINTS = {"policy-contract": 4, "policy-contract-hidden": 6}
+SCORE_RUNGS = tuple(range(10, 101, 10))  # per cent of the score
+SCORE_RUNG_POINTS = 5
+
+
+def part2_points(score: float, *, contract_kept: bool = True) -> int:
+    """Part 2's points for a mean score in 0..1: 10 for the contract, 5 per tenth reached."""
+    if not contract_kept:
+        return 0
+    reached = sum(score >= t / 100 - 1e-9 for t in SCORE_RUNGS)
+    return sum(CONTRACT_POINTS.values()) + SCORE_RUNG_POINTS * reached
 
 
 @dataclass(frozen=True)
 class Standing:
-    """A policy on a set of workloads against the paper's rule and the reference frontier."""
+    """A policy on a set of workloads, scored by part 2's objective."""
 
     table: pd.DataFrame  # one row per workload
-    mean_credit: float  # 0..1
-    dominated_share: float  # share of the dominable workloads where yours dominates the paper
-    dominable: int  # workloads where a reference policy dominates the paper's rule
-    fronts: dict[str, list[frontier.Point]]  # the reference frontier of each workload
+    score: float  # 0..1: the mean of the workloads' scores
+    references: dict[str, tuple[Point, ...]]  # every reference policy's point, per workload
+    target_pct: float
+    slo_ms: float
+
+    @property
+    def fronts(self) -> dict[str, list[Point]]:
+        """The best the references reach on each workload (their Pareto front)."""
+        return {name: pareto(points) for name, points in self.references.items()}
+
+    @property
+    def points(self) -> int:
+        """Part 2's points if these were the hidden workloads (the contract kept)."""
+        return part2_points(self.score)
+
+    def sentence(self) -> str:
+        met = int(self.table["meets_target"].sum())
+        return (f"Meets the target ({self.target_pct:g} % within {self.slo_ms:g} ms) on {met} of "
+                f"{len(self.table)} workloads; score {self.score:.2f}, which is "
+                f"{self.points} of part 2's 60 points.")  # fmt: skip
 
 
 def standing(factory: PolicyFactory, workloads: dict[str, WorkloadConfig],
-             slo_ms: float = 200.0) -> Standing:  # fmt: skip
-    """Frontier credit and dominance of ``factory``'s policy on each workload."""
-    rows, fronts = [], {}
+             slo_ms: float = 200.0, target_pct: float = TARGET_PCT) -> Standing:  # fmt: skip
+    """``factory``'s policy on each workload against the reference policies."""
+    rows, references = [], {}
     for name, workload in workloads.items():
         yours = _point("yours", factory, workload, slo_ms)
-        paper = paper_point(workload, slo_ms)
-        front = fronts[name] = reference_frontier(workload, slo_ms)
-        targets = [p for p in front if p.slo_pct >= paper.slo_pct - 1e-9]
-        eps = frontier.epsilon(yours, targets, paper.cost_usd)
+        found = references[name] = reference_points(workload, slo_ms)
+        paper, result = found[0], workload_score(yours, found, target_pct)
         rows.append({
             "workload": name, "shape": workload.describe(),
             "slo_pct": yours.slo_pct, "cost_1m_usd": yours.cost_usd,
+            "meets_target": meets(yours, target_pct), "reference": result.reference.label,
+            "slo_pct_reference": result.reference.slo_pct,
+            "cost_1m_usd_reference": result.reference.cost_usd,
+            "extra_cost_pct": result.extra_cost_pct, "basis": result.basis,
+            "score": result.value,
             "slo_pct_paper": paper.slo_pct, "cost_1m_usd_paper": paper.cost_usd,
-            "epsilon": eps, "credit": max(0.0, 1.0 - eps / CREDIT_SCALE),
-            "dominable": any(frontier.dominates(p, paper) for p in front),
-            "dominates_paper": frontier.dominates(yours, paper),
         })  # fmt: skip
     table = pd.DataFrame(rows)
-    dominable = table[table["dominable"]]
-    share = float(dominable["dominates_paper"].mean()) if len(dominable) else 1.0
-    return Standing(table.round(4), float(table["credit"].mean()), share, len(dominable), fronts)
+    return Standing(table.round(4), float(table["score"].mean()), references, target_pct, slo_ms)
 
 
 @dataclass(frozen=True)
@@ -183,12 +209,12 @@ RUBRIC: tuple[Rung, ...] = (
     Rung("paper-rule-cases", 1, 10, False, "the paper's rule: size, timeout and quiet-gap cases"),
     Rung("paper-rule-hidden", 1, 20, True, "the paper's rule: same batches as the reference "
          "on the hidden workloads, written by you (not labkit's DynamicBatching)"),
-    Rung("policy-contract", 2, 4, False, "your policy keeps the contract on the public workloads"),
-    Rung("policy-contract-hidden", 2, 5, True, "... and on your hidden workloads"),
-    *(Rung(f"credit-{t}", 2, 6, True, f"mean frontier credit >= {t / 100:g} on the hidden "
-           "workloads") for t in (25, 50, 70, 85, 95)),
-    *(Rung(f"dominates-{t}", 2, 7, True, f"dominates the paper's rule on >= {t} % of the hidden "
-           "workloads where the reference frontier does") for t in (25, 50, 75)),
+    Rung("policy-contract", 2, CONTRACT_POINTS["policy-contract"], False,
+         "your policy keeps the contract on the public workloads"),
+    Rung("policy-contract-hidden", 2, CONTRACT_POINTS["policy-contract-hidden"], True,
+         "... and on your hidden workloads"),
+    *(Rung(f"score-{t}", 2, SCORE_RUNG_POINTS, True, f"part 2's score >= {t / 100:g} on the "
+           "hidden workloads") for t in SCORE_RUNGS),
 )  # fmt: skip
 
 
@@ -239,23 +265,17 @@ def require(name: str, factory: PolicyFactory, student_id: str = "", *,
     result = hidden_standing(factory, student_id, secret=secret, slo_ms=slo_ms)
     if name == "policy-contract-hidden":
         return
-    threshold = int(name.rsplit("-", 1)[1]) / 100
-    if name.startswith("credit-"):
-        assert result.mean_credit >= threshold - 1e-9, (
-            f"{item.what}: yours is {result.mean_credit:.2f}\n{_summary(result)}"
-        )
-    elif name.startswith("dominates-"):
-        assert result.dominated_share >= threshold - 1e-9, (
-            f"{item.what}: yours dominates it on {result.dominated_share:.0%} of "
-            f"{result.dominable}\n{_summary(result)}"
-        )
-    else:  # pragma: no cover - every rubric name is handled above
+    if not name.startswith("score-"):  # pragma: no cover - every rubric name is handled above
         raise KeyError(name)
+    threshold = int(name.rsplit("-", 1)[1]) / 100
+    assert result.score >= threshold - 1e-9, (
+        f"{item.what}: yours is {result.score:.2f}. {result.sentence()}\n{_summary(result)}"
+    )
 
 
 def _summary(result: Standing) -> str:
-    columns = ["workload", "shape", "slo_pct", "slo_pct_paper", "cost_1m_usd", "cost_1m_usd_paper",
-               "credit", "dominates_paper"]  # fmt: skip
+    columns = ["workload", "shape", "slo_pct", "cost_1m_usd", "basis", "reference",
+               "cost_1m_usd_reference", "extra_cost_pct", "score"]  # fmt: skip
     return result.table[columns].to_string(index=False)
 
 

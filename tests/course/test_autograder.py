@@ -10,7 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.course import autograder
+from labkit.course import assignment, autograder
+from labkit.load.batching import BatchingPolicy
 from tests.notebook_runs import html_table
 
 PART_1 = {
@@ -25,6 +26,25 @@ PART_1 = {
         "        return [self._take(self.max_size)] if deadline is not None and now >= deadline "
         "else []",
 }  # fmt: skip
+DEADLINE_POLICY = """class MyPolicy(BatchingPolicy):
+    name = "deadline-aware"
+
+    def offer(self, request, now):
+        self.queue.append(request)
+        if len(self.queue) >= 8:
+            return [self._take(8)]
+        return self.poll(now)
+
+    def next_deadline(self):
+        if not self.queue:
+            return None
+        oldest = self.queue[0]
+        return max(oldest.deadline - 0.016 - 0.001 * len(self.queue) - 0.06, oldest.t_arrive)
+
+    def poll(self, now):
+        due = self.next_deadline()
+        return [self._take(8)] if due is not None and now >= due else []
+"""
 BUGGY_POLICY = """class MyPolicy(PaperRule):
     name = "buggy"
 
@@ -76,12 +96,23 @@ def test_grading_headless_gives_what_each_submission_earned(built, tmp_path: Pat
     starter = submission(built.student, tmp_path / "starter.ipynb", part_1=False)
     paper = submission(built.student, tmp_path / "paper.ipynb", part_1=True)
     buggy = submission(built.student, tmp_path / "buggy.ipynb", part_1=True, policy=BUGGY_POLICY)
-    table = autograder.grade([starter, paper, buggy], built.autograder_zip, tmp_path / "grades")
+    deadline = submission(built.student, tmp_path / "deadline.ipynb", part_1=True,
+                          policy=DEADLINE_POLICY)  # fmt: skip
+    table = autograder.grade([starter, paper, buggy, deadline], built.autograder_zip,
+                             tmp_path / "grades")  # fmt: skip
     scores = table.set_index("submission")
     assert scores.loc["starter.ipynb", "total"] == 0  # the skeleton earns nothing
     assert scores.loc["paper.ipynb", "paper_rule"] == 40
-    assert 0 < scores.loc["paper.ipynb", "my_policy"] < 30  # the paper's rule: below half
+    assert 0 < scores.loc["paper.ipynb", "my_policy"] < 18  # the paper's rule: under 30 %
     assert scores.loc["buggy.ipynb", "my_policy"] == 0
+    # SLO first, at some 20-30 % over the cheapest reference: well over 60 % of part 2, and
+    # exactly what the notebook's preview computes, on the hidden workloads
+    found: dict[str, object] = {"BatchingPolicy": BatchingPolicy}
+    exec(DEADLINE_POLICY, found)
+    secret = built.secret.read_text().strip()
+    expected = assignment.hidden_standing(found["MyPolicy"], "alice", secret=secret)
+    assert expected.table["meets_target"].all()
+    assert scores.loc["deadline.ipynb", "my_policy"] == expected.points >= 36
     assert (tmp_path / "grades" / "grades.csv").is_file()
     results = json.loads((tmp_path / "grades" / "buggy" / "results.json").read_text())
     public = next(t["output"] for t in results["tests"] if t["name"] == "Public Tests")
@@ -111,6 +142,9 @@ def test_the_live_check_builds_its_bundle_and_compares_fairly(
     cells = json.loads(out.read_text())["cells"]
     outputs = [o for c in cells for o in c.get("outputs", [])]
     assert not [o for o in outputs if o["output_type"] == "error"]
+    printed = "".join("".join(o.get("text", "")) for o in outputs)
+    assert "Meets the target (95 % within 200 ms) on" in printed  # the preview states the grade
+    assert "of part 2's 60 points" in printed
     (html,) = [o["data"]["text/html"] for o in outputs
                if "cost_per_1m_requests_usd" in "".join(o.get("data", {}).get("text/html", ""))]  # fmt: skip
     header, *rows = html_table("".join(html))
