@@ -41,7 +41,6 @@ MOVED: dict[str, str] = {
         "assignment": "course.assignment",
         "autograder": "course.autograder",
         "checker": "course.checker",
-        "frontier": "course.frontier",
         "model": "models.mnist",
         "onnx_export": "models.onnx_export",
         "sqs_server": "emulator.sqs_server",

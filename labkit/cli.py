@@ -107,7 +107,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from labkit import experiment
-    from labkit.analysis import report
+    from labkit.analysis import numbers, report
     from labkit.load.workloads import WorkloadConfig
 
     base = _experiment_base(args)
@@ -121,7 +121,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         assert isinstance(base.workload, WorkloadConfig)
         run = experiment.run_experiment(base, args.out)
-    print(report.headline(report.load_run(run)).round(4).to_string(index=False))
+    print(numbers.text(report.headline(report.load_run(run))))
     print(f"\nresults: {run}")
     return EXIT_OK
 
@@ -181,6 +181,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_lab_sweep(args: argparse.Namespace) -> int:
     from labkit import lab
+    from labkit.analysis import numbers  # deferred: pandas
 
     grid = [lab.parse_grid(text) for text in args.grid]
     overrides = [lab.parse_override(text) for text in args.set or []]
@@ -190,7 +191,7 @@ def _cmd_lab_sweep(args: argparse.Namespace) -> int:
                           progress=not args.quiet, cluster=Cluster(args.workers, args.scheduler))  # fmt: skip
     columns = [c for c in sweep.table.columns if c not in ("complete",)][:14]
     if len(sweep.table):
-        print(sweep.table[columns].round(2).to_string(index=False))
+        print(numbers.text(sweep.table[columns]))
     print(f"\nsweep complete: {sweep.sweep_dir} ({len(sweep.runs)} runs; table: sweep.csv)")
     return EXIT_OK
 
@@ -206,10 +207,11 @@ def _cmd_assignment_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_assignment_grade(args: argparse.Namespace) -> int:
+    from labkit.analysis import numbers  # deferred: pandas
     from labkit.course import autograder
 
     table = autograder.grade(args.submissions, args.autograder, args.out)
-    print(table.to_string(index=False))
+    print(numbers.text(table))
     print(f"\ngrades: {Path(args.out) / 'grades.csv'}")
     return EXIT_OK
 
@@ -285,11 +287,12 @@ def _bundle_any_model(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from labkit.analysis import numbers  # deferred: pandas
     from labkit.models import registry
 
     rows = pd.DataFrame(registry.table())
     shown = rows.drop(columns=["description", "slo_source"]) if not args.long else rows
-    print(shown.to_string(index=False))
+    print(numbers.text(shown))
     print("\nbundle one: labkit bundle --model NAME; your own: labkit bundle --model FILE.pt|.onnx "
           "--input SPEC (e.g. float32[3,224,224])")  # fmt: skip
     return EXIT_OK

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from labkit import cost, metrics
-from labkit.analysis import comparison, inference
+from labkit.analysis import comparison, inference, numbers
 from labkit.analysis.cells import Cell, groups, paper_table1
 from labkit.analysis.comparison import Comparison
 from labkit.load import batching
@@ -402,7 +402,7 @@ def verdicts_text(verdicts: pd.DataFrame) -> str:
                         or v == "inconclusive")  # fmt: skip
     return (
         f"The paper's claims (dynamic vs static): {summary}\n"
-        + table(verdicts).to_string(index=False)
+        + numbers.text(table(verdicts))
         + "\n"
         + family_sentence(verdicts)
     )

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from labkit import cost, metrics, paths
-from labkit.analysis import claims, plots
+from labkit.analysis import claims, numbers, plots
 from labkit.analysis.cells import (  # a run's cells, as report.load_run & co. since 0.1
     Cell,
     groups,
@@ -189,8 +189,8 @@ def _money(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _markdown(table: pd.DataFrame, digits: int = 1) -> str:
-    return _money(table).round(digits).to_markdown(index=False)
+def _markdown(table: pd.DataFrame) -> str:
+    return numbers.markdown(table)
 
 
 def write_report(
@@ -231,16 +231,16 @@ def write_report(
              "## Table 1 (ours): steady state, cold starts apart, all requests beside", "",
              _markdown(table), ""]  # fmt: skip
     if len(verdicts):
-        lines += ["## Beside the paper", "", _markdown(comparison(cells, slo_ms=slo), 6), "",
+        lines += ["## Beside the paper", "", _markdown(comparison(cells, slo_ms=slo)), "",
                   "## The paper's claims: dynamic vs static", "", claims.VERDICT_RULE, "",
-                  _markdown(claims.table(verdicts), 1), "", claims.family_sentence(verdicts), "",
+                  _markdown(claims.table(verdicts)), "", claims.family_sentence(verdicts), "",
                   "### Why", "",
                   *[f"- **{r.workload}, {r.metric}** ({r.verdict}): {r.reason}"
                     for r in verdicts.itertuples()], ""]  # fmt: skip
     for title, text in (extra_sections or {}).items():
         lines += [f"## {title}", "", text, ""]
     every = summary(cells, slo_ms=slo).drop(columns=["complete"])
-    lines += ["## Every figure, per cell (steady state)", "", _markdown(every, 3), ""]
+    lines += ["## Every figure, per cell (steady state)", "", _markdown(every), ""]
     if len(shown) < len(cells):
         lines += [f"Batch sizes, cold starts and latency over time show the first repetition of "
                   f"each setting ({len(shown)} of {len(cells)} cells); the tables pool them all.", ""]  # fmt: skip

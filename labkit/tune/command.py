@@ -100,12 +100,13 @@ def run(args: argparse.Namespace) -> int:
     result = search.tune(config, progress=None if args.quiet else search.progress_bar())
     print("\n".join(result.lines()))
     if args.validate and result.answer is not None:
+        from labkit.analysis import numbers  # deferred: pandas
         from labkit.tune import validate  # deferred: the live check's parts
 
         table = validate.validate(result, duration_s=args.validate_s, target=target)
         where = "AWS Lambda" if args.validate_on == "aws" else "the local Lambda"
         print(f"\nModel vs measured on {where} (same arrivals):")
-        print(table.round(3).to_string(index=False))
+        print(numbers.text(table))
         print(validate.verdict(table, config.slo.percentile))
         print(validate.within_error(result, table))
     print(f"\nevery configuration's figures: {result.folder}")
