@@ -69,18 +69,24 @@ def _print_headline(experiments: Path) -> None:
         print(f"\nwhy each verdict: {experiments / 'report.md'} ('The paper's claims')")
 
 
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
 def _experiment_base(args: argparse.Namespace) -> Any:
-    from labkit import backends, paths
+    from labkit import backends
+    from labkit.aws import image
     from labkit.experiment import ExperimentConfig
     from labkit.load.batching import PolicyConfig
 
     bundle = args.bundle
     if bundle is None and "bundle_dir" in backends.backend_class(args.backend).options:
-        bundle = str(paths.default_bundle_dir(paths.resolve_model_dir(None)))
-        if not (Path(bundle) / "bundle.json").is_file():
-            raise FileNotFoundError(
-                f"no bundle at {bundle}: run `labkit bundle` first or pass --bundle"
-            )
+        found = image.existing_bundle()
+        if found is None:  # a fresh clone: build what the run needs, as `deploy up` does
+            print("no bundle yet: building one from the lab's model (`labkit bundle`)",
+                  file=sys.stderr)  # fmt: skip
+            found = image.ensure_bundle(train_if_missing=True, progress=_say).path
+        bundle = str(found)
     workload = workload_from(args, args.duration_s)
     function = FunctionSettings.given(name=args.function_name, memory_mb=args.memory_mb,
                                       concurrency=args.concurrency, provisioned=args.provisioned)  # fmt: skip
@@ -107,7 +113,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from labkit import experiment
-    from labkit.analysis import numbers, report
+    from labkit.analysis import report
     from labkit.load.workloads import WorkloadConfig
 
     base = _experiment_base(args)
@@ -121,7 +127,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         assert isinstance(base.workload, WorkloadConfig)
         run = experiment.run_experiment(base, args.out)
-    print(numbers.text(report.headline(report.load_run(run))))
+    print(report.headline_text(report.load_run(run)))
     print(f"\nresults: {run}")
     return EXIT_OK
 
@@ -151,7 +157,11 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         from labkit.aws import image
         from labkit.data import make_event, synthetic_mnist
 
-        bundle = None if args.image_uri else image.ensure_bundle(args.model, args.bundle)
+        bundle = (
+            None
+            if args.image_uri
+            else image.ensure_bundle(args.model, args.bundle, train_if_missing=True, progress=print)
+        )
         if bundle is not None:  # two inputs its model takes (any model's spec, or digits)
             from labkit.studies.your_model import event as sample_event
 

@@ -43,6 +43,40 @@ def test_run_on_the_simulated_backend_prints_the_figures(
     assert results.is_dir() and results.is_relative_to(isolated_dirs)
 
 
+def test_a_run_whose_steady_state_is_empty_says_why_instead_of_nan(
+    isolated_dirs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 2 s on the paper's profile: every request waits for a 4-8 s cold start
+    assert main(["run", "--backend", "simulated", "--profile", "paper-aws", "--duration-s", "2",
+                 "--rate", "10"]) == EXIT_OK  # fmt: skip
+    out = capsys.readouterr().out
+    assert "nan" not in out.lower()
+    assert "-dynamic-uniform (all)" in out
+    assert "all 20 requests waited for a cold start" in out and "--duration-s 60" in out
+
+
+@pytest.mark.slow
+def test_a_newcomers_first_run_trains_and_bundles_what_it_needs(
+    isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh clone: no model, no bundle. ``labkit run`` trains the lab's model (here on a
+    few digits, to stay quick) and bundles it, saying so, then runs."""
+    import functools
+
+    from labkit.models import mnist
+
+    monkeypatch.setenv("LABKIT_BUNDLES_DIR", str(isolated_dirs / "bundles"))
+    monkeypatch.setattr(mnist, "TrainConfig",
+                        functools.partial(mnist.TrainConfig, max_train_samples=256, epochs=1))  # fmt: skip
+    assert main(["run", "--duration-s", "2", "--rate", "5", "--policy", "static"]) == EXIT_OK
+    captured = capsys.readouterr()
+    assert "no bundle yet: building one" in captured.err
+    assert "no trained model at" in captured.err and "training the lab's MNIST CNN" in captured.err
+    assert (isolated_dirs / "models" / "mnist-cnn" / "model.pt").is_file()
+    assert (isolated_dirs / "bundles" / "mnist-cnn" / "bundle.json").is_file()
+    assert "nan" not in captured.out.lower()
+
+
 def test_init_makes_a_workspace_and_keeps_what_is_there(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

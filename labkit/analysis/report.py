@@ -79,6 +79,29 @@ def headline(cells: list[Cell], *, view: str = "steady", **kwargs: Any) -> pd.Da
     return summary(cells, view=view, **kwargs)[HEADLINE_COLUMNS].reset_index(drop=True)
 
 
+def headline_text(cells: list[Cell], **kwargs: Any) -> str:
+    """The headline table for a terminal, in the steady state; a cell whose steady state is
+    empty (every request waited for a cold start, as in a short first run) shows its
+    all-requests figures instead, marked ``(all)``, with a sentence saying why and what to
+    change, so that no figure is missing without a reason."""
+    steady = summary(cells, view="steady", **kwargs)
+    every = summary(cells, view="all", **kwargs)
+    empty = (steady["n"] == 0) & (every["n"] > 0)
+    shown = steady.copy()
+    shown.loc[empty] = every.loc[empty]
+    shown.loc[empty, "cell"] = shown.loc[empty, "cell"] + " (all)"
+    lines = [numbers.text(shown[HEADLINE_COLUMNS])]
+    for _, row in every[empty].iterrows():
+        lines.append(
+            f"{row['cell']}: all {int(row['requests'])} requests waited for a cold start "
+            f"({int(row['cold_starts'])} cold starts, Init Duration {row['init_mean_ms'] / 1000:.1f} s "
+            "each), so there is no steady state to show; its row is every request. Run longer "
+            "(--duration-s 60): warm instances then serve most requests, and the steady state "
+            "shows."
+        )  # fmt: skip
+    return "\n".join(lines)
+
+
 def intervals(cells: list[Cell], *, slo_ms: float | None = None, view: str = "steady",
               n_boot: int = 1000) -> pd.DataFrame:  # fmt: skip
     """95 % bootstrap intervals (over requests) of mean, p50, p99 and SLO attainment per

@@ -157,14 +157,45 @@ def ensure_bundle(
     *,
     run_dir: str | os.PathLike[str] | None = None,
     variant: str = "torch",
+    train_if_missing: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> Bundle:
     """The bundle a notebook works with: ``bundle_dir`` opened as it is when given, else
     built from the model (``model_dir``, default ``models/mnist-cnn``) into the lab run's
-    ``bundle`` folder or ``bundles/<model>`` (``-onnx`` appended for that variant)."""
+    ``bundle`` folder or ``bundles/<model>`` (``-onnx`` appended for that variant).
+
+    ``train_if_missing``: where the *default* model was never trained (a fresh clone), train
+    it first with the lab's settings (notebook 01's, about a minute on 2 cores), saying so on
+    ``progress``, as a newcomer's first ``labkit run`` or ``labkit deploy up`` needs. A model
+    folder that was named is never trained behind the caller's back."""
     if bundle_dir:
         return Bundle.open(bundle_dir)
     model = paths.resolve_model_dir(model_dir)
+    if train_if_missing and model_dir in (None, "") and not _complete(model):
+        _train_default(model, progress or (lambda message: None))
     return build_bundle(model, paths.default_bundle_dir(model, run_dir, variant), variant=variant)
+
+
+def existing_bundle(model_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """The default bundle of ``model_dir`` when one was built (``bundles/<model>``)."""
+    folder = paths.default_bundle_dir(paths.resolve_model_dir(model_dir))
+    return folder if (folder / "bundle.json").is_file() else None
+
+
+def _complete(model: Path) -> bool:
+    from labkit.function.model_io import METADATA_FILE, WEIGHTS_FILE
+
+    return (model / WEIGHTS_FILE).is_file() and (model / METADATA_FILE).is_file()
+
+
+def _train_default(model: Path, say: Callable[[str], None]) -> None:
+    # deferred: torch and the training loop, only on a fresh clone's first run
+    from labkit.models.mnist import TrainConfig, train_and_export
+
+    say(f"no trained model at {model} yet: training the lab's MNIST CNN first (notebook 01's "
+        "settings, about a minute on 2 cores; `labkit train` does the same)")  # fmt: skip
+    outcome = train_and_export(TrainConfig(), model)
+    say(f"trained {model}: test accuracy {outcome.evaluation.accuracy_pct:.2f} %")
 
 
 def _export_checked_onnx(model_dir: Path, out: Path, n_check: int = 512) -> None:
