@@ -311,6 +311,15 @@ def run_experiment(
     return folder
 
 
+def _traffic_s(config: ExperimentConfig) -> float:
+    """The seconds of traffic a cell sends (a trace: its span), for the matrix's progress."""
+    workload = config.workload
+    if workload.kind in ("csv", "azure"):
+        times = workload.arrivals()
+        return float(times[-1] - times[0]) if len(times) else 0.0
+    return float(workload.duration_s)
+
+
 def run_matrix(
     configs: list[ExperimentConfig],
     out_dir: str | os.PathLike[str] | None = None,
@@ -330,10 +339,18 @@ def run_matrix(
     from tqdm.auto import tqdm
 
     status, done = "complete", []
+    traffic = [_traffic_s(c) for c in configs]
+    # One bar in seconds of traffic, so its remaining time is right from the first cell
+    # (cells differ in length; the start-up of each is carried in proportion)
+    bar = tqdm(total=round(sum(traffic), 1), desc=f"{len(configs)} cells", unit="s of traffic",
+               disable=not progress, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of traffic "
+               "[{elapsed}<{remaining}{postfix}]")  # fmt: skip
     try:
-        for config in tqdm(configs, desc="cells", unit="cell", disable=not progress):
-            run_experiment(config, run / config.label, payloads=payloads, progress=progress)
+        for config, seconds in zip(configs, traffic, strict=True):
+            bar.set_postfix_str(config.label)
+            run_experiment(config, run / config.label, payloads=payloads, progress=False)
             done.append(config.label)
+            bar.update(round(seconds, 1))
     except KeyboardInterrupt as stop:
         status = "interrupted" if not isinstance(stop, signals.Terminated) else "terminated"
         raise
@@ -341,6 +358,7 @@ def run_matrix(
         status = "failed"
         raise
     finally:
+        bar.close()
         records.write_json(run / records.MATRIX_FILE,
                            {"cells": labels, "status": status, "finished": done})  # fmt: skip
     return run

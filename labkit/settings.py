@@ -34,6 +34,14 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+def local_concurrency() -> int:
+    """Instances at most on this machine when nothing says otherwise: its cores, at least 2.
+    Every new instance imports PyTorch on these cores; ten racing on two cores turned 2-4 s
+    cold starts into 10-30 s ones. The one place this default is decided: the local backend,
+    ``labkit emulator``, the notebooks and the presets all take it from here."""
+    return max(2, usable_cores())
+
+
 @dataclass(frozen=True)
 class FunctionSettings:
     """The function: the paper's 1,024 MB and 60 s by default.

@@ -15,7 +15,7 @@ from labkit.emulator import FunctionConfig, LocalLambda
 from labkit.emulator.cpu_share import cpu_fraction, detect
 from labkit.emulator.network import network_profile
 from labkit.load.queue_run import run_through_queue
-from labkit.settings import FunctionSettings, usable_cores
+from labkit.settings import FunctionSettings, local_concurrency
 
 
 class LocalBackend(Backend):
@@ -31,7 +31,7 @@ class LocalBackend(Backend):
     #: cores, so ten instances on two cores turn each cold start into seconds of contention
     #: (10-32 % of a cell's requests over 1 s at 10, measured on 2 cores); the steady state of
     #: the lab's workloads needs about one instance (~4 batches/s x ~70 ms).
-    default_concurrency = max(2, usable_cores())
+    default_concurrency = local_concurrency()
     options = ("bundle_dir", "network", "seed")
 
     def __init__(

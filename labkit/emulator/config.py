@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labkit.emulator.platform_support import detect
-from labkit.settings import DEFAULT_HANDLER, NAME_PATTERN, FunctionSettings
+from labkit.settings import DEFAULT_HANDLER, NAME_PATTERN, FunctionSettings, local_concurrency
 
 REGION = "us-east-1"
 ACCOUNT_ID = "000000000000"  # like LocalStack and moto: obviously not a real account
@@ -39,7 +39,7 @@ class FunctionConfig:
     handler: str = DEFAULT_HANDLER
     memory_mb: int = _DEFAULTS.memory_mb
     timeout_s: float = _DEFAULTS.timeout_s
-    concurrency: int = 10  # a new AWS account's limit
+    concurrency: int = 10  # a new AWS account's limit (labkit's backend and CLI: local_concurrency)
     keep_alive_s: float = _DEFAULTS.keep_alive_s
     provisioned: int = 0
     #: Seconds an invocation may wait for a free instance at the concurrency limit before it
@@ -170,7 +170,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="port 0-65535; 0 picks a free one (default 9001)")  # fmt: skip
     parser.add_argument("--memory-mb", type=int, default=_DEFAULTS.memory_mb)
     parser.add_argument("--timeout-s", type=float, default=_DEFAULTS.timeout_s)
-    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=local_concurrency(),
+                        help="instances at most (default: this machine's cores, at least 2)")  # fmt: skip
     parser.add_argument("--keep-alive-s", type=float, default=_DEFAULTS.keep_alive_s)
     parser.add_argument(
         "--provisioned", type=int, default=0, help="pre-warmed instances per function"
