@@ -2,6 +2,7 @@
 #   make lab    set up, then run the whole lab headless on the embedded local Lambda
 #   make test   set up, then lint and run the test suite (what CI runs; on CI, where CI=true,
 #               also `make install-check`)
+#   make open   set up, then JupyterLab on your own copy of the notebooks (lab-workspace/)
 # Set-up is a virtual environment in .venv with labkit installed in editable mode; it is
 # redone only when pyproject.toml changes.
 
@@ -16,7 +17,7 @@ STAMP := $(VENV)/.labkit-installed
 LABKIT_MNIST_ROOT ?= $(wildcard $(abspath ../shared/data/mnist))
 export LABKIT_MNIST_ROOT
 
-.PHONY: setup lab test install-check lint format bench clean
+.PHONY: setup lab open test install-check lint format bench clean
 
 setup: $(STAMP)
 
@@ -28,6 +29,11 @@ $(STAMP): pyproject.toml
 
 lab: setup
 	$(BIN)/labkit lab run --preset $(PRESET)
+
+# The tutorial as a student meets it: JupyterLab on a workspace of copies (git ignores it).
+WORKSPACE ?= lab-workspace
+open: setup
+	$(BIN)/labkit open $(WORKSPACE)
 
 test: setup
 	$(BIN)/ruff check .

@@ -189,6 +189,48 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: What each notebook of the tutorial takes with its own defaults on 2 cores (student time,
+#: then the run), as its header says; README and the instructors' guide give the same.
+TUTORIAL = (
+    ("01_train_mnist", "~15 min + a 1-2 min training run"),
+    ("02_build_lambda_image", "~10 min + under a minute"),
+    ("03_deploy_function", "~15 min + under a minute"),
+    ("04_run_workloads", "~25 min + a 5 min run"),
+    ("05_analyze_latency_cost", "~30 min + 1-2 min"),
+)
+
+
+def _cmd_open(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    from labkit import paths
+
+    root = Path(args.folder).expanduser().resolve()
+    if not (root / paths.MARKER).is_file():
+        _, copied, _ = paths.init_workspace(root)
+        print(f"made the workspace {root} ({len(copied)} notebooks, your own copies)")
+    print(f"JupyterLab on {root}: your runs write into these copies, nothing else changes.")
+    print("Open the notebooks in order and run each with Run > Run All Cells:")
+    for name, takes in TUTORIAL:
+        print(f"  notebooks/{name}.ipynb  ({takes})")
+    print("then 06-11 and the assignment (README's lab map). Ctrl-C here stops JupyterLab.")
+    command = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root}",
+               f"notebooks/{TUTORIAL[0][0]}.ipynb"]  # fmt: skip
+    if args.no_browser:
+        command.append("--no-browser")
+    if args.port is not None:
+        command.append(f"--ServerApp.port={args.port}")
+    if args.token is not None:
+        command.append(f"--IdentityProvider.token={args.token}")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # a container's root user (JupyterLab refuses it otherwise)
+    try:
+        return subprocess.call(command, cwd=root)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
 def _cmd_lab_sweep(args: argparse.Namespace) -> int:
     from labkit import lab
     from labkit.analysis import numbers  # deferred: pandas
@@ -438,6 +480,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("folder", nargs="?", default=".", help="the workspace (default: here)")
     init.set_defaults(func=_cmd_init)
+
+    opener = sub.add_parser(
+        "open",
+        help="open the lab in JupyterLab, on your own copy of the notebooks",
+        description="Make FOLDER a workspace (`labkit init`) if it is not one, then start "
+        "JupyterLab there with notebook 01 open. Your runs write their outputs into FOLDER's "
+        "copies, so a checkout of the kit stays clean. Ctrl-C stops JupyterLab.",
+    )
+    opener.add_argument("folder", nargs="?", default="lab-workspace",
+                        help="the workspace (default: lab-workspace)")  # fmt: skip
+    opener.add_argument("--no-browser", action="store_true", help="print the URL, open nothing")
+    opener.add_argument("--port", type=int, default=None, help="default: JupyterLab's (8888)")
+    opener.add_argument("--token", default=None, help="default: a random one, in the URL printed")
+    opener.set_defaults(func=_cmd_open)
 
     _add_assignment_parser(sub)
     _add_run_parser(sub)

@@ -41,7 +41,7 @@ def wait_for(
 #: xdist hands out the files with the most tests first, and the longest, which have few, ran
 #: alone at the end: 375-382 s against 353 s in this order). Longest first, by their time in
 #: the suite (`pytest --durations=0`, summed per file).
-LONGEST_FIRST = ("test_autograder.py", "test_notebooks.py", "test_interruptions.py",
+LONGEST_FIRST = ("test_autograder.py", "test_notebooks.py", "test_tutorial.py", "test_interruptions.py",
                  "test_platforms.py", "test_aws_answers.py", "test_deploy.py",
                  "test_assignment.py", "test_queue_cells.py", "test_install.py",
                  "test_event_sources.py", "test_browser.py", "test_aws_backend.py",

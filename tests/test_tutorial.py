@@ -1,0 +1,161 @@
+"""The tutorial as a student meets it: ``labkit open`` on a fresh workspace, then notebooks
+01 to 05 in JupyterLab in Chromium (Playwright), in order, each through the menu's
+Run > Run All Cells.
+
+Parameters for test speed are injected beforehand with papermill's prepare-only mode, as a
+course would for a quick check, never by editing the notebooks. Each notebook must finish
+with no error output, draw the figures it promises and write the files it says it writes;
+the time each took is printed (and recorded as a test property). Skipped, saying why, where
+no Chromium is installed (``.ci/run`` installs Debian's package when it can)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.test_browser import CHROMIUM, free_port, mnist_root
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "labkit-tutorial-test"
+
+#: Test-speed parameters per notebook (the quick preset's spirit: every step, little traffic).
+QUICK = {
+    "01_train_mnist": {"epochs": 1, "max_train_samples": 2000, "max_test_samples": 500},
+    "02_build_lambda_image": {"n_digits": 2, "build_docker_image": False},
+    "03_deploy_function": {"n_digits": 2, "keep_alive_s": 60.0},
+    "04_run_workloads": {"duration_s": 2.0, "repetitions": 1, "uniform_rates": [10.0],
+                         "cpu_share": False},
+    "05_analyze_latency_cost": {"n_boot": 100, "sweep_points": 2, "sweep_duration_s": 30.0,
+                                "cross_validation_seeds": 1, "fit_candidates": 2,
+                                "fit_duration_s": 20.0},
+}  # fmt: skip
+
+#: What each notebook promises: figures drawn at least, files (globs under the workspace).
+PROMISES = {
+    "01_train_mnist": (3, ["models/mnist-cnn/model.pt", "models/mnist-cnn/model.json"]),
+    "02_build_lambda_image": (1, ["bundles/mnist-cnn/bundle.json"]),
+    "03_deploy_function": (1, []),
+    "04_run_workloads": (2, ["results/experiments/*/matrix.json"]),
+    "05_analyze_latency_cost": (8, ["results/experiments/*/report.md",
+                                    "results/experiments/*/claims.csv"]),
+}  # fmt: skip
+
+
+@pytest.fixture
+def opened(tmp_path: Path):
+    """A student's workspace, parameterised for speed, served by ``labkit open``."""
+    from papermill import execute_notebook
+
+    if not Path(CHROMIUM).is_file():
+        pytest.skip("no Chromium here (apt-get install -y chromium; .ci/run does it on Debian)")
+    pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    workspace = tmp_path / "lab"
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+           "LABKIT_MNIST_ROOT": mnist_root()}  # fmt: skip
+    for name in ("LABKIT_RESULTS_DIR", "LABKIT_MODELS_DIR", "LABKIT_BUNDLES_DIR", "LABKIT_HOME"):
+        env.pop(name, None)  # everything goes where a student's would: the workspace
+    subprocess.run([sys.executable, "-m", "labkit.cli", "init", str(workspace)], check=True,
+                   capture_output=True, env=env)  # fmt: skip
+    for name, parameters in QUICK.items():
+        notebook = workspace / "notebooks" / f"{name}.ipynb"
+        execute_notebook(str(notebook), str(notebook), parameters=parameters, prepare_only=True,
+                         progress_bar=False)  # fmt: skip
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "labkit.cli", "open", str(workspace), "--no-browser",
+         "--port", str(port), "--token", TOKEN],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("labkit open did not start JupyterLab") from None
+                time.sleep(0.5)
+        yield url, workspace
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+def status(page) -> str:
+    """The status bar: the active notebook's kernel state and its file name."""
+    return " ".join(page.locator(".jp-StatusBar-Widget").all_inner_texts())
+
+
+def idle(page, notebook: Path) -> bool:
+    text = status(page)
+    return "Python 3 (ipykernel) | Idle" in text and notebook.name in text
+
+
+def run_all(page, notebook: Path, timeout_s: float) -> dict:
+    """Run > Run All Cells on ``notebook`` (once it is the active tab and its kernel is idle),
+    then save until the saved notebook has run to its end (or shows an error); returns it."""
+    deadline = time.monotonic() + 120
+    while not idle(page, notebook):
+        assert time.monotonic() < deadline, f"{notebook.name}: no idle kernel: {status(page)}"
+        page.wait_for_timeout(500)
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        page.wait_for_timeout(2000)
+        page.keyboard.press("Control+s")
+        page.wait_for_timeout(500)
+        saved = json.loads(notebook.read_text())
+        code = [c for c in saved["cells"] if c["cell_type"] == "code"]
+        errors = [o for c in code for o in c.get("outputs", []) if o["output_type"] == "error"]
+        done = all(c.get("execution_count") for c in code)
+        if errors or (done and idle(page, notebook)):
+            return saved
+        assert time.monotonic() < deadline, f"{notebook.name} did not finish in {timeout_s:.0f} s"
+
+
+def test_notebooks_01_to_05_run_in_order_in_jupyterlab(opened, record_property) -> None:
+    from playwright.sync_api import sync_playwright
+
+    url, workspace = opened
+    times = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        try:
+            for number, (name, (figures, files)) in enumerate(PROMISES.items()):
+                start = time.monotonic()
+                # a workspace of its own per notebook: only that notebook's tab is open
+                page.goto(f"{url}/lab/workspaces/n{number}/tree/notebooks/{name}.ipynb"
+                          f"?token={TOKEN}&reset")  # fmt: skip
+                page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+                saved = run_all(page, workspace / "notebooks" / f"{name}.ipynb", 600)
+                times[name] = round(time.monotonic() - start, 1)
+                outputs = [o for c in saved["cells"] for o in c.get("outputs", [])]
+                errors = [o for o in outputs if o["output_type"] == "error"]
+                assert not errors, f"{name}: {errors[0]['ename']}: {errors[0]['evalue']}"
+                drawn = sum("image/png" in o.get("data", {}) for o in outputs)
+                assert drawn >= figures, f"{name} drew {drawn} figures, promises {figures}"
+                for pattern in files:
+                    assert list(workspace.glob(pattern)), f"{name} did not write {pattern}"
+        finally:
+            browser.close()
+    record_property("seconds_per_notebook", times)
+    print(f"\nJupyterLab, Run All, seconds per notebook: {times}")
+    # the student's copies hold the outputs; the kit's own notebooks are untouched
+    assert not subprocess.run(["git", "status", "--porcelain", "notebooks"], capture_output=True,
+                              text=True, cwd=Path(__file__).parent.parent).stdout.strip()  # fmt: skip
