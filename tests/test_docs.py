@@ -32,7 +32,9 @@ def test_every_relative_link_resolves(page: str) -> None:
         found = (path.parent / target.split("#")[0]).resolve()
         assert found.exists(), f"{page} links to {target}, which does not exist"
         # a user of the kit has the repository, nothing beside it
-        assert found.is_relative_to(PROJECT.resolve()), f"{page} links outside the repository: {target}"
+        assert found.is_relative_to(PROJECT.resolve()), (
+            f"{page} links outside the repository: {target}"
+        )
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)

@@ -183,7 +183,7 @@ def existing_bundle(model_dir: str | os.PathLike[str] | None = None) -> Path | N
 
 
 def _complete(model: Path) -> bool:
-    from labkit.function.model_io import METADATA_FILE, WEIGHTS_FILE
+    from labkit.function.model_io import METADATA_FILE, WEIGHTS_FILE  # deferred: torch
 
     return (model / WEIGHTS_FILE).is_file() and (model / METADATA_FILE).is_file()
 

@@ -11,7 +11,7 @@ one ``labkit tune`` optimises (:mod:`labkit.course.objective` states the scale).
   students get different workloads; nobody can compute them without the secret.
 - **Reference policies** on each workload: every dynamic ``(N, T)`` of :data:`SWEEP_SIZES` x
   :data:`SWEEP_TIMEOUTS_S`, the SLO-aware policy and the paper's rule, run through the
-  checker's stated model (:func:`labkit.course.checker.evaluate`).
+  checker's stated model (:func:`labkit.course.checker.slo_and_cost`).
 - **A score per workload** (:func:`labkit.course.objective.workload_score`): half for meeting
   the target, the rest by cost against the cheapest reference that meets it (full at its
   cost, nothing at 50 % dearer); nothing where the target is missed. The part's **score** is
@@ -110,8 +110,7 @@ def hidden_workloads(student_id: str, secret: str) -> dict[str, WorkloadConfig]:
 
 def _point(label: str, factory: PolicyFactory, workload: WorkloadConfig,
            slo_ms: float) -> Point:  # fmt: skip
-    figures = checker.evaluate(factory, workload, slo_ms=slo_ms)
-    return Point(label, figures["slo_attainment_pct"], figures["cost_per_1m_requests_usd"])
+    return Point(label, *checker.slo_and_cost(factory, workload, slo_ms=slo_ms))
 
 
 PAPER_LABEL = "paper (dynamic 5, 0.3 s)"

@@ -12,6 +12,7 @@ from labkit.load.batching import (
     DynamicBatching,
     NoBatching,
     Request,
+    SloAwareBatching,
     StaticBatching,
 )
 
@@ -100,3 +101,14 @@ def test_evaluation_is_deterministic_and_sensible() -> None:
     # No batching meets the SLO everywhere but pays a request fee per image.
     assert first["slo_attainment_pct"] == 100.0
     assert first["cost_per_1m_requests_usd"] > paper["cost_per_1m_requests_usd"]
+
+
+@pytest.mark.parametrize("name", sorted(checker.CHECK_WORKLOADS))
+def test_the_grades_two_figures_equal_the_full_evaluation(name: str) -> None:
+    workload = checker.CHECK_WORKLOADS[name]
+    for factory in (NoBatching, lambda: DynamicBatching(5, 0.3), lambda: DynamicBatching(16, 0.05),
+                    lambda: SloAwareBatching(16), lambda: StaticBatching(8)):  # fmt: skip
+        full = checker.evaluate(factory, workload)
+        slo, usd = checker.slo_and_cost(factory, workload)
+        assert slo == pytest.approx(full["slo_attainment_pct"], abs=1e-9)
+        assert usd == pytest.approx(full["cost_per_1m_requests_usd"], rel=1e-12)
