@@ -29,14 +29,14 @@ TOKEN = "labkit-tutorial-test"
 
 #: Test-speed parameters per notebook (the quick preset's spirit: every step, little traffic).
 QUICK = {
-    "01_train_mnist": {"epochs": 1, "max_train_samples": 2000, "max_test_samples": 500},
+    "01_train_mnist": {"epochs": 1, "max_train_samples": 1000, "max_test_samples": 200},
     "02_build_lambda_image": {"n_digits": 2, "build_docker_image": False},
     "03_deploy_function": {"n_digits": 2, "keep_alive_s": 60.0},
     "04_run_workloads": {"duration_s": 2.0, "repetitions": 1, "uniform_rates": [10.0],
                          "cpu_share": False},
-    "05_analyze_latency_cost": {"n_boot": 100, "sweep_points": 2, "sweep_duration_s": 30.0,
-                                "cross_validation_seeds": 1, "fit_candidates": 2,
-                                "fit_duration_s": 20.0},
+    "05_analyze_latency_cost": {"n_boot": 100, "sweep_points": 2, "sweep_duration_s": 15.0,
+                                "cross_validation_seeds": 1, "fit_candidates": 1,
+                                "fit_duration_s": 10.0},
 }  # fmt: skip
 
 #: What each notebook promises: figures drawn at least, files (globs under the workspace).

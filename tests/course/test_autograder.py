@@ -135,7 +135,7 @@ def test_the_live_check_builds_its_bundle_and_compares_fairly(
     out = tmp_path / "live-out.ipynb"
     papermill.execute_notebook(str(notebook), str(out), kernel_name="python3",
                                parameters={"live_check": True, "model_dir": str(trained_model_dir),
-                                           "live_duration_s": 3.0},
+                                           "live_duration_s": 2.0},
                                progress_bar=False, cwd=str(folder))  # fmt: skip
     cells = json.loads(out.read_text())["cells"]
     outputs = [o for c in cells for o in c.get("outputs", [])]
@@ -152,7 +152,7 @@ def test_the_live_check_builds_its_bundle_and_compares_fairly(
     assert column["policy"] == ["paper-rule (paper's rule)", "mine (yours)", "mine (yours)",
                                 "paper-rule (paper's rule)"]  # fmt: skip
     assert set(column["function"]) == {"fresh"}
-    assert set(column["workload"]) == {"bursty 8/s with 1 s at 60/s every 5 s, 3 s"}
+    assert set(column["workload"]) == {"bursty 8/s with 1 s at 60/s every 5 s, 2 s"}
 
 
 def test_outside_a_workspace_the_shipped_master_is_used(tmp_path: Path, monkeypatch) -> None:

@@ -238,4 +238,7 @@ def test_ctrl_c_in_a_queue_cell_keeps_what_was_answered(queue_bundle: Path, tmp_
     assert saved.status["stopped_by"] == "KeyboardInterrupt"
     assert len(saved.requests) == 300  # one record per scheduled request
     assert saved.requests["error"].isna().sum() >= 20
-    assert set(saved.requests["error"].dropna()) == {"NoAnswer", "NotSent"}
+    # never sent: NotSent; sent and not answered when Ctrl-C came: NoAnswer (whether any was
+    # in flight at that instant depends on the machine's load, so only NotSent is certain)
+    errors = set(saved.requests["error"].dropna())
+    assert "NotSent" in errors and errors <= {"NoAnswer", "NotSent"}, errors
