@@ -117,15 +117,17 @@ def run_all(page, notebook: Path, timeout_s: float) -> dict:
     deadline = time.monotonic() + timeout_s
     while True:
         page.wait_for_timeout(2000)
-        page.keyboard.press("Control+s")
-        page.wait_for_timeout(500)
+        assert time.monotonic() < deadline, f"{notebook.name} did not finish in {timeout_s:.0f} s"
+        running = page.locator(".jp-InputArea-prompt", has_text="[*]").count()
+        if running or not idle(page, notebook):
+            continue
+        page.keyboard.press("Control+s")  # save only when it looks finished: outputs are MBs
+        page.wait_for_timeout(1000)
         saved = json.loads(notebook.read_text())
         code = [c for c in saved["cells"] if c["cell_type"] == "code"]
         errors = [o for c in code for o in c.get("outputs", []) if o["output_type"] == "error"]
-        done = all(c.get("execution_count") for c in code)
-        if errors or (done and idle(page, notebook)):
+        if errors or all(c.get("execution_count") for c in code):
             return saved
-        assert time.monotonic() < deadline, f"{notebook.name} did not finish in {timeout_s:.0f} s"
 
 
 def test_notebooks_01_to_05_run_in_order_in_jupyterlab(opened, record_property) -> None:
