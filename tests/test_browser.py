@@ -7,6 +7,7 @@ serves a test handler (no model to train) with one-second runs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -62,24 +64,31 @@ def lab(tmp_path: Path):
                   "concurrency": 1}  # fmt: skip
     nbformat.write(parameterize_notebook(notebook, parameters), tmp_path / "06.ipynb")
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
-         f"--ServerApp.port={port}", f"--IdentityProvider.token={TOKEN}",
-         f"--ServerApp.root_dir={tmp_path}", "--ServerApp.ip=127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        env={**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-             "LABKIT_MNIST_ROOT": mnist_root()},
-    )  # fmt: skip
+    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+               f"--ServerApp.port={port}", f"--IdentityProvider.token={TOKEN}",
+               f"--ServerApp.root_dir={tmp_path}", "--ServerApp.ip=127.0.0.1"]  # fmt: skip
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+           "LABKIT_MNIST_ROOT": mnist_root()}  # fmt: skip
+    with jupyterlab(command, env, port, TOKEN) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def jupyterlab(command: list[str], env: dict[str, str], port: int, token: str) -> Iterator[str]:
+    """JupyterLab started by ``command`` (its own process group), once it answers; its URL.
+    Stopped, with everything it started (kernels, instances), when the block ends."""
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True, env=env)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while True:
             try:
-                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("JupyterLab did not start") from None
+                    raise RuntimeError(f"JupyterLab did not start: {' '.join(command)}") from None
                 time.sleep(0.5)
         yield url
     finally:

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.test_browser import CHROMIUM, free_port, mnist_root
+from tests.test_browser import CHROMIUM, free_port, jupyterlab, mnist_root
 
 pytestmark = pytest.mark.slow
 
@@ -70,29 +68,10 @@ def opened(tmp_path: Path):
         execute_notebook(str(notebook), str(notebook), parameters=parameters, prepare_only=True,
                          progress_bar=False)  # fmt: skip
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "labkit.cli", "open", str(workspace), "--no-browser",
-         "--port", str(port), "--token", TOKEN],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("labkit open did not start JupyterLab") from None
-                time.sleep(0.5)
+    command = [sys.executable, "-m", "labkit.cli", "open", str(workspace), "--no-browser",
+               "--port", str(port), "--token", TOKEN]  # fmt: skip
+    with jupyterlab(command, env, port, TOKEN) as url:
         yield url, workspace
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
 
 
 def status(page) -> str:
