@@ -290,11 +290,12 @@ def standing(result: Any) -> Figure:
     table = result.table
     fig = Figure(figsize=(3.2 * len(table), 3.4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(table), squeeze=False)[0])
+    fronts = result.fronts  # computed on each access: once here, not once per panel
     for ax, row in zip(axes, table.itertuples(), strict=True):
         points = result.references[row.workload]
         ax.plot([p.cost_usd for p in points], [p.slo_pct for p in points], ".", color="0.75",
                 label="reference policies")  # fmt: skip
-        front = result.fronts[row.workload]
+        front = fronts[row.workload]
         ax.plot([p.cost_usd for p in front], [p.slo_pct for p in front], "-", color="0.6", lw=1)
         ax.axhline(result.target_pct, ls="--", color="tab:green", lw=1, label="target")
         ax.plot(row.cost_1m_usd_reference, row.slo_pct_reference, "D", color="tab:green",

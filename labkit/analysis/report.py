@@ -203,19 +203,6 @@ def side_by_side_text(cells: list[Cell], *, slo_ms: float | None = None) -> str:
 format_usd = cost.format_usd  # re-exported: where the tables of this module format money
 
 
-def _money(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` with its dollar columns as text of three significant digits."""
-    out = table.copy()
-    for column in out.columns:
-        if "usd" in column:
-            out[column] = out[column].map(format_usd)
-    return out
-
-
-def _markdown(table: pd.DataFrame) -> str:
-    return numbers.markdown(table)
-
-
 def write_report(
     run: str | os.PathLike[str],
     *,
@@ -252,18 +239,18 @@ def write_report(
              f"cells; backend {cells[0].config.backend}; prices {cost.PRICES_SOURCE}.", "",
              "## Definitions", "", DEFINITIONS, "",
              "## Table 1 (ours): steady state, cold starts apart, all requests beside", "",
-             _markdown(table), ""]  # fmt: skip
+             numbers.markdown(table), ""]  # fmt: skip
     if len(verdicts):
-        lines += ["## Beside the paper", "", _markdown(comparison(cells, slo_ms=slo)), "",
+        lines += ["## Beside the paper", "", numbers.markdown(comparison(cells, slo_ms=slo)), "",
                   "## The paper's claims: dynamic vs static", "", claims.VERDICT_RULE, "",
-                  _markdown(claims.table(verdicts)), "", claims.family_sentence(verdicts), "",
+                  numbers.markdown(claims.table(verdicts)), "", claims.family_sentence(verdicts), "",
                   "### Why", "",
                   *[f"- **{r.workload}, {r.metric}** ({r.verdict}): {r.reason}"
                     for r in verdicts.itertuples()], ""]  # fmt: skip
     for title, text in (extra_sections or {}).items():
         lines += [f"## {title}", "", text, ""]
     every = summary(cells, slo_ms=slo).drop(columns=["complete"])
-    lines += ["## Every figure, per cell (steady state)", "", _markdown(every), ""]
+    lines += ["## Every figure, per cell (steady state)", "", numbers.markdown(every), ""]
     if len(shown) < len(cells):
         lines += [f"Batch sizes, cold starts and latency over time show the first repetition of "
                   f"each setting ({len(shown)} of {len(cells)} cells); the tables pool them all.", ""]  # fmt: skip

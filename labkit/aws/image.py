@@ -171,7 +171,7 @@ def ensure_bundle(
     if bundle_dir:
         return Bundle.open(bundle_dir)
     model = paths.resolve_model_dir(model_dir)
-    if train_if_missing and model_dir in (None, "") and not _complete(model):
+    if train_if_missing and model_dir in (None, "") and not _model_complete(model):
         _train_default(model, progress or (lambda message: None))
     return build_bundle(model, paths.default_bundle_dir(model, run_dir, variant), variant=variant)
 
@@ -182,10 +182,10 @@ def existing_bundle(model_dir: str | os.PathLike[str] | None = None) -> Path | N
     return folder if (folder / "bundle.json").is_file() else None
 
 
-def _complete(model: Path) -> bool:
-    from labkit.function.model_io import METADATA_FILE, WEIGHTS_FILE  # deferred: torch
+def _model_complete(model: Path) -> bool:
+    from labkit.function.model_io import is_complete  # deferred: torch
 
-    return (model / WEIGHTS_FILE).is_file() and (model / METADATA_FILE).is_file()
+    return is_complete(model)
 
 
 def _train_default(model: Path, say: Callable[[str], None]) -> None:

@@ -178,25 +178,14 @@ def slo_and_cost(factory: PolicyFactory, workload: WorkloadConfig,
     model ~650 times, and building and summarising record tables was half of each run
     (``tests/course/test_checker.py`` holds the two equal)."""
     times = workload.arrivals()
-    platform = _run(factory, workload, times, profile, slo_ms)
-    rows = platform.inv_rows
-    n = len(times)
-    if not n:
+    run = _run(factory, workload, times, profile, slo_ms).arrays(times)
+    if not len(times):
         return math.nan, math.nan
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 9
-    init_s, service_s = np.asarray(columns[5], float), np.asarray(columns[6], float)
-    gave_up = np.fromiter((e is not None for e in columns[8]), bool, len(rows))
-    batch_failed = np.zeros(platform.batches, bool)
-    batch_failed[np.asarray(columns[0], np.int64)[gave_up]] = True
-    latency_ms = (platform.done_at - times) * 1000.0
-    met = (np.nan_to_num(latency_ms, nan=np.inf) <= slo_ms) & ~batch_failed[platform.batch_of]
-    billed_ms = np.ceil((service_s[~gave_up] + init_s[~gave_up]) * 1000.0)
+    met = (np.nan_to_num(run.latency_ms, nan=np.inf) <= slo_ms) & ~run.failed
     prices = cost.Prices()
-    usd = (
-        len(billed_ms) * prices.per_request
-        + float(billed_ms.sum()) / 1000.0 * (profile.memory_mb / 1024.0) * prices.per_gb_s
-    )
-    return float(met.mean() * 100.0), usd / n * 1e6
+    gb_s = float(run.billed_ms.sum()) / 1000.0 * profile.memory_mb / 1024.0
+    usd = len(run.billed_ms) * prices.per_request + gb_s * prices.per_gb_s
+    return float(met.mean() * 100.0), usd / len(times) * 1e6
 
 
 def _run(factory: PolicyFactory, workload: WorkloadConfig, times: np.ndarray,

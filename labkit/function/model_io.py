@@ -23,10 +23,15 @@ class ModelLoadError(RuntimeError):
     """The model folder is missing, incomplete, corrupt or of another architecture."""
 
 
+def is_complete(model_dir: Path) -> bool:
+    """Whether ``model_dir`` holds both files of an exported model."""
+    return (model_dir / WEIGHTS_FILE).is_file() and (model_dir / METADATA_FILE).is_file()
+
+
 def load_model(model_dir: Path) -> tuple[MnistCNN, dict[str, Any]]:
     """The model in eval mode and its metadata, or :class:`ModelLoadError`."""
     weights, meta_path = model_dir / WEIGHTS_FILE, model_dir / METADATA_FILE
-    if not meta_path.is_file() or not weights.is_file():
+    if not is_complete(model_dir):
         raise ModelLoadError(
             f"no complete model in {model_dir} (need {WEIGHTS_FILE} and {METADATA_FILE}); "
             "train and export one first (notebook 01 or `labkit train`)"

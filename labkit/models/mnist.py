@@ -29,7 +29,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from labkit.data import MnistSplit, load_mnist
-from labkit.function.model_io import METADATA_FILE, WEIGHTS_FILE, ModelLoadError, load_model
+from labkit.function.model_io import (
+    METADATA_FILE,
+    WEIGHTS_FILE,
+    ModelLoadError,
+    is_complete,
+    load_model,
+)
 from labkit.function.net import ARCHITECTURE, NORMALISE_MEAN, NORMALISE_STD, MnistCNN, preprocess
 
 
@@ -277,7 +283,7 @@ def train_and_export(
 
 def _same_config(model_dir: Path, config: TrainConfig) -> bool:
     meta = model_dir / METADATA_FILE
-    if not meta.is_file() or not (model_dir / WEIGHTS_FILE).is_file():
+    if not is_complete(model_dir):
         return False
     try:
         return json.loads(meta.read_text()).get("train_config") == json.loads(

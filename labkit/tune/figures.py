@@ -23,22 +23,10 @@ from labkit.tune.objective import Slo
 def from_platform(platform: Platform, times: np.ndarray, slo: Slo,
                   prices: cost.Prices | None = None) -> dict[str, float]:  # fmt: skip
     """Latency, SLO, cold starts and cost of one model run (:func:`labkit.sim.simulate.run_platform`)."""
-    prices = prices or cost.Prices()
-    rows = platform.inv_rows
-    n_inv = len(rows)
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 9
-    init_s = np.asarray(columns[5], float)
-    service_s = np.asarray(columns[6], float)
-    gave_up = np.fromiter((e is not None for e in columns[8]), bool, n_inv)
-    batch_failed = np.zeros(platform.batches, bool)
-    batch_failed[np.asarray(columns[0], np.int64)[gave_up]] = True
-    failed = batch_failed[platform.batch_of] if len(times) else np.zeros(0, bool)
-    latency = (platform.done_at - times) * 1000.0
-    billed = np.ceil((service_s[~gave_up] + init_s[~gave_up]) * 1000.0)
-    cold = init_s > 0
-    return figures(latency, failed, slo, billed_ms=billed, init_ms=init_s[cold] * 1000.0,
-                   sizes=np.asarray(columns[1], float), throttles=float(np.sum(columns[7])),
-                   memory_mb=platform.profile.memory_mb, prices=prices)  # fmt: skip
+    run = platform.arrays(times)
+    return figures(run.latency_ms, run.failed, slo, billed_ms=run.billed_ms, init_ms=run.init_ms,
+                   sizes=run.sizes, throttles=run.throttles, memory_mb=platform.profile.memory_mb,
+                   prices=prices or cost.Prices())  # fmt: skip
 
 
 def figures(latency_ms: np.ndarray, failed: np.ndarray, slo: Slo, *, billed_ms: np.ndarray,
