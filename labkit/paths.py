@@ -119,6 +119,8 @@ def init_workspace(folder: str | os.PathLike[str]) -> tuple[Path, list[Path], li
     in ``notebooks/``. A notebook already there is never overwritten (it may hold a
     student's work). Returns (workspace, notebooks copied, notebooks kept as they were)."""
     root = Path(folder).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{root} is a file: a workspace is a folder (give a new or existing one)")
     (root / "notebooks").mkdir(parents=True, exist_ok=True)
     marker = root / MARKER
     if not marker.exists():

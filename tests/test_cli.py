@@ -88,6 +88,10 @@ def test_init_makes_a_workspace_and_keeps_what_is_there(
     assert mine.read_text() == "my edits"  # never overwritten
     assert (tmp_path / "ws" / "notebooks" / "01_train_mnist.ipynb").is_file()
     assert "kept as they were: 1" in capsys.readouterr().out
+    (tmp_path / "a-file").write_text("not a folder")
+    for command in ("init", "open"):
+        assert main([command, str(tmp_path / "a-file")]) == EXIT_BAD_INPUT
+        assert "is a file: a workspace is a folder" in capsys.readouterr().err
 
 
 def test_deploy_then_run_target_the_same_function(
