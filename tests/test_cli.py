@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from labkit.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+from tests.conftest import needs_mnist
 
 
 def test_help_starts_without_torch_or_pandas() -> None:
@@ -56,6 +57,7 @@ def test_a_run_whose_steady_state_is_empty_says_why_instead_of_nan(
 
 
 @pytest.mark.slow
+@needs_mnist  # real digits: skipped, saying why, where MNIST is absent
 def test_a_newcomers_first_run_trains_and_bundles_what_it_needs(
     isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

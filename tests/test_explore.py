@@ -14,6 +14,7 @@ from labkit.load.loadgen import Payloads
 from labkit.load.workloads import WorkloadConfig
 from labkit.settings import FunctionSettings
 from tests.cells import handler_bundle
+from tests.conftest import needs_mnist
 from tests.notebook_runs import html_table
 
 pytestmark = pytest.mark.slow
@@ -98,6 +99,7 @@ def test_the_widget_reaches_exact_settings_and_reports_errors_under_the_controls
         assert not button.disabled
 
 
+@needs_mnist  # real digits: skipped, saying why, where MNIST is absent
 def test_notebook_06_runs_an_onnx_bundle_as_notebook_04_would(
     trained_model_dir: Path, tmp_path: Path
 ) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, needs_mnist
 
 #: Blocks what the base install would not have (written into the new environment).
 BLOCKER = """
@@ -137,6 +137,7 @@ def test_the_environment_has_no_extra(installed: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@needs_mnist  # real digits: skipped, saying why, where MNIST is absent
 def test_the_wheel_runs_the_lab_from_an_empty_folder(
     installed: Path, tmp_path: Path, trained_model_dir: Path
 ) -> None:

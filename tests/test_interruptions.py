@@ -20,7 +20,7 @@ from labkit.analysis import report
 from labkit.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED
 from labkit.journal import load_cell
 from tests.cells import handler_bundle
-from tests.conftest import wait_for
+from tests.conftest import needs_mnist, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -57,6 +57,7 @@ def instances_of(run: subprocess.Popen) -> list[psutil.Process]:
     return [p for p in tree if any(c in " ".join(p.cmdline()) for c in clients)]
 
 
+@needs_mnist  # real digits: skipped, saying why, where MNIST is absent
 def test_ctrl_c_during_cold_starts_keeps_the_cell(tmp_path: Path) -> None:
     """The terminal's SIGINT reaches the whole process group while instances still load
     (slow_init: 1 s); the local Lambda is in its own session, so the run drains, saves the
@@ -79,6 +80,7 @@ def test_ctrl_c_during_cold_starts_keeps_the_cell(tmp_path: Path) -> None:
     assert not (cell / "requests.jsonl").exists()  # compacted into Parquet
 
 
+@needs_mnist  # real digits: skipped, saying why, where MNIST is absent
 def test_sigterm_saves_what_was_measured(tmp_path: Path) -> None:
     run = start_run(tmp_path, "fault_handlers.echo_batch")
     cell = tmp_path / "cell"
@@ -93,6 +95,7 @@ def test_sigterm_saves_what_was_measured(tmp_path: Path) -> None:
     assert answered >= 40 and len(saved.requests) == 160
 
 
+@needs_mnist  # real digits: skipped, saying why, where MNIST is absent
 def test_sigkill_keeps_the_journal_and_the_cell_reads_as_incomplete(tmp_path: Path) -> None:
     run = start_run(tmp_path, "fault_handlers.echo_batch")
     cell = tmp_path / "cell"

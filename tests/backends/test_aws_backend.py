@@ -15,6 +15,7 @@ from labkit import backends, journal
 from labkit.aws.account import FunctionNotReadyError
 from labkit.cli import EXIT_FAILED, EXIT_OK, main
 from labkit.settings import FunctionSettings
+from tests.conftest import needs_mnist
 from tests.fake_lambda import FakeLambda
 
 pytestmark = pytest.mark.aws
@@ -110,6 +111,7 @@ def test_provisioned_functions_are_invoked_on_their_alias_when_ready(
         )  # warm on purpose
 
 
+@needs_mnist  # real digits: skipped, saying why, where MNIST is absent
 def test_deploy_then_run_then_teardown_from_the_command_line(
     account: boto3.Session, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from labkit.course import assignment, autograder
 from labkit.load.batching import BatchingPolicy
+from tests.conftest import needs_mnist
 from tests.notebook_runs import html_table
 
 PART_1 = {
@@ -120,6 +121,7 @@ def test_grading_headless_gives_what_each_submission_earned(built, tmp_path: Pat
 
 
 @pytest.mark.slow
+@needs_mnist  # real digits: skipped, saying why, where MNIST is absent
 def test_the_live_check_builds_its_bundle_and_compares_fairly(
     built, trained_model_dir: Path, tmp_path: Path
 ) -> None:

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from labkit.emulator import FunctionConfig, LocalLambda
 from labkit.emulator.queues import LocalSqs, queue_arn
-from tests.conftest import PROJECT_DIR, wait_for
+from tests.conftest import PROJECT_DIR, needs_mnist, wait_for
 
 HANDLERS = PROJECT_DIR / "tests" / "handlers"
 
@@ -193,6 +193,7 @@ def test_a_fifo_queue_takes_at_most_10() -> None:
 
 
 @pytest.mark.slow
+@needs_mnist  # real digits: skipped, saying why, where MNIST is absent
 def test_requests_through_a_queue_keep_the_record_schema(
     trained_model_dir: Path, tmp_path: Path
 ) -> None:
