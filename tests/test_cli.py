@@ -96,6 +96,7 @@ def test_init_makes_a_workspace_and_keeps_what_is_there(
         assert "is a file: a workspace is a folder" in capsys.readouterr().err
 
 
+@needs_mnist  # real digits: skipped, saying why, where MNIST is absent
 def test_deploy_then_run_target_the_same_function(
     isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -113,6 +113,7 @@ def test_sigkill_keeps_the_journal_and_the_cell_reads_as_incomplete(tmp_path: Pa
              what="the killed run's local Lambda to go")  # fmt: skip
 
 
+@needs_mnist  # real digits: skipped, saying why, where MNIST is absent
 def test_a_local_lambda_that_dies_mid_run_becomes_errors_not_lost_records(tmp_path: Path) -> None:
     run = start_run(tmp_path, "fault_handlers.echo_batch")
     cell = tmp_path / "cell"
@@ -130,6 +131,7 @@ def test_a_local_lambda_that_dies_mid_run_becomes_errors_not_lost_records(tmp_pa
     assert "local_lambda" in saved.environment  # recorded as unavailable, not a traceback
 
 
+@needs_mnist  # real digits: skipped, saying why, where MNIST is absent
 def test_a_bundle_whose_model_does_not_load_fails_the_run(tmp_path: Path) -> None:
     run = start_run(tmp_path, "init_fails.handler", duration_s=2)
     code, err = finish(run)
@@ -139,6 +141,7 @@ def test_a_bundle_whose_model_does_not_load_fails_the_run(tmp_path: Path) -> Non
     assert saved.status["status"] == "failed" and "RuntimeError" in saved.status["why"]
 
 
+@needs_mnist  # real digits: skipped, saying why, where MNIST is absent
 def test_the_local_backend_ignores_aws_configuration(tmp_path: Path) -> None:
     run = start_run(tmp_path, "fault_handlers.echo_batch", duration_s=1,
                     env={"AWS_PROFILE": "no-such-profile", "AWS_CONFIG_FILE": str(tmp_path / "nope"),
@@ -148,6 +151,7 @@ def test_the_local_backend_ignores_aws_configuration(tmp_path: Path) -> None:
     assert load_cell(tmp_path / "cell").status["status"] == "complete"
 
 
+@needs_mnist  # real digits: skipped, saying why, where MNIST is absent
 def test_aws_without_credentials_stops_before_sending(tmp_path: Path) -> None:
     env = {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none"),
            "AWS_DEFAULT_REGION": "eu-west-1", "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
@@ -170,6 +174,7 @@ def test_a_matrix_says_which_cells_finished(tmp_path: Path) -> None:
     assert matrix["status"] == "complete" and matrix["finished"] == [config.label]
 
 
+@needs_mnist  # real digits: skipped, saying why, where MNIST is absent
 def test_ctrl_c_during_a_lab_run_reaches_the_kernel_which_saves_its_cell(tmp_path: Path) -> None:
     """The terminal's Ctrl-C reaches `labkit lab run` (kernels have their own session); the
     runner passes it on, the notebook's experiment saves its cell, and no cell follows."""
