@@ -660,10 +660,30 @@ def _loaded_error_types(errors: dict[str, list[str]]) -> tuple[type[BaseExceptio
     )
 
 
+#: The optional module jsonschema imports for two string formats no notebook schema uses.
+SLOW_OPTIONAL_MODULE = "rfc3987_syntax"
+
+
+def skip_unused_format_checks() -> None:
+    """Skip an import that costs each of labkit's processes a second.
+
+    jsonschema, which nbformat imports (and so papermill, otter and JupyterLab), builds some
+    40 Earley parsers at import when the optional ``rfc3987-syntax`` is installed
+    (jupyter-events pulls it in), to check the ``iri`` and ``iri-reference`` formats, which
+    no notebook schema uses (python-jsonschema/jsonschema#1428). Marked absent before
+    jsonschema's first import, it is skipped: ``import nbformat, papermill`` 2.06 s -> 0.89 s
+    here (bench/README.md). Only in labkit's own processes (this command, the grader
+    :mod:`labkit.course.autograder` starts, the test suite): importing labkit as a library
+    changes nothing in the importer's process."""
+    if "jsonschema" not in sys.modules:  # else too late, and harmless
+        sys.modules.setdefault(SLOW_OPTIONAL_MODULE, None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``labkit`` command; returns the exit code."""
     from labkit.signals import Terminated, terminate_as_interrupt
 
+    skip_unused_format_checks()  # this process is labkit's: a second off each notebook run
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,21 @@ LONGEST_FIRST = ("test_autograder.py", "test_notebooks.py", "test_tutorial.py", 
                  "test_your_model.py", "test_validate.py", "test_search.py")  # fmt: skip
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite is one of labkit's own processes (a second off each worker: see
+    :func:`labkit.cli.skip_unused_format_checks`).
+
+    Ctrl-C reaches the commands the tests start as it would from a terminal. A shell
+    without job control starts a background job (``pytest ... &``) with SIGINT ignored
+    (POSIX), every child inherits that, and a Python child then never raises
+    KeyboardInterrupt: the tests that press Ctrl-C would fail for how pytest was started."""
+    from labkit.cli import skip_unused_format_checks
+
+    skip_unused_format_checks()
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: one worker more than cores. Much of the suite waits on processes it
     started (instances, kernels, the quick lab); a third worker on two cores fills those waits
@@ -65,6 +81,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 needs_mnist = pytest.mark.skipif(not real_mnist_available(), reason="real MNIST files not present")
+
+
+@pytest.fixture(autouse=True)
+def prompt_aws_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kit looks at a function's state every 2 s (an update: every 1 s), as suits AWS; the
+    AWS doubles here (moto, tests/aws/aws_answers.py, tests/fake_lambda.py) change state per
+    look, not per second, so tests look at once instead of sleeping through those waits."""
+    monkeypatch.setattr("labkit.aws.deploy.STATE_POLL_S", 0.01)
+    monkeypatch.setattr("labkit.aws.deploy.UPDATE_POLL_S", 0.01)
 
 
 @pytest.fixture

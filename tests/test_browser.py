@@ -104,7 +104,7 @@ def test_notebook_06_runs_and_its_controls_rerun_and_redraw(lab: str) -> None:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
         page_errors: list[str] = []
         page.on("pageerror", lambda error: page_errors.append(str(error)))
         try:

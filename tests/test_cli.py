@@ -106,9 +106,9 @@ def test_deploy_then_run_target_the_same_function(
     so the run fails loudly: tests/backends/test_aws_backend.py has the same path against a fake that
     answers like the function)."""
     import boto3
-    from moto import mock_aws
 
     from labkit.aws.invoke import LambdaInvoker
+    from tests.moto_account import mocked_account
 
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": "eu-west-1"}.items():  # fmt: skip
@@ -122,8 +122,7 @@ def test_deploy_then_run_target_the_same_function(
 
     monkeypatch.setattr(LambdaInvoker, "invoke", spy)
     monkeypatch.setattr("labkit.aws.deploy.AwsDeployment._wait", lambda self, waiter: None)
-    config = {"lambda": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}
-    with mock_aws(config=config):
+    with mocked_account(monkeypatch):
         repo = boto3.client("ecr").create_repository(repositoryName="elsewhere")["repository"]
         assert main(["deploy", "up", "--image-uri", f"{repo['repositoryUri']}:v1"]) == EXIT_OK
         created = {f["FunctionName"] for f in boto3.client("lambda").list_functions()["Functions"]}
@@ -140,3 +139,13 @@ def test_only_is_repeatable_and_keeps_every_notebook_named() -> None:
     sweep = ["lab", "sweep", "--grid", "04.duration_s=[2,3]"]
     assert build_parser().parse_args(sweep).only is None  # its default, 04 and 05, applies
     assert build_parser().parse_args([*sweep, "--only", "04", "--only", "06"]).only == ["04", "06"]
+
+
+def test_labkits_processes_skip_the_iri_parsers_and_notebooks_still_validate() -> None:
+    """labkit.cli.skip_unused_format_checks: jsonschema then leaves out the two ``iri``
+    formats (a second of each process's start) and nbformat validates a notebook as before."""
+    code = ("import sys; from labkit.cli import skip_unused_format_checks as skip; skip(); "
+            "import nbformat; nbformat.validate(nbformat.v4.new_notebook()); "
+            "print('rfc3987_syntax' in sys.modules and sys.modules['rfc3987_syntax'] is None)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr

@@ -54,7 +54,14 @@ def instances_of(run: subprocess.Popen) -> list[psutil.Process]:
     except psutil.NoSuchProcess:
         return []
     clients = ("awslambdaric", "runtime_client.py")  # the official client or labkit's
-    return [p for p in tree if any(c in " ".join(p.cmdline()) for c in clients)]
+
+    def command(process: psutil.Process) -> str:
+        try:
+            return " ".join(process.cmdline())
+        except psutil.Error:  # ended (or a zombie) since the listing
+            return ""
+
+    return [p for p in tree if any(c in command(p) for c in clients)]
 
 
 @needs_mnist  # real digits: skipped, saying why, where MNIST is absent

@@ -116,7 +116,7 @@ def test_notebooks_01_to_05_run_in_order_in_jupyterlab(opened, record_property) 
     times = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
         try:
             for number, (name, (figures, files)) in enumerate(PROMISES.items()):
                 start = time.monotonic()

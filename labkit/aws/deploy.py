@@ -67,8 +67,11 @@ INDEX_MEDIA_TYPES = ("application/vnd.oci.image.index.v1+json",
 #: Tries of a call Lambda refuses while IAM spreads a new role or policy (about a minute
 #: with the default waits).
 IAM_TRIES = 8
-#: Seconds between looks at a function's state while waiting for Lambda.
+#: Seconds between looks at a function's state while waiting for Lambda (both polls are read
+#: when a wait starts: tests against AWS's doubles, which change state per look, shorten them).
 STATE_POLL_S = 2.0
+#: Between polls of an update to a function's configuration (AWS applies one in seconds).
+UPDATE_POLL_S = 1.0
 #: The event that wakes an Inactive function: answered without inference (a warm-up).
 WAKE_EVENT = b'{"warmup": true}'
 
@@ -235,7 +238,7 @@ class AwsDeployment:
         *,
         session: Any = None,
         progress: Callable[[str], None] | None = None,
-        wait_delay_s: float = STATE_POLL_S,
+        wait_delay_s: float | None = None,
     ) -> None:
         import boto3
 
@@ -243,7 +246,7 @@ class AwsDeployment:
         self.session = session or boto3.Session(region_name=self.config.region)
         self.region = resolve_region(self.session, self.config.region)
         self._progress = progress or (lambda message: None)
-        self.wait_delay_s = wait_delay_s
+        self.wait_delay_s = STATE_POLL_S if wait_delay_s is None else wait_delay_s
         self.ecr = self.session.client("ecr", region_name=self.region)
         self.iam = self.session.client("iam", region_name=self.region)
         self.lam = self.session.client("lambda", region_name=self.region)

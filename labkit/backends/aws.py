@@ -14,6 +14,7 @@ import sys
 import uuid
 from typing import Any
 
+from labkit.aws import deploy
 from labkit.aws.account import (
     CredentialsError,
     FunctionNotReadyError,
@@ -24,7 +25,6 @@ from labkit.aws.account import (
 )
 from labkit.aws.deploy import (
     FRESH_VARIABLE,
-    STATE_POLL_S,
     AwsDeployment,
     DeployConfig,
     plan_and_deploy,
@@ -129,7 +129,7 @@ class AwsBackend(Backend):
                     f"there is no function {name!r} in {self.region}; {DEPLOY_HINT}, or pass the "
                     "function's --function-name and --region"
                 ) from None
-            if wake_if_inactive(client, name, found, delay_s=STATE_POLL_S, progress=_say):
+            if wake_if_inactive(client, name, found, delay_s=deploy.STATE_POLL_S, progress=_say):
                 found = client.get_function(FunctionName=name)["Configuration"]
             if found.get("State") != "Active" or found.get("LastUpdateStatus") not in (
                 None,
@@ -177,7 +177,9 @@ class AwsBackend(Backend):
             client.update_function_configuration(
                 FunctionName=name, Environment={"Variables": variables}, **memory
             )
-            wait_for_function(client, name, "function_updated_v2", delay_s=1, max_attempts=300)
+            wait_for_function(
+                client, name, "function_updated_v2", delay_s=deploy.UPDATE_POLL_S, max_attempts=300
+            )
 
     def start(self) -> None:
         self._checked = self.preflight()

@@ -8,11 +8,11 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from labkit.aws.deploy import AwsDeployment, DeployConfig
 from labkit.settings import FunctionSettings
 from tests.aws.aws_answers import AwsAnswers, aws_answers
+from tests.moto_account import mocked_account
 
 REGION = "us-east-1"
 
@@ -30,8 +30,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, answers: AwsAnswers) -> Iterator[boto3.
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():  # fmt: skip
         monkeypatch.setenv(name, value)
-    config = {"lambda": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}
-    with mock_aws(config=config):
+    with mocked_account(monkeypatch):
         yield boto3.Session(region_name=REGION)
 
 

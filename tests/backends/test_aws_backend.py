@@ -9,7 +9,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from labkit import backends, journal
 from labkit.aws.account import FunctionNotReadyError
@@ -17,6 +16,7 @@ from labkit.cli import EXIT_FAILED, EXIT_OK, main
 from labkit.settings import FunctionSettings
 from tests.conftest import needs_mnist
 from tests.fake_lambda import FakeLambda
+from tests.moto_account import mocked_account
 
 pytestmark = pytest.mark.aws
 
@@ -27,8 +27,7 @@ def account(monkeypatch: pytest.MonkeyPatch, isolated_dirs: Path) -> Iterator[bo
                         "AWS_DEFAULT_REGION": "us-east-1"}.items():  # fmt: skip
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    config = {"lambda": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}
-    with mock_aws(config=config):
+    with mocked_account(monkeypatch):
         yield boto3.Session(region_name="us-east-1")
 
 

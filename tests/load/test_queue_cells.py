@@ -169,7 +169,7 @@ def queue_bundle(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
 @needs_mnist
 def test_a_queue_cell_runs_and_saves_like_any_other(queue_bundle: Path, tmp_path: Path) -> None:
     config = ExperimentConfig(policy=PolicyConfig("sqs", 5, 0), bundle_dir=str(queue_bundle),
-                              workload=WorkloadConfig("uniform", rate=10, duration_s=5),
+                              workload=WorkloadConfig("uniform", rate=10, duration_s=8),
                               function=FunctionSettings(concurrency=2, cpu_share=False))  # fmt: skip
     folder = run_experiment(config, tmp_path / "cell", progress=False)
     (cell,) = report.load_run(folder)
@@ -178,8 +178,9 @@ def test_a_queue_cell_runs_and_saves_like_any_other(queue_bundle: Path, tmp_path
     assert requests["error"].isna().all() and requests["correct"].mean() > 0.8
     assert invocations["t_start_s"].notna().all() and invocations["cold_start"].sum() >= 1
     steady = metrics.summarize(requests, invocations, view="steady")
-    assert steady["n"] > 0 and steady["cold_delayed"] < len(requests)  # cold starts end
-    assert cell.environment["sqs"]["sends"] == 50
+    # cold starts end (8 s of traffic: 4-5 cold starts' time on a loaded 2-core machine)
+    assert steady["n"] > 0 and steady["cold_delayed"] < len(requests)
+    assert cell.environment["sqs"]["sends"] == 80
     figures = report.summary([cell]).iloc[0]
     assert figures["sqs_usd"] > 0
     assert not (folder / "requests.jsonl").exists()  # the journal gave way to Parquet
