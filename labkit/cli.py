@@ -676,7 +676,7 @@ def skip_unused_format_checks() -> None:
     :mod:`labkit.course.autograder` starts, the test suite): importing labkit as a library
     changes nothing in the importer's process."""
     if "jsonschema" not in sys.modules:  # else too late, and harmless
-        sys.modules.setdefault(SLOW_OPTIONAL_MODULE, None)
+        sys.modules.setdefault(SLOW_OPTIONAL_MODULE, None)  # type: ignore[arg-type]  # None: absent
 
 
 def main(argv: Sequence[str] | None = None) -> int:
