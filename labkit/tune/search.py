@@ -397,6 +397,7 @@ def tune(config: TuneConfig, *, profile: PlatformProfile | None = None,
     table = store.load()
     table = table[table["key"].isin(chosen)].reset_index(drop=True)
     facts |= {"resumed": len(done & chosen), "simulated_now": total - len(dropped),
+              "fanout_seconds": facts["seconds"],  # the configurations' own time, on the workers
               "seconds": time.perf_counter() - start}  # fmt: skip
     pruned = pd.concat([pruned, pd.DataFrame(dropped)], ignore_index=True)
     result = TuneResult(config, profile, table, pruned, agreement(table), folder, facts)
