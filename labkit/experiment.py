@@ -259,6 +259,7 @@ def run_experiment(
     if len(arrivals) == 0:
         raise ValueError(f"workload {config.workload} produced no requests")
     if backend.live:
+        backend.precheck()  # e.g. AWS credentials: said before the payloads load
         payloads = payloads or _default_payloads(config)
     facts = environment_facts()
     records.write_json(folder / records.CONFIG_FILE, config.as_dict())

@@ -158,10 +158,11 @@ def test_the_local_backend_ignores_aws_configuration(tmp_path: Path) -> None:
     assert load_cell(tmp_path / "cell").status["status"] == "complete"
 
 
-@needs_mnist  # real digits: skipped, saying why, where MNIST is absent
 def test_aws_without_credentials_stops_before_sending(tmp_path: Path) -> None:
+    # no MNIST files either: the credentials are checked before the digits are loaded
     env = {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none"),
-           "AWS_DEFAULT_REGION": "eu-west-1", "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
+           "AWS_DEFAULT_REGION": "eu-west-1", "AWS_EC2_METADATA_DISABLED": "true",
+           "LABKIT_MNIST_ROOT": str(tmp_path / "no-mnist")}  # fmt: skip
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | env
     command = [sys.executable, "-m", "labkit.cli", "run", "--backend", "aws", "--duration-s", "1",
                "--rate", "4", "--out", str(tmp_path / "cell")]  # fmt: skip

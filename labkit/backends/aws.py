@@ -99,6 +99,23 @@ class AwsBackend(Backend):
             self._session = boto3.session.Session(region_name=self.region)
         return self._session
 
+    def precheck(self) -> None:
+        """Credentials and region, before the cell loads its payloads (PyTorch and the digits:
+        seconds), so that missing or expired credentials are said at once. Read again once,
+        as :meth:`preflight` does."""
+        try:
+            self._credentials()
+        except CredentialsError:
+            if not self._owns_session:
+                raise
+            self._session = None
+            self._credentials()
+
+    def _credentials(self) -> Any:
+        session = self.session()
+        self.region = resolve_region(session, self.region)
+        return check_credentials(session, self.region, "checking AWS credentials before the run")
+
     def preflight(self) -> dict[str, Any]:
         """Credentials, region, the function Active (and its alias READY; an Inactive one is
         woken): what is wrong is raised with the command that fixes it; what was found is
@@ -114,11 +131,8 @@ class AwsBackend(Backend):
             return self._preflight()
 
     def _preflight(self) -> dict[str, Any]:
+        identity = self._credentials()
         session = self.session()
-        self.region = resolve_region(session, self.region)
-        identity = check_credentials(
-            session, self.region, "checking AWS credentials before the run"
-        )
         client = session.client("lambda", region_name=self.region)
         name = self.function.name
         with aws_errors(f"looking up the function {name}"):

@@ -45,6 +45,11 @@ class Backend(ABC):
         starts; called when an experiment is configured. The base accepts everything."""
         return None
 
+    def precheck(self) -> None:
+        """Checks cheap enough to run before a cell prepares its payloads (which can take
+        seconds), so that what is missing is said at once: nothing by default."""
+        return None
+
     @property
     def concurrency(self) -> int:
         """Invocations in flight at most: the function's setting, or this backend's default."""
