@@ -45,7 +45,7 @@ def wait_for(
 LONGEST_FIRST = ("test_autograder.py", "test_notebooks.py", "test_tutorial.py", "test_interruptions.py",
                  "test_platforms.py", "test_aws_answers.py", "test_deploy.py",
                  "test_assignment.py", "test_queue_cells.py", "test_install.py",
-                 "test_event_sources.py", "test_browser.py", "test_aws_backend.py",
+                 "test_event_sources.py", "test_aws_backend.py",
                  "test_explore.py", "test_model.py", "test_aa_battery.py", "test_emulator.py",
                  "test_your_model.py", "test_validate.py", "test_search.py")  # fmt: skip
 

@@ -1,6 +1,9 @@
 """The tutorial as a student meets it: ``labkit open`` on a fresh workspace, then notebooks
 01 to 05 in JupyterLab in Chromium (Playwright), in order, each through the menu's
-Run > Run All Cells.
+Run > Run All Cells; then notebook 06, whose explorer widget is driven as a student would
+(a control moved, Run pressed, a new row and a redrawn figure). Notebook 06 serves a test
+handler with one-second runs (its own lesson is the widget, tested here in one JupyterLab
+session with the rest, not the model).
 
 Parameters for test speed are injected beforehand with papermill's prepare-only mode, as a
 course would for a quick check, never by editing the notebooks. Each notebook must finish
@@ -19,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import CHROMIUM, free_port, jupyterlab, mnist_root
+from tests.browser import CHROMIUM, explore_with_the_widget, free_port, jupyterlab, mnist_root
+from tests.cells import handler_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +67,9 @@ def opened(tmp_path: Path):
         env.pop(name, None)  # everything goes where a student's would: the workspace
     subprocess.run([sys.executable, "-m", "labkit.cli", "init", str(workspace)], check=True,
                    capture_output=True, env=env)  # fmt: skip
-    for name, parameters in QUICK.items():
+    bundle = handler_bundle(tmp_path / "bundle", handler="fault_handlers.echo_batch")
+    widget = {"bundle_dir": str(bundle), "duration_s": 1.0, "network": None, "concurrency": 1}
+    for name, parameters in (QUICK | {"06_explore_batching": widget}).items():
         notebook = workspace / "notebooks" / f"{name}.ipynb"
         execute_notebook(str(notebook), str(notebook), parameters=parameters, prepare_only=True,
                          progress_bar=False)  # fmt: skip
@@ -84,15 +90,26 @@ def idle(page, notebook: Path) -> bool:
     return "Python 3 (ipykernel) | Idle" in text and notebook.name in text
 
 
-def run_all(page, notebook: Path, timeout_s: float) -> dict:
-    """Run > Run All Cells on ``notebook`` (once it is the active tab and its kernel is idle),
-    then save until the saved notebook has run to its end (or shows an error); returns it."""
+def open_notebook(page, url: str, number: int, notebook: Path) -> None:
+    """``notebook`` alone in a JupyterLab workspace of its own (only its tab open)."""
+    page.goto(f"{url}/lab/workspaces/n{number}/tree/notebooks/{notebook.name}?token={TOKEN}&reset")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+
+
+def start_run_all(page, notebook: Path) -> None:
+    """Run > Run All Cells on ``notebook``, once it is the active tab and its kernel idle."""
     deadline = time.monotonic() + 120
     while not idle(page, notebook):
         assert time.monotonic() < deadline, f"{notebook.name}: no idle kernel: {status(page)}"
         page.wait_for_timeout(500)
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_text("Run All Cells", exact=True).click()
+
+
+def run_all(page, notebook: Path, timeout_s: float) -> dict:
+    """:func:`start_run_all`, then save until the saved notebook has run to its end (or
+    shows an error); returns it."""
+    start_run_all(page, notebook)
     deadline = time.monotonic() + timeout_s
     while True:
         page.wait_for_timeout(2000)
@@ -109,7 +126,7 @@ def run_all(page, notebook: Path, timeout_s: float) -> dict:
             return saved
 
 
-def test_notebooks_01_to_05_run_in_order_in_jupyterlab(opened, record_property) -> None:
+def test_notebooks_01_to_06_run_in_order_in_jupyterlab(opened, record_property) -> None:
     from playwright.sync_api import sync_playwright
 
     url, workspace = opened
@@ -120,11 +137,9 @@ def test_notebooks_01_to_05_run_in_order_in_jupyterlab(opened, record_property) 
         try:
             for number, (name, (figures, files)) in enumerate(PROMISES.items()):
                 start = time.monotonic()
-                # a workspace of its own per notebook: only that notebook's tab is open
-                page.goto(f"{url}/lab/workspaces/n{number}/tree/notebooks/{name}.ipynb"
-                          f"?token={TOKEN}&reset")  # fmt: skip
-                page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-                saved = run_all(page, workspace / "notebooks" / f"{name}.ipynb", 600)
+                notebook = workspace / "notebooks" / f"{name}.ipynb"
+                open_notebook(page, url, number, notebook)
+                saved = run_all(page, notebook, 600)
                 times[name] = round(time.monotonic() - start, 1)
                 outputs = [o for c in saved["cells"] for o in c.get("outputs", [])]
                 errors = [o for o in outputs if o["output_type"] == "error"]
@@ -133,6 +148,12 @@ def test_notebooks_01_to_05_run_in_order_in_jupyterlab(opened, record_property) 
                 assert drawn >= figures, f"{name} drew {drawn} figures, promises {figures}"
                 for pattern in files:
                     assert list(workspace.glob(pattern)), f"{name} did not write {pattern}"
+            start = time.monotonic()
+            explorer = workspace / "notebooks" / "06_explore_batching.ipynb"
+            open_notebook(page, url, len(PROMISES), explorer)
+            start_run_all(page, explorer)
+            explore_with_the_widget(page)
+            times[explorer.stem] = round(time.monotonic() - start, 1)
         finally:
             browser.close()
     record_property("seconds_per_notebook", times)
