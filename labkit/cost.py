@@ -74,6 +74,16 @@ def gb_seconds(billed_ms: float, memory_mb: int) -> float:
     return math.ceil(billed_ms) / 1000.0 * memory_mb / 1024.0
 
 
+def on_demand_usd(invocations: int, billed_ms_total: float, memory_mb: int,
+                  prices: Prices = _X86) -> float:  # fmt: skip
+    """Requests plus duration of ``invocations`` billed on demand for ``billed_ms_total`` (each
+    already rounded up to 1 ms): :func:`invocation_cost`'s total from two sums, for the model's
+    runs of a search or a grade (thousands of runs of ~10^3 invocations each, where a loop per
+    invocation would cost more than the run)."""
+    return (invocations * prices.per_request
+            + billed_ms_total / 1000.0 * (memory_mb / 1024.0) * prices.per_gb_s)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Bill:
     """A cost broken down; every figure in USD except the counts."""

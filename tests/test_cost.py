@@ -101,3 +101,12 @@ def test_a_queue_cells_traffic_is_priced_by_queue() -> None:
     assert requests == pytest.approx(155 * 0.40e-6) and answers == pytest.approx(65 * 0.40e-6)
     assert traffic_cost(traffic) == pytest.approx(requests + answers)
     assert traffic_cost(None) == 0.0  # a cell without a queue
+
+
+def test_the_bill_from_two_sums_equals_the_bill_per_invocation() -> None:
+    billed = [101.0, 1.0, 2534.0, 87.0]  # already rounded up to 1 ms, as Lambda bills
+    for memory_mb in (128, 1024, 1769, 10_240):
+        per_invocation = cost.invocation_cost(billed, memory_mb).total_usd
+        assert cost.on_demand_usd(len(billed), sum(billed), memory_mb) == pytest.approx(
+            per_invocation, rel=1e-12
+        )

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import sys
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from labkit.aws import deploy
 from labkit.aws.account import (
@@ -41,6 +42,8 @@ from labkit.settings import FunctionSettings
 def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
+
+T = TypeVar("T")
 
 DEPLOY_HINT = "deploy it first: `labkit deploy up` (or notebook 03 with target='aws')"
 
@@ -101,15 +104,21 @@ class AwsBackend(Backend):
 
     def precheck(self) -> None:
         """Credentials and region, before the cell loads its payloads (PyTorch and the digits:
-        seconds), so that missing or expired credentials are said at once. Read again once,
-        as :meth:`preflight` does."""
+        seconds), so that missing or expired credentials are said at once."""
+        self._reading_credentials_again(self._credentials)
+
+    def _reading_credentials_again(self, check: Callable[[], T]) -> T:
+        """``check()``; if the credentials are refused and the session is the backend's own,
+        once more on a new session, which reads the environment and ~/.aws afresh: an AWS
+        Academy student pastes new ones after four hours and carries on, without restarting
+        the kernel."""
         try:
-            self._credentials()
+            return check()
         except CredentialsError:
             if not self._owns_session:
                 raise
             self._session = None
-            self._credentials()
+            return check()
 
     def _credentials(self) -> Any:
         session = self.session()
@@ -119,16 +128,8 @@ class AwsBackend(Backend):
     def preflight(self) -> dict[str, Any]:
         """Credentials, region, the function Active (and its alias READY; an Inactive one is
         woken): what is wrong is raised with the command that fixes it; what was found is
-        returned. Credentials that expired are read again once (a new session reads the
-        environment and ~/.aws afresh): an AWS Academy student pastes new ones after four
-        hours and carries on, without restarting the kernel."""
-        try:
-            return self._preflight()
-        except CredentialsError:
-            if not self._owns_session:
-                raise
-            self._session = None
-            return self._preflight()
+        returned. Credentials that expired are read again once."""
+        return self._reading_credentials_again(self._preflight)
 
     def _preflight(self) -> dict[str, Any]:
         identity = self._credentials()

@@ -181,11 +181,8 @@ def slo_and_cost(factory: PolicyFactory, workload: WorkloadConfig,
     run = _run(factory, workload, times, profile, slo_ms).arrays(times)
     if not len(times):
         return math.nan, math.nan
-    met = (np.nan_to_num(run.latency_ms, nan=np.inf) <= slo_ms) & ~run.failed
-    prices = cost.Prices()
-    gb_s = float(run.billed_ms.sum()) / 1000.0 * profile.memory_mb / 1024.0
-    usd = len(run.billed_ms) * prices.per_request + gb_s * prices.per_gb_s
-    return float(met.mean() * 100.0), usd / len(times) * 1e6
+    usd = cost.on_demand_usd(len(run.billed_ms), float(run.billed_ms.sum()), profile.memory_mb)
+    return metrics.slo_attainment_pct(run.latency_ms, slo_ms, run.failed), usd / len(times) * 1e6
 
 
 def _run(factory: PolicyFactory, workload: WorkloadConfig, times: np.ndarray,

@@ -39,10 +39,10 @@ def figures(latency_ms: np.ndarray, failed: np.ndarray, slo: Slo, *, billed_ms: 
     ok = latency_ms[~failed & np.isfinite(latency_ms)]
     met = (np.nan_to_num(latency_ms, nan=np.inf) <= slo.latency_ms) & ~failed
     gb = memory_mb / 1024.0
-    request_usd = len(billed_ms) * prices.per_request
-    compute_usd = float(billed_ms.sum()) / 1000.0 * gb * prices.per_gb_s
+    total = (
+        cost.on_demand_usd(len(billed_ms), float(billed_ms.sum()), memory_mb, prices) + extra_usd
+    )
     init_usd = float(init_ms.sum()) / 1000.0 * gb * prices.per_gb_s
-    total = request_usd + compute_usd + extra_usd
     nan = math.nan
     # one call for the four: numpy partitions once per call, and 100,000 latencies take ms
     p50, p95, p99, p_slo = (
