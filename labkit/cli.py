@@ -79,6 +79,17 @@ def _experiment_base(args: argparse.Namespace) -> Any:
     from labkit.experiment import ExperimentConfig
     from labkit.load.batching import PolicyConfig
 
+    # What the user typed is checked first: a bad value is said before a fresh clone spends
+    # a minute training and bundling the model below.
+    workload = workload_from(args, args.duration_s)
+    workload.arrivals()  # its values' checks (the cell draws them again; a trace is read twice)
+    function = FunctionSettings.given(name=args.function_name, memory_mb=args.memory_mb,
+                                      concurrency=args.concurrency, provisioned=args.provisioned)  # fmt: skip
+    if args.timeout_s is None:
+        args.timeout_s = 0.0 if args.policy == "sqs" else 0.3
+    policy = PolicyConfig(args.policy, args.size, args.timeout_s)
+    if policy.kind == "sqs":
+        policy.mapping()  # AWS's checks of the mapping (ExperimentConfig makes them again)
     bundle = args.bundle
     if bundle is None and "bundle_dir" in backends.backend_class(args.backend).options:
         found = image.existing_bundle()
@@ -87,15 +98,10 @@ def _experiment_base(args: argparse.Namespace) -> Any:
                   file=sys.stderr)  # fmt: skip
             found = image.ensure_bundle(train_if_missing=True, progress=_say).path
         bundle = str(found)
-    workload = workload_from(args, args.duration_s)
-    function = FunctionSettings.given(name=args.function_name, memory_mb=args.memory_mb,
-                                      concurrency=args.concurrency, provisioned=args.provisioned)  # fmt: skip
     if args.slo_ms is None:
         args.slo_ms = _bundle_slo(bundle) or 200.0
-    if args.timeout_s is None:
-        args.timeout_s = 0.0 if args.policy == "sqs" else 0.3
     return ExperimentConfig(
-        workload=workload, policy=PolicyConfig(args.policy, args.size, args.timeout_s),
+        workload=workload, policy=policy,
         function=function, backend=args.backend, bundle_dir=bundle, region=args.region,
         profile=args.profile, network=args.network, slo_ms=args.slo_ms, data_root=args.data_root,
     )  # fmt: skip

@@ -79,6 +79,20 @@ def test_a_newcomers_first_run_trains_and_bundles_what_it_needs(
     assert "nan" not in captured.out.lower()
 
 
+@pytest.mark.parametrize("bad", [["--rate", "-3"], ["--policy", "sqs", "--size", "20000"]])
+def test_a_newcomers_bad_input_is_refused_before_anything_is_trained(
+    isolated_dirs: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    bad: list[str],
+) -> None:
+    monkeypatch.setenv("LABKIT_BUNDLES_DIR", str(isolated_dirs / "bundles"))
+    assert main(["run", "--duration-s", "2", *bad]) == EXIT_BAD_INPUT
+    captured = capsys.readouterr()
+    assert "labkit: error:" in captured.err and "no bundle yet" not in captured.err
+    assert not (isolated_dirs / "models").exists() and not (isolated_dirs / "bundles").exists()
+
+
 def test_init_makes_a_workspace_and_keeps_what_is_there(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
