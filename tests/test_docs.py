@@ -40,6 +40,9 @@ def test_every_relative_link_resolves(page: str) -> None:
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebooks_are_thin_and_committed_without_outputs(notebook: Path) -> None:
     cells = json.loads(notebook.read_text())["cells"]
+    ids = [c.get("id") for c in cells]
+    # a repeated id makes nbformat rename cells on every read (a warning in every run)
+    assert len(set(ids)) == len(ids), f"{notebook.stem}: cell ids repeat"
     code = [c for c in cells if c["cell_type"] == "code"]
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
     parameters = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
