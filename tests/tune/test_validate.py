@@ -19,13 +19,14 @@ from labkit.tune.space import SearchSpace
 from tests.models.test_your_model import Tiny  # the model the kit has never seen
 
 
-def tiny_search(tmp_path: Path, memory_mb: int, **options: object) -> search.TuneResult:
+def tiny_search(tmp_path: Path, memory_mb: int, concurrency: int = 2,
+                **options: object) -> search.TuneResult:  # fmt: skip
     """A small search of a model the kit has never seen: none vs dynamic at one memory."""
     path = tmp_path / "tiny.pt"
     torch.jit.save(torch.jit.script(Tiny().eval()), str(path))
     bundle = build_model_bundle(path, tmp_path / "bundle", input_spec="float32[3,32,32]")
     space = SearchSpace(policies=("none", "dynamic"), memories_mb=(memory_mb,), sizes=(4,),
-                        timeouts_s=(0.05,), concurrencies=(2,))  # fmt: skip
+                        timeouts_s=(0.05,), concurrencies=(concurrency,))  # fmt: skip
     config = search.TuneConfig(model=str(bundle.path), workload=WorkloadConfig("poisson", rate=20),
                                slo=Slo(300, 90), space=space, requests=2000, replications=0,
                                cluster=Cluster(workers=1), out=str(tmp_path / "search"),
@@ -56,7 +57,9 @@ def test_your_models_answer_is_checked_live_beside_the_model(tmp_path: Path) -> 
 def test_on_aws_each_configuration_runs_at_its_memory_within_the_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    searched = tiny_search(tmp_path, 2048, profile="paper-aws")
+    # both must meet the SLO in the model, well clear of it: with 2 instances, no batching
+    # sits near 90 % (two cold starts' queue), and which side of it is up to the draws
+    searched = tiny_search(tmp_path, 2048, concurrency=4, profile="paper-aws")
     from moto import mock_aws
 
     from tests.fake_lambda import FakeLambda
