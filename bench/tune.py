@@ -59,7 +59,8 @@ def throughput(tmp: Path, requests: int) -> dict[str, float]:
         tables[workers] = result.table.drop(columns=["seconds"])
         n = len(result.table)
         # each configuration's own simulation time, summed: the same work on 1 and on 2
-        # workers, unless two at once slow each other (shared caches and memory bandwidth)
+        # workers, unless something slows each one down there (a Dask worker's event loop
+        # taking the GIL from the task, the two vCPUs sharing the machine)
         busy = float(result.table["seconds"].sum())
         rows.append([workers, n, wall, n / wall, fanout, n / fanout, busy])
     same = tables[1].equals(tables[2])

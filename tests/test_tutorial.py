@@ -2,9 +2,8 @@
 01 to 05 in JupyterLab in Chromium (Playwright), in order, each opened from the file
 browser and run through the menu's Run > Run All Cells; then notebook 06, whose explorer
 widget is driven as a student would (a control moved, Run pressed, a new row and a redrawn
-figure). Notebook 06 serves a test
-handler with one-second runs (its own lesson is the widget, tested here in one JupyterLab
-session with the rest, not the model).
+figure). Notebook 06 serves a test handler with one-second runs (its own lesson is the
+widget, tested here in one JupyterLab session with the rest, not the model).
 
 Parameters for test speed are injected beforehand with papermill's prepare-only mode, as a
 course would for a quick check, never by editing the notebooks. Each notebook must finish
