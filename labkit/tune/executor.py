@@ -66,9 +66,12 @@ class Cluster:
 
 
 def run_all(fn: Callable[[T], R], tasks: Sequence[T], cluster: Cluster,
-            on_result: Callable[[T, R], None]) -> dict[str, Any]:  # fmt: skip
+            on_result: Callable[[T, R], None], *, interruptible: bool = True) -> dict[str, Any]:  # fmt: skip
     """Run ``fn`` on every task where ``cluster`` says; ``on_result(task, result)`` in this
-    process as each finishes. Returns facts of the run (where, workers, seconds)."""
+    process as each finishes. Returns facts of the run (where, workers, seconds).
+    ``interruptible=False``: the tasks keep nothing of their own (a search's: this process
+    saves each result), so a LocalCluster's workers ignore Ctrl-C and this process, which
+    gets it, closes them (a sweep's notebooks, which save their cell on Ctrl-C, need it)."""
     start = time.perf_counter()
     if not tasks:
         return {"where": cluster.describe(), "workers": 0, "seconds": 0.0}
@@ -84,7 +87,11 @@ def run_all(fn: Callable[[T], R], tasks: Sequence[T], cluster: Cluster,
         client = Client(cluster.scheduler, timeout="20s")
         local = None
     else:
-        with dask.config.set(QUIET_WORKERS):  # each worker's nanny takes the config now
+        settings = dict(QUIET_WORKERS)
+        if not interruptible:
+            preloads = dask.config.get("distributed.worker.preload")  # the user's, kept
+            settings["distributed.worker.preload"] = [*preloads, "labkit.tune.worker_setup"]
+        with dask.config.set(settings):  # each worker's nanny takes the config now
             local = LocalCluster(n_workers=cluster.local_workers, threads_per_worker=1,
                                  processes=True, dashboard_address=":0")  # fmt: skip
         client = Client(local)

@@ -393,7 +393,11 @@ def tune(config: TuneConfig, *, profile: PlatformProfile | None = None,
         if progress:
             progress(finished, total)
 
-    facts = run_all(evaluate.run, tasks, config.cluster, save)
+    try:
+        facts = run_all(evaluate.run, tasks, config.cluster, save, interruptible=False)
+    except KeyboardInterrupt as stop:  # SIGTERM's Terminated too: the same kind, said where
+        raise type(stop)(f"{finished} of {total} configurations kept in {folder}; the same "
+                         "command resumes the search") from None  # fmt: skip
     table = store.load()
     table = table[table["key"].isin(chosen)].reset_index(drop=True)
     facts |= {"resumed": len(done & chosen), "simulated_now": total - len(dropped),
