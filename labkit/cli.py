@@ -81,8 +81,9 @@ def _experiment_base(args: argparse.Namespace) -> Any:
 
     # What the user typed is checked first: a bad value is said before a fresh clone spends
     # a minute training and bundling the model below.
-    workload = workload_from(args, args.duration_s)
-    workload.arrivals()  # its values' checks (the cell draws them again; a trace is read twice)
+    workload = workload_from(args, args.duration_s)  # its values are checked as it is made
+    if workload.trace:
+        workload.arrivals()  # the trace's file, read and checked (the cell reads it again)
     function = FunctionSettings.given(name=args.function_name, memory_mb=args.memory_mb,
                                       concurrency=args.concurrency, provisioned=args.provisioned)  # fmt: skip
     if args.timeout_s is None:

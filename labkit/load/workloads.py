@@ -32,15 +32,36 @@ def _check(name: str, value: float, *, allow_zero: bool = False) -> float:
     return float(value)
 
 
+#: Each generator's parameters, and whether one may be 0 (the others must be > 0).
+_LIMITS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "uniform": (("rate", False), ("duration_s", False)),
+    "poisson": (("rate", False), ("duration_s", False)),
+    "ramp": (("start_rate", True), ("end_rate", False), ("duration_s", False)),
+    "bursty": (("base_rate", True), ("burst_rate", False), ("burst_s", False),
+               ("period_s", False), ("duration_s", False)),
+}  # fmt: skip
+
+
+def _check_kind(kind: str, **values: float) -> None:
+    """``values`` as the ``kind``'s generator takes them, checked (one place for the
+    generators and :class:`WorkloadConfig`, which checks on construction)."""
+    for name, allow_zero in _LIMITS[kind]:
+        _check(name, values[name], allow_zero=allow_zero)
+    if kind == "bursty" and values["burst_s"] > values["period_s"]:
+        raise ValueError(
+            f"burst_s ({values['burst_s']}) must not exceed period_s ({values['period_s']})"
+        )
+
+
 def uniform(rate: float, duration_s: float) -> np.ndarray:
     """Arrivals at ``0, 1/rate, 2/rate, ...`` before ``duration_s``."""
-    _check("rate", rate), _check("duration_s", duration_s)
+    _check_kind("uniform", rate=rate, duration_s=duration_s)
     return np.arange(0.0, duration_s, 1.0 / rate)
 
 
 def poisson(rate: float, duration_s: float, seed: int = 0) -> np.ndarray:
     """A Poisson process of ``rate`` requests/s over ``duration_s`` seconds."""
-    _check("rate", rate), _check("duration_s", duration_s)
+    _check_kind("poisson", rate=rate, duration_s=duration_s)
     rng = np.random.default_rng(seed)
     n = rng.poisson(rate * duration_s)
     return np.sort(rng.uniform(0.0, duration_s, n))
@@ -50,8 +71,7 @@ def ramp(start_rate: float, end_rate: float, duration_s: float, seed: int = 0) -
     """A Poisson process whose rate rises (or falls) linearly from ``start_rate`` to
     ``end_rate`` over ``duration_s``: where concurrency must grow (thinning of a process at
     the larger rate)."""
-    _check("start_rate", start_rate, allow_zero=True), _check("end_rate", end_rate)
-    _check("duration_s", duration_s)
+    _check_kind("ramp", start_rate=start_rate, end_rate=end_rate, duration_s=duration_s)
     top = max(start_rate, end_rate)
     rng = np.random.default_rng(seed)
     times = np.sort(rng.uniform(0.0, duration_s, rng.poisson(top * duration_s)))
@@ -68,10 +88,8 @@ def bursty(
     seed: int = 0,
 ) -> np.ndarray:
     """On/off bursts (see the module docstring); bursts start at ``0, period_s, ...``."""
-    _check("base_rate", base_rate, allow_zero=True), _check("burst_rate", burst_rate)
-    _check("burst_s", burst_s), _check("period_s", period_s), _check("duration_s", duration_s)
-    if burst_s > period_s:
-        raise ValueError(f"burst_s ({burst_s}) must not exceed period_s ({period_s})")
+    _check_kind("bursty", base_rate=base_rate, burst_rate=burst_rate, burst_s=burst_s,
+                period_s=period_s, duration_s=duration_s)  # fmt: skip
     rng = np.random.default_rng(seed)
     pieces = []
     for start in np.arange(0.0, duration_s, period_s):
@@ -179,26 +197,46 @@ class WorkloadConfig:
     function: str | None = None  # azure: HashFunction
     name: str | None = None  # how results name it (default: the kind)
 
-    def arrivals(self) -> np.ndarray:
+    def __post_init__(self) -> None:
+        """Its kind's values checked as its generator checks them: a bad one is said where
+        the workload is written, not once a search's workers or a cell's payloads are under
+        way. (A trace's file is read, and checked, when drawn.)"""
         kind = self.kind.lower()
-        if kind == "uniform":
-            return uniform(self.rate, self.duration_s)
-        if kind == "poisson":
-            return poisson(self.rate, self.duration_s, self.seed)
-        if kind == "bursty":
-            return bursty(self.base_rate, self.burst_rate, self.burst_s, self.period_s,
-                          self.duration_s, self.seed)  # fmt: skip
+        if kind in _LIMITS:
+            _check_kind(kind, **self._generator_values())
+        elif kind not in ("csv", "azure"):
+            raise ValueError(
+                f"unknown workload {self.kind!r}; known: uniform, poisson, bursty, ramp, csv, azure"
+            )
+        elif not self.trace:
+            raise ValueError(f"workload kind {kind!r} needs trace=<file>")
+
+    def _generator_values(self) -> dict[str, float]:
+        """The arguments its kind's generator takes (all but the seed)."""
+        kind = self.kind.lower()
         if kind == "ramp":
-            return ramp(self.base_rate, self.rate, self.duration_s, self.seed)
-        if kind in ("csv", "azure"):
-            if not self.trace:
-                raise ValueError(f"workload kind {kind!r} needs trace=<file>")
-            if kind == "csv":
-                return from_csv(self.trace, self.column)
-            return azure_trace(self.trace, self.function, seed=self.seed)
-        raise ValueError(
-            f"unknown workload {self.kind!r}; known: uniform, poisson, bursty, ramp, csv, azure"
-        )
+            return {"start_rate": self.base_rate, "end_rate": self.rate,
+                    "duration_s": self.duration_s}  # fmt: skip
+        if kind == "bursty":
+            return {"base_rate": self.base_rate, "burst_rate": self.burst_rate,
+                    "burst_s": self.burst_s, "period_s": self.period_s,
+                    "duration_s": self.duration_s}  # fmt: skip
+        return {"rate": self.rate, "duration_s": self.duration_s}  # uniform, poisson
+
+    def arrivals(self) -> np.ndarray:
+        kind, values = self.kind.lower(), self._generator_values()
+        if kind == "uniform":
+            return uniform(**values)
+        if kind == "poisson":
+            return poisson(**values, seed=self.seed)
+        if kind == "bursty":
+            return bursty(**values, seed=self.seed)
+        if kind == "ramp":
+            return ramp(**values, seed=self.seed)
+        trace = str(self.trace)  # csv or azure, with a trace: checked on construction
+        if kind == "csv":
+            return from_csv(trace, self.column)
+        return azure_trace(trace, self.function, seed=self.seed)
 
     @property
     def label(self) -> str:

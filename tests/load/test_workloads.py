@@ -77,6 +77,20 @@ def test_bad_parameters_are_refused(call) -> None:
         call()
 
 
+@pytest.mark.parametrize(("given", "said"), [
+    ({"kind": "poisson", "rate": -1}, "rate must be > 0, not -1"),
+    ({"kind": "uniform", "duration_s": 0}, "duration_s must be > 0"),
+    ({"kind": "bursty", "burst_s": 6, "period_s": 5}, "burst_s .6. must not exceed period_s"),
+    ({"kind": "ramp", "base_rate": -2}, "start_rate must be >= 0"),
+    ({"kind": "zipf"}, "unknown workload 'zipf'"),
+    ({"kind": "csv"}, "needs trace=<file>"),
+])  # fmt: skip
+def test_a_bad_workload_is_refused_where_it_is_written(given: dict, said: str) -> None:
+    """On construction, not when drawn: before a search's workers or a cell's payloads."""
+    with pytest.raises(ValueError, match=said):
+        WorkloadConfig(**given)
+
+
 def test_config_round_trips() -> None:
     config = WorkloadConfig("bursty", duration_s=10, seed=2)
     assert np.array_equal(config.arrivals(), WorkloadConfig(**config.as_dict()).arrivals())
