@@ -38,8 +38,9 @@ def test_the_local_clusters_workers_do_not_profile_their_tasks() -> None:
 
 def test_ctrl_c_stops_a_search_on_two_workers_without_their_tracebacks(tmp_path: Path) -> None:
     """As from a terminal: SIGINT to the command's whole process group. The command says
-    what it kept and how to resume, and exits 130; its workers, which the terminal reached too, leave the
-    stopping to it (before, each printed a KeyboardInterrupt traceback); none is left."""
+    what it kept and how to resume, and exits 130; its workers, which the terminal reached
+    too, leave the stopping to it and log nothing of their end (before, each printed a
+    KeyboardInterrupt traceback, and under load one more of a scheduler gone); none is left."""
     out = tmp_path / "search"
     command = [sys.executable, "-m", "labkit.cli", "tune", "--space", "small", "--requests",
                "50000", "--workers", "2", "--replications", "0", "--quiet", "--out", str(out)]  # fmt: skip
@@ -51,7 +52,7 @@ def test_ctrl_c_stops_a_search_on_two_workers_without_their_tracebacks(tmp_path:
     os.killpg(run.pid, signal.SIGINT)
     _, err = run.communicate(timeout=120)
     assert run.returncode == EXIT_INTERRUPTED, err
-    assert "Traceback" not in err, err
+    assert "Traceback" not in err and "distributed.worker" not in err, err  # nothing of theirs
     assert f"configurations kept in {out}; the same command resumes the search" in err
     psutil.wait_procs(workers, timeout=30)
     assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
