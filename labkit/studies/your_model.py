@@ -133,20 +133,42 @@ def event(bundle: Bundle, batch: int, seed: int = 0) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ServiceFit:
-    """Duration(batch, memory) = (base + per input x batch) x vcpu(reference) / vcpu(memory)."""
+    """Duration(batch, memory) = service(batch) x vcpu(reference) / vcpu(memory), where
+    service(batch) at the reference memory is the probe's median Duration at a probed batch
+    size, the straight line between the two probed sizes around an unprobed one, and past the
+    largest probed size its median plus ``per_input_ms`` a further input.
+
+    Why not the least-squares line (``base_ms + per_input_ms x batch``) throughout: where a
+    batch costs more per input than one input does, the line's intercept comes out negative,
+    and at a batch of one it missed the probe's own median by up to 4x (a SqueezeNet at
+    1,024 MB: 40-45 ms measured at a batch of one, 10 ms on one probe's line), enough to
+    turn ``labkit tune``'s answer from batching to none. Without ``measured_ms`` (a stated fit), the line is the curve."""
 
     model: str
     base_ms: float
     per_input_ms: float
     reference_mb: int
     overhead_ms: float  # the probe's median round trip minus Duration (the local hop)
+    #: (batch size, median Duration in ms) at the reference memory, by size
+    measured_ms: tuple[tuple[int, float], ...] = ()
 
     def duration_ms(self, batch: int | np.ndarray, memory_mb: int) -> Any:
         return (
-            (self.base_ms + self.per_input_ms * np.asarray(batch))
-            * vcpu(self.reference_mb)
-            / vcpu(memory_mb)
+            self._reference_ms(np.asarray(batch, float)) * vcpu(self.reference_mb) / vcpu(memory_mb)
         )
+
+    def _reference_ms(self, batch: np.ndarray) -> Any:
+        if not self.measured_ms:
+            return self.base_ms + self.per_input_ms * batch
+        sizes = np.array([size for size, _ in self.measured_ms], float)
+        medians = np.array([ms for _, ms in self.measured_ms])
+        between = np.interp(batch, sizes, medians)
+        above = medians[-1] + self.per_input_ms * (batch - sizes[-1])
+        # below the smallest probed size: the line back from it, but never less than that
+        # size's time per input (a smaller batch does not cost less per input)
+        below = np.maximum(medians[0] - self.per_input_ms * (sizes[0] - batch),
+                           medians[0] * batch / sizes[0])  # fmt: skip
+        return np.where(batch > sizes[-1], above, np.where(batch < sizes[0], below, between))
 
     def saved_per_input_pct(self, batch: int, memory_mb: int) -> float:
         """Compute per input a batch of ``batch`` saves against batches of 1 (%)."""
@@ -157,10 +179,11 @@ class ServiceFit:
 
 
 def fit(result: Probe) -> tuple[ServiceFit, pd.DataFrame]:
-    """The fit at the probe's first memory (least squares over its calls; the intercept may
-    come out negative where a batch costs more per input than one input does), and its error
-    at every probed point (median Duration, fitted vs measured, %): out of sample at the
-    other memories."""
+    """The fit at the probe's first memory (its medians per batch size, and a least-squares
+    line over its calls whose slope carries the curve past the largest size; the line's
+    intercept may come out negative where a batch costs more per input than one input does),
+    and its error at every probed point (median Duration, fitted vs measured, %): exact at
+    the reference memory, out of sample at the other memories."""
     calls = result.calls
     reference = int(calls["memory_mb"].iloc[0])
     at = calls[calls["memory_mb"] == reference]
@@ -168,7 +191,9 @@ def fit(result: Probe) -> tuple[ServiceFit, pd.DataFrame]:
         at["batch_size"].to_numpy(float), at["duration_ms"].to_numpy(float), 1
     )
     overhead = float((calls["round_trip_ms"] - calls["duration_ms"]).median())
-    fitted = ServiceFit(result.model, float(base), max(float(per_input), 0.0), reference, overhead)
+    measured = at.groupby("batch_size")["duration_ms"].median()
+    fitted = ServiceFit(result.model, float(base), max(float(per_input), 0.0), reference, overhead,
+                        tuple((int(b), float(ms)) for b, ms in measured.items()))  # fmt: skip
     medians = calls.groupby(["memory_mb", "batch_size"], as_index=False)["duration_ms"].median()
     medians["fitted_ms"] = [
         float(fitted.duration_ms(b, m))
@@ -266,16 +291,29 @@ def bundles(models: list[str], own: str | None = None, *, model_dir: str | None 
 
 def profile(fitted: ServiceFit, result: Probe, memory_mb: int | None = None) -> PlatformProfile:
     """A simulator profile of the model at ``memory_mb`` (default the fit's reference): the
-    fitted line carried there, the probe's spread around its medians (lognormal), its
-    overhead and its Init Durations."""
+    fit's curve carried there (a median per batch size up to the largest probed, the line
+    past it), the probe's spread around its medians (lognormal), its overhead and its Init
+    Durations."""
     memory = memory_mb or fitted.reference_mb
     scale = vcpu(fitted.reference_mb) / vcpu(memory)
     calls = result.calls
     medians = calls.groupby(["memory_mb", "batch_size"])["duration_ms"].transform("median")
     spread = np.log(calls["duration_ms"] / medians).std()
     inits = [x for x in result.init_ms if np.isfinite(x)] or [0.0]
+    largest = max((size for size, _ in fitted.measured_ms), default=0)
+    by_size = {
+        str(n): round(float(fitted.duration_ms(n, memory)), 4) for n in range(1, largest + 1)
+    }
+    # past the largest probed size the simulator uses its line: the fit's, through that
+    # size's median (ServiceFit's curve there)
+    base = (
+        float(fitted.duration_ms(largest, memory)) - fitted.per_input_ms * scale * largest
+        if largest
+        else fitted.base_ms * scale
+    )
     return PlatformProfile(name=fitted.model, source=f"fitted on a live probe of {fitted.model}",
-                           base_ms=fitted.base_ms * scale, per_image_ms=fitted.per_input_ms * scale,
+                           base_ms=base, per_image_ms=fitted.per_input_ms * scale,
+                           service_ms_by_size=by_size,
                            sigma=float(max(spread, 0.02)) if np.isfinite(spread) else 0.1,
                            overhead_ms=[fitted.overhead_ms], init_ms=inits, memory_mb=memory,
                            memory_used_mb=result.memory_used_mb)  # fmt: skip

@@ -35,6 +35,38 @@ def test_the_fit_recovers_the_line_and_checks_itself_at_the_other_memory() -> No
     assert float(fitted.duration_ms(1, 3008)) == pytest.approx(float(fitted.duration_ms(1, 1769)))
 
 
+def dearer_per_input_probe(sizes: tuple[int, ...] = (1, 4, 8)) -> Probe:
+    """A model whose batches cost more per input than one input does (as a SqueezeNet's do
+    on a fraction of a vCPU): medians 40, 200 and 400 ms at 1, 4 and 8 at 1,024 MB."""
+    medians = {1: 40.0, 4: 200.0, 8: 400.0}
+    rows = [{"memory_mb": 1024, "batch_size": b, "duration_ms": medians[b] * f,
+             "round_trip_ms": medians[b] * f + 3.0}
+            for b in sizes for f in (0.95, 1.0, 1.1)]  # fmt: skip
+    return Probe("dearer", 300.0, None, pd.DataFrame(rows), [1500.0])
+
+
+def test_probed_batch_sizes_keep_their_measured_times_where_the_line_would_not() -> None:
+    fitted, errors = your_model.fit(dearer_per_input_probe())
+    assert fitted.base_ms < 0  # the least-squares line: 40 ms at a batch of one is above it
+    assert float(fitted.duration_ms(1, 1024)) == pytest.approx(40.0)
+    assert float(fitted.duration_ms(6, 1024)) == pytest.approx(300.0)  # between 4 and 8
+    assert float(fitted.duration_ms(10, 1024)) == pytest.approx(400.0 + 2 * fitted.per_input_ms)
+    assert (errors["error_pct"].abs() < 1e-9).all()  # the reference memory's own medians
+    slower = your_model.vcpu(1024) / your_model.vcpu(512)
+    assert float(fitted.duration_ms(1, 512)) == pytest.approx(40.0 * slower)
+    # the simulator's profile serves the same curve, at the reference memory and elsewhere
+    for memory in (1024, 512):
+        simulated = your_model.profile(fitted, dearer_per_input_probe(), memory)
+        for batch in (1, 2, 6, 8, 9, 12):
+            assert simulated.service_s(batch) * 1000 == pytest.approx(
+                float(fitted.duration_ms(batch, memory)), rel=1e-4
+            ), (memory, batch)
+        assert simulated.at_memory(1024).service_s(1) * 1000 == pytest.approx(40.0, rel=1e-4)
+    # below the smallest probed size, never cheaper per input than that size
+    unprobed_one = your_model.fit(dearer_per_input_probe((4, 8)))[0]
+    assert float(unprobed_one.duration_ms(1, 1024)) >= 200.0 / 4
+
+
 def test_the_slo_ceiling_the_cost_curve_and_the_sentence() -> None:
     fitted = ServiceFit("line", base_ms=20.0, per_input_ms=10.0, reference_mb=1024, overhead_ms=3.0)
     # at 1,024 MB: 20 + 10 b ms; with 3 ms overhead and a 60 ms network, 200 ms fits b <= 11
