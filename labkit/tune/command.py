@@ -39,6 +39,10 @@ def add_parser(sub: Any) -> None:
                       help="platform timing: paper-aws (default for mnist-cnn), local, a profile "
                            "file, or probe (measure the model on the local Lambda: the default "
                            "for other models)")  # fmt: skip
+    tune.add_argument("--reprobe", action="store_true",
+                      help="a probed model: measure it again (by default the probe kept for its "
+                           "bundle is reused, so the same command gives the same answer and "
+                           "resumes)")  # fmt: skip
     tune.add_argument("--network", default="laptop-to-region",
                       help="round trip added to a probed model (same-region, laptop-to-region, none)")  # fmt: skip
     tune.add_argument("--space", choices=sorted(SPACES), default="paper",
@@ -84,7 +88,8 @@ def config_from(args: argparse.Namespace) -> Any:
                       profile=args.profile, network=None if args.network == "none" else args.network,
                       space=space, requests=args.requests, seed=args.seed, margin_pct=args.margin_pct,
                       prune=not args.no_prune, replications=args.replications,
-                      cluster=Cluster(args.workers, args.scheduler), out=args.out)  # fmt: skip
+                      cluster=Cluster(args.workers, args.scheduler), out=args.out,
+                      reprobe=args.reprobe)  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
         target = LiveTarget(args.validate_on, region=args.region, function_name=args.function_name,
                             max_budget_usd=args.max_budget_usd)  # fmt: skip
-    result = search.tune(config, progress=None if args.quiet else search.progress_bar())
+    result = search.tune(config, progress=None if args.quiet else search.progress_bar(), say=print)
     print("\n".join(result.lines()))
     if args.validate and result.answer is not None:
         from labkit.analysis import numbers  # deferred: pandas

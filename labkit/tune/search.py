@@ -74,6 +74,7 @@ class TuneConfig:
     replications: int = 5
     cluster: Cluster = field(default_factory=Cluster)
     out: str | None = None  # the search's folder; None: results/tune/<inputs>
+    reprobe: bool = False  # a probed model: measure it again, not the probe kept for it
 
     def __post_init__(self) -> None:
         if self.requests < 100:
@@ -172,6 +173,8 @@ class TuneResult:
         out = [f"Search: {c.model} on {c.workload.describe()}, SLO {c.slo.label}; "
                f"{len(self.table):,} configurations simulated ({c.requests:,} requests each), "
                f"{len(self.pruned):,} pruned; {self.run['seconds']:.0f} s on {self.run['where']}."]  # fmt: skip
+        if self.run.get("timing"):  # a probed model: which probe, so a rerun can be matched
+            out.append(self.run["timing"].replace("timing: ", "Timing: ", 1))
         best = self.answer
         if best is None:
             top = self.table.sort_values("slo_attainment_pct", ascending=False).iloc[0]
@@ -204,25 +207,25 @@ def describe(row: pd.Series) -> str:
             f"${cost.format_usd(row['cost_per_1m_requests_usd'])} per 1M requests")  # fmt: skip
 
 
-def model_profile(config: TuneConfig, *, run_dir: str | None = None) -> PlatformProfile:
+def model_profile(config: TuneConfig, *, run_dir: str | None = None,
+                  say: Callable[[str], None] | None = None) -> PlatformProfile:  # fmt: skip
     """The platform's timing for ``config.model`` at a reference memory: the profile named
     (a shipped name or a file), ``paper-aws`` for the MNIST CNN, else a live probe of the
-    model on the local Lambda (:mod:`labkit.studies.your_model`, about a minute), with the
-    network's round trip added."""
+    model on the local Lambda, kept per bundle and reused unless ``config.reprobe``
+    (:mod:`labkit.tune.probes`; about a minute the first time), with the network's round
+    trip added. ``say`` hears where a probed timing comes from."""
     name = config.profile or (PAPER_PROFILE if config.model == registry.MNIST else None)
     if name and name != "probe":
         return PlatformProfile.load(name)
     # deferred: the probe's parts (the emulator, torch to make the probe's inputs)
     from labkit.emulator.network import network_profile
     from labkit.studies import your_model
+    from labkit.tune import probes
 
     own = config.model if Path(config.model).is_dir() else None
     bundles = your_model.bundles([] if own else [config.model], own, model_dir=config.model_dir,
                                  run_dir=run_dir)  # fmt: skip
-    probe = your_model.probe(next(iter(bundles.values())),
-                             your_model.ProbeConfig(batch_sizes=(1, 4, 8, 16), memories_mb=(1024,)))  # fmt: skip
-    fitted, _ = your_model.fit(probe)
-    profile = your_model.profile(fitted, probe)
+    profile = probes.probed_profile(next(iter(bundles.values())), reprobe=config.reprobe, say=say)
     distance = network_profile(config.network)
     return add_network(profile, distance) if distance is not None else profile
 
@@ -362,10 +365,19 @@ def progress_bar(description: str = "tune") -> Callable[[int, int], None]:
 
 
 def tune(config: TuneConfig, *, profile: PlatformProfile | None = None,
-         progress: Callable[[int, int], None] | None = None) -> TuneResult:  # fmt: skip
-    """Run the search (resuming what ``config.out`` holds), and answer."""
+         progress: Callable[[int, int], None] | None = None,
+         say: Callable[[str], None] | None = None) -> TuneResult:  # fmt: skip
+    """Run the search (resuming what ``config.out`` holds), and answer. ``say`` hears where
+    a probed model's timing comes from, before the probe (which takes a minute)."""
     start = time.perf_counter()
-    profile = profile or model_profile(config)
+    timing: list[str] = []
+
+    def heard(line: str) -> None:
+        timing.append(line)
+        if say:
+            say(line)
+
+    profile = profile or model_profile(config, say=heard)
     workload = evaluate.sized(config.workload, config.requests, config.seed)
     folder = Path(config.out) if config.out else default_folder(config, profile)
     store = ResultStore(folder, inputs_of(config, profile))
@@ -402,7 +414,7 @@ def tune(config: TuneConfig, *, profile: PlatformProfile | None = None,
     table = table[table["key"].isin(chosen)].reset_index(drop=True)
     facts |= {"resumed": len(done & chosen), "simulated_now": total - len(dropped),
               "fanout_seconds": facts["seconds"],  # the configurations' own time, on the workers
-              "seconds": time.perf_counter() - start}  # fmt: skip
+              "seconds": time.perf_counter() - start, "timing": timing[-1] if timing else None}  # fmt: skip
     pruned = pd.concat([pruned, pd.DataFrame(dropped)], ignore_index=True)
     result = TuneResult(config, profile, table, pruned, agreement(table), folder, facts)
     if result.answer is not None:
