@@ -558,8 +558,8 @@ def _panel_per_model(names: list[str], ylabel: str) -> tuple[Figure, list[tuple[
 
 
 def service_times(probes: dict[str, Any], fits: dict[str, Any]) -> Figure:
-    """Each model's warm Duration against batch size: the probe's calls as dots, the fitted
-    line (:mod:`labkit.studies.your_model`) as a line, one panel per model, one colour per
+    """Each model's warm Duration against batch size: the probe's calls as dots, the fit
+    (:mod:`labkit.studies.your_model`) as a line, one panel per model, one colour per
     memory size; log scale, since the models' times differ a thousandfold."""
     fig, panels = _panel_per_model(list(probes), "Duration (ms)")
     for ax, name in panels:
