@@ -29,6 +29,9 @@ from labkit.sim.simulate import PlatformProfile
 #: its profile is carried from.
 BATCH_SIZES = (1, 4, 8, 16)
 MEMORY_MB = 1024
+#: The kept profile's make: raised when the fit or the profile it keeps changes, so that a
+#: probe kept by an earlier labkit is measured again rather than read as today's.
+FIT_VERSION = 1
 
 
 def probe_file(bundle: Bundle) -> Path:
@@ -38,8 +41,10 @@ def probe_file(bundle: Bundle) -> Path:
 
 
 def _what(bundle: Bundle) -> dict[str, Any]:
-    """What a kept probe must match to be reused: the handler and the probe's settings."""
-    return {"handler": bundle.handler, "batch_sizes": list(BATCH_SIZES), "memory_mb": MEMORY_MB}
+    """What a kept probe must match to be reused: the handler, the probe's settings and the
+    fit's make."""
+    return {"handler": bundle.handler, "batch_sizes": list(BATCH_SIZES), "memory_mb": MEMORY_MB,
+            "fit_version": FIT_VERSION}  # fmt: skip
 
 
 def probed_profile(bundle: Bundle, *, reprobe: bool = False,

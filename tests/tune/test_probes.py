@@ -63,7 +63,9 @@ def test_the_same_search_reuses_its_probe_answers_the_same_and_resumes(
     assert len(probed) == 2 and fresh.profile != first.profile
 
 
-def test_a_kept_probe_of_other_settings_is_not_reused(tmp_path: Path, probed: list[int]) -> None:
+def test_a_kept_probe_of_other_settings_is_not_reused(
+    tmp_path: Path, probed: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     bundle = your_model.Bundle.open(handler_bundle(tmp_path / "bundle"))
     probes.probed_profile(bundle)
     probes.probed_profile(bundle)
@@ -71,3 +73,6 @@ def test_a_kept_probe_of_other_settings_is_not_reused(tmp_path: Path, probed: li
     other = dataclasses.replace(bundle, handler="fault_handlers.echo_batch")
     probes.probed_profile(other)  # the same model's name and version, another handler
     assert len(probed) == 2
+    monkeypatch.setattr(probes, "FIT_VERSION", probes.FIT_VERSION + 1)  # a later labkit's fit
+    probes.probed_profile(other)
+    assert len(probed) == 3
