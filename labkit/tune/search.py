@@ -77,12 +77,28 @@ class TuneConfig:
     reprobe: bool = False  # a probed model: measure it again, not the probe kept for it
 
     def __post_init__(self) -> None:
+        self._check_model()
         if self.requests < 100:
             raise ValueError(f"requests must be >= 100 per configuration, not {self.requests}")
         if self.margin_pct < 0 or self.prune_margin_pts < 0:
             raise ValueError("margins must be >= 0")
         if self.replications < 0 or self.replications == 1:
             raise ValueError("replications must be 0 (none) or >= 2 (an interval needs two)")
+
+    def _check_model(self) -> None:
+        """A registry name or a bundle's folder; a model file or a missing folder is refused
+        here, naming the fix, before anything is probed or started."""
+        path = Path(self.model)
+        if self.model in registry.MODELS or path.is_dir():
+            return
+        if path.is_file():
+            raise ValueError(
+                f"{self.model} is a model file, not a bundle: bundle it first (`labkit bundle "
+                f"--model {self.model} --input DTYPE[D1,...]`), then give its folder to --model"
+            )
+        if path.suffix or len(path.parts) > 1:
+            raise ValueError(f"no bundle folder at {self.model}")
+        registry.get(self.model)  # raises, listing the registry's models
 
 
 @dataclass

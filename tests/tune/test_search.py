@@ -130,3 +130,19 @@ def test_a_profile_without_a_memory_peak_keeps_every_memory(tmp_path: Path) -> N
     result = search.tune(config(tmp_path / "s", replications=0,
                                 workload=WorkloadConfig("poisson", rate=20)), profile=profile)  # fmt: skip
     assert not result.pruned["reason"].str.startswith("memory: the model").any()
+
+
+@pytest.mark.parametrize(("model", "said"), [
+    ("model.pt", "is a model file, not a bundle: bundle it first (`labkit bundle --model"),
+    ("no/such/bundle", "no bundle folder at no/such/bundle"),
+    ("nosuch", "no model 'nosuch' in the registry; known: mnist-cnn"),
+])  # fmt: skip
+def test_a_model_that_is_not_one_is_refused_naming_the_fix(
+    model: str, said: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.pt").write_bytes(b"a TorchScript file, as far as tune can tell")
+    with pytest.raises(ValueError, match=r"bundle|registry"):
+        search.TuneConfig(model=model)
+    assert main(["tune", "--model", model, "--quiet"]) == EXIT_BAD_INPUT  # before any probe
+    assert said in capsys.readouterr().err
