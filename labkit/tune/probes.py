@@ -84,4 +84,4 @@ def probed_profile(bundle: Bundle, *, reprobe: bool = False,
 
 def _kept(bundle: Bundle, measured: str, path: Path) -> str:
     return (f"timing: the probe of {bundle.model_name} measured {measured}, kept in {path} "
-            "(--reprobe measures again)")  # fmt: skip
+            "(`--reprobe` or `reprobe = True` measures again)")  # fmt: skip
