@@ -142,7 +142,8 @@ class ServiceFit:
     batch costs more per input than one input does, the line's intercept comes out negative,
     and at a batch of one it missed the probe's own median by up to 4x (a SqueezeNet at
     1,024 MB: 40-45 ms measured at a batch of one, 10 ms on one probe's line), enough to
-    turn ``labkit tune``'s answer from batching to none. Without ``measured_ms`` (a stated fit), the line is the curve."""
+    turn ``labkit tune``'s answer from batching to none. Without ``measured_ms`` (a stated
+    fit), the line is the curve."""
 
     model: str
     base_ms: float

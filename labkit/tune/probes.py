@@ -56,12 +56,11 @@ def probed_profile(bundle: Bundle, *, reprobe: bool = False,
     from labkit.studies import your_model  # deferred: the emulator, torch for the inputs
 
     path = probe_file(bundle)
-    if path.is_file() and not reprobe:
-        kept = json.loads(path.read_text())
-        if kept.get("probe") == _what(bundle):
-            if say:
-                say(_kept(bundle, kept["measured_utc"], path))
-            return PlatformProfile(**kept["profile"])
+    kept = None if reprobe else _read(path)
+    if kept is not None and kept.get("probe") == _what(bundle):
+        if say:
+            say(_kept(bundle, kept["measured_utc"], path))
+        return PlatformProfile(**kept["profile"])
     if say:
         sizes = ", ".join(map(str, BATCH_SIZES))
         say(f"timing: probing {bundle.model_name} on the local Lambda (batches of {sizes} at "
@@ -80,6 +79,17 @@ def probed_profile(bundle: Bundle, *, reprobe: bool = False,
     if say:
         say(_kept(bundle, measured, path))
     return profile
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    """The kept probe at ``path``; None when there is none, or when it is not one (a file
+    edited by hand is measured again, not a traceback)."""
+    try:
+        kept = json.loads(path.read_text())
+        PlatformProfile(**kept["profile"])
+        return kept if isinstance(kept.get("measured_utc"), str) else None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def _kept(bundle: Bundle, measured: str, path: Path) -> str:

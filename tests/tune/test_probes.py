@@ -76,3 +76,6 @@ def test_a_kept_probe_of_other_settings_is_not_reused(
     monkeypatch.setattr(probes, "FIT_VERSION", probes.FIT_VERSION + 1)  # a later labkit's fit
     probes.probed_profile(other)
     assert len(probed) == 3
+    probes.probe_file(other).write_text('{"probe": "edited by hand",')
+    probes.probed_profile(other)  # measured again, not a traceback
+    assert len(probed) == 4 and probes.probed_profile(other) is not None and len(probed) == 4
