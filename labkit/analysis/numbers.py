@@ -32,13 +32,18 @@ def significant(value: float, digits: int = 3) -> str:
     return f"{value:,.{decimals}f}"
 
 
+def milliseconds(value: float) -> str:
+    """A latency or duration in ms, to 0.1 ms (a sentence's figure as the tables write it)."""
+    return f"{value:,.1f}"
+
+
 def rule(column: str) -> Any:
     """How a column's values are written, from its name (see the module docstring)."""
     name = column.lower()
     if "usd" in name:
         return format_usd
     if name.endswith("_ms") or "_ms_" in name:
-        return lambda v: f"{v:,.1f}"
+        return milliseconds
     if name.endswith(("_pct", "_share")) or "pct_" in name:
         return lambda v: f"{v:.1f}"
     if name.endswith("_s"):

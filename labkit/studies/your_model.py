@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from labkit import backends, cost, metrics
-from labkit.analysis import claims, comparison
+from labkit.analysis import claims, comparison, numbers
 from labkit.analysis.cells import paper_table1, simulated_cell
 from labkit.aws.image import Bundle, ensure_bundle
 from labkit.aws.invoke import LambdaInvoker
@@ -249,8 +249,9 @@ def verdict_sentence(fitted: ServiceFit, memory_mb: int, slo_ms: float, network_
         warm_cost_per_1m(fitted, 1, memory_mb),
         warm_cost_per_1m(fitted, batch, memory_mb),
     )
-    facts = (f"{fitted.model} at {memory_mb:,} MB: one input takes {one:,.0f} ms, a batch of {batch} "
-             f"{many:,.0f} ms ({_saving(saved)}; warm cost ${cost.format_usd(cost_1)} "
+    facts = (f"{fitted.model} at {memory_mb:,} MB: one input takes {numbers.milliseconds(one)} ms, "
+             f"a batch of {batch} {numbers.milliseconds(many)} ms ({_saving(saved)}; warm cost "
+             f"${cost.format_usd(cost_1)} "
              f"-> ${cost.format_usd(cost_n)} per 1M requests)")  # fmt: skip
     where = f"; the payload cap allows {cap}" if cap is not None and cap < 64 else ""
     if ceiling == 0:

@@ -80,6 +80,9 @@ def test_the_slo_ceiling_the_cost_curve_and_the_sentence() -> None:
     assert at_1024.loc[11, "fits_slo"] and not at_1024.loc[12, "fits_slo"]
     pays = your_model.verdict_sentence(fitted, 1024, 200.0, 60.0, None)
     assert "53 % less compute per input" in pays and "batching pays" in pays
+    assert "one input takes 30.0 ms, a batch of 5 70.0 ms" in pays  # to 0.1 ms, as the tables
+    tiny = ServiceFit("tiny", base_ms=0.3, per_input_ms=0.1, reference_mb=1024, overhead_ms=3.0)
+    assert "one input takes 0.2 ms" in your_model.verdict_sentence(tiny, 3008, 200.0, 60.0, None)
     hurts = your_model.verdict_sentence(fitted, 1024, 120.0, 60.0, None)
     assert "at most 3" in hurts and "batching 5 hurts" in hurts
     flat = ServiceFit("flat", base_ms=0.0, per_input_ms=30.0, reference_mb=1024, overhead_ms=3.0)
