@@ -37,8 +37,8 @@ def add_parser(sub: Any) -> None:
     )
     tune.add_argument("--profile", default=None,
                       help="platform timing: paper-aws (default for mnist-cnn), local, a profile "
-                           "file, or probe (measure the model on the local Lambda: the default "
-                           "for other models)")  # fmt: skip
+                           "file, or probe (the model measured on the local Lambda once, then "
+                           "kept: the default for other models)")  # fmt: skip
     tune.add_argument("--reprobe", action="store_true",
                       help="a probed model: measure it again (by default the probe kept for its "
                            "bundle is reused, so the same command gives the same answer and "
