@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         from labkit.analysis import numbers  # deferred: pandas
         from labkit.tune import validate  # deferred: the live check's parts
 
-        table = validate.validate(result, duration_s=args.validate_s, target=target)
+        table = validate.validate(result, duration_s=args.validate_s, target=target, say=print)
         where = "AWS Lambda" if args.validate_on == "aws" else "the local Lambda"
         print(f"\nModel vs measured on {where} (same arrivals):")
         print(numbers.text(table))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +40,14 @@ def _candidate(result: TuneResult, row: pd.Series) -> Candidate:
     return next(c for c in result.config.space.candidates() if c.key == row["key"])
 
 
-def local_profile(result: TuneResult) -> PlatformProfile:
-    """A profile of this machine for the model: the search's when it was probed here."""
+def local_profile(result: TuneResult, say: Callable[[str], None] | None = None) -> PlatformProfile:
+    """A profile of this machine for the model: the search's when it was probed here, else
+    the model's kept probe (:mod:`labkit.tune.probes`); ``say`` hears which probe."""
     if result.config.profile == "probe" or (
         result.config.profile is None and result.config.model != registry.MNIST
     ):
         return result.profile
-    return model_profile(dataclasses.replace(result.config, profile="probe"))
+    return model_profile(dataclasses.replace(result.config, profile="probe"), say=say)
 
 
 def _payloads(bundle: Any) -> Payloads:
@@ -85,15 +86,16 @@ class BudgetExceeded(ValueError):
 
 
 def validate(result: TuneResult, *, duration_s: float = 30.0,
-             profile: PlatformProfile | None = None,
-             target: LiveTarget | None = None) -> pd.DataFrame:  # fmt: skip
+             profile: PlatformProfile | None = None, target: LiveTarget | None = None,
+             say: Callable[[str], None] | None = None) -> pd.DataFrame:  # fmt: skip
     """Model vs measured for the answer and the runner-up; also saved as ``validation.csv``
     in the search's folder, with each live cell's records.
 
     Locally, each runs at its concurrency capped at this machine's cores, beside the model of
     this machine (:func:`local_profile`). On AWS (``target``), each runs at its own memory and
     concurrency beside the search's own model of the platform; the estimate of what the two
-    cells cost (the model's, on these arrivals) is checked against the budget first."""
+    cells cost (the model's, on these arrivals) is checked against the budget first. ``say``
+    hears which probe of this machine the local model comes from, where it is one."""
     from labkit.studies.your_model import bundles  # deferred: builds a bundle when needed
 
     target = target or LiveTarget()
@@ -106,7 +108,7 @@ def validate(result: TuneResult, *, duration_s: float = 30.0,
     own = config.model if Path(config.model).is_dir() else None
     found = bundles([] if own else [config.model], own, model_dir=config.model_dir)
     bundle = next(iter(found.values()))
-    profile = profile or (result.profile if on_aws else local_profile(result))
+    profile = profile or (result.profile if on_aws else local_profile(result, say))
     workload = dataclasses.replace(evaluate.sized(config.workload, 1, config.seed + 7),
                                    duration_s=duration_s)  # fmt: skip
     arrivals = workload.arrivals()

@@ -35,9 +35,12 @@ def tiny_search(tmp_path: Path, memory_mb: int, concurrency: int = 2,
 
 
 @pytest.mark.slow
-def test_your_models_answer_is_checked_live_beside_the_model(tmp_path: Path) -> None:
+def test_your_models_answer_is_checked_live_beside_the_model(tmp_path: Path, isolated_dirs) -> None:
     result = tiny_search(tmp_path, 1024, profile="probe", network=None)
     assert result.profile.source.startswith("fitted on a live probe")
+    # the live probe is kept in the results folder (here the test's own), for the next search
+    (kept,) = (tmp_path / "results" / "tune" / "probes").glob("tiny-*.json")
+    assert result.run["timing"] and str(kept) in result.run["timing"]
     assert result.profile.memory_used_mb and result.profile.memory_used_mb > 50
     assert result.answer is not None and result.runner_up is not None
     table = validate.validate(result, duration_s=3.0)
