@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +24,17 @@ SHARED_MNIST = PROJECT_DIR.parent / "shared" / "data" / "mnist"
 #: PyTorch load (they read it once); the processes the tests start inherit it.
 for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
+
+#: Nothing the suite runs writes into the checkout's results/, models/ or bundles/: unless the
+#: caller names them, they point into a scratch folder of this process (a test that needs the
+#: defaults removes these, as tests/test_paths.py does). The fixtures' own folders
+#: (``isolated_dirs``) still come first; this is for what a test forgets: a search's kept
+#: probes once landed in the checkout's results/tune/probes/ from a test without them.
+_SCRATCH = Path(tempfile.mkdtemp(prefix="labkit-tests-"))
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
+for _name, _folder in (("LABKIT_RESULTS_DIR", "results"), ("LABKIT_MODELS_DIR", "models"),
+                       ("LABKIT_BUNDLES_DIR", "bundles")):  # fmt: skip
+    os.environ.setdefault(_name, str(_SCRATCH / _folder))
 
 # The machine's offline MNIST mirror, when the caller did not name one.
 if not os.environ.get("LABKIT_MNIST_ROOT") and (SHARED_MNIST / "MNIST" / "raw").is_dir():
