@@ -36,6 +36,18 @@ for _name, _folder in (("LABKIT_RESULTS_DIR", "results"), ("LABKIT_MODELS_DIR", 
                        ("LABKIT_BUNDLES_DIR", "bundles")):  # fmt: skip
     os.environ.setdefault(_name, str(_SCRATCH / _folder))
 
+#: Where labkit puts its folders when told (a user's shell has none of these).
+FOLDER_VARIABLES = ("LABKIT_RESULTS_DIR", "LABKIT_MODELS_DIR", "LABKIT_BUNDLES_DIR", "LABKIT_HOME")
+
+
+def users_environment(**extra: str) -> dict[str, str]:
+    """This process's environment as a user's shell would have it: without the suite's own
+    folders (above), so a command finds everything where a user's would (the workspace, the
+    current folder); plus ``extra``."""
+    shell = {k: v for k, v in os.environ.items() if k not in FOLDER_VARIABLES}
+    return shell | extra
+
+
 # The machine's offline MNIST mirror, when the caller did not name one.
 if not os.environ.get("LABKIT_MNIST_ROOT") and (SHARED_MNIST / "MNIST" / "raw").is_dir():
     os.environ["LABKIT_MNIST_ROOT"] = str(SHARED_MNIST)

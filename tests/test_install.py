@@ -12,7 +12,6 @@ virtual environment, then the quick lab from an empty folder.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from tests.conftest import PROJECT_DIR, needs_mnist
+from tests.conftest import PROJECT_DIR, needs_mnist, users_environment
 
 #: Blocks what the base install would not have (written into the new environment).
 BLOCKER = """
@@ -125,10 +124,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _run(env: Path, *args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """``args`` run from the environment ``env`` in ``cwd``, as a user's shell would: without
     the suite's own results, models and bundles folders (tests/conftest.py)."""
-    shell = {k: v for k, v in os.environ.items()
-             if k not in ("LABKIT_RESULTS_DIR", "LABKIT_MODELS_DIR", "LABKIT_BUNDLES_DIR", "LABKIT_HOME")}  # fmt: skip
     return subprocess.run([str(env / "bin" / args[0]), *args[1:]], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env=shell)  # fmt: skip
+                          text=True, timeout=timeout, env=users_environment())  # fmt: skip
 
 
 @pytest.mark.slow

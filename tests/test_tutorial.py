@@ -14,7 +14,6 @@ no Chromium is installed (``.ci/run`` installs Debian's package when it can)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest
 
 from tests.browser import CHROMIUM, explore_with_the_widget, free_port, jupyterlab, mnist_root
 from tests.cells import handler_bundle
+from tests.conftest import users_environment
 
 pytestmark = pytest.mark.slow
 
@@ -61,10 +61,9 @@ def opened(tmp_path: Path):
         pytest.skip("no Chromium here (apt-get install -y chromium; .ci/run does it on Debian)")
     pytest.importorskip("playwright.sync_api", reason="playwright not installed")
     workspace = tmp_path / "lab"
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-           "LABKIT_MNIST_ROOT": mnist_root()}  # fmt: skip
-    for name in ("LABKIT_RESULTS_DIR", "LABKIT_MODELS_DIR", "LABKIT_BUNDLES_DIR", "LABKIT_HOME"):
-        env.pop(name, None)  # everything goes where a student's would: the workspace
+    # everything goes where a student's would: the workspace
+    env = users_environment(JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
+                            LABKIT_MNIST_ROOT=mnist_root())  # fmt: skip
     subprocess.run([sys.executable, "-m", "labkit.cli", "init", str(workspace)], check=True,
                    capture_output=True, env=env)  # fmt: skip
     bundle = handler_bundle(tmp_path / "bundle", handler="fault_handlers.echo_batch")
