@@ -192,10 +192,11 @@ def fit(result: Probe) -> tuple[ServiceFit, pd.DataFrame]:
         at["batch_size"].to_numpy(float), at["duration_ms"].to_numpy(float), 1
     )
     overhead = float((calls["round_trip_ms"] - calls["duration_ms"]).median())
-    measured = at.groupby("batch_size")["duration_ms"].median()
-    fitted = ServiceFit(result.model, float(base), max(float(per_input), 0.0), reference, overhead,
-                        tuple((int(b), float(ms)) for b, ms in measured.items()))  # fmt: skip
     medians = calls.groupby(["memory_mb", "batch_size"], as_index=False)["duration_ms"].median()
+    measured = medians[medians["memory_mb"] == reference]
+    fitted = ServiceFit(result.model, float(base), max(float(per_input), 0.0), reference, overhead,
+                        tuple(zip(measured["batch_size"].astype(int).tolist(),
+                                  measured["duration_ms"].astype(float).tolist(), strict=True)))  # fmt: skip
     medians["fitted_ms"] = [
         float(fitted.duration_ms(b, m))
         for m, b in zip(medians["memory_mb"], medians["batch_size"], strict=True)
