@@ -56,11 +56,12 @@ def probed_profile(bundle: Bundle, *, reprobe: bool = False,
     from labkit.studies import your_model  # deferred: the emulator, torch for the inputs
 
     path = probe_file(bundle)
-    kept = None if reprobe else _read(path)
-    if kept is not None and kept.get("probe") == _what(bundle):
+    kept = None if reprobe else _read(path, _what(bundle))
+    if kept is not None:
+        measured_utc, profile = kept
         if say:
-            say(_kept(bundle, kept["measured_utc"], path))
-        return PlatformProfile(**kept["profile"])
+            say(_kept(bundle, measured_utc, path))
+        return profile
     if say:
         sizes = ", ".join(map(str, BATCH_SIZES))
         say(f"timing: probing {bundle.model_name} on the local Lambda (batches of {sizes} at "
@@ -81,13 +82,15 @@ def probed_profile(bundle: Bundle, *, reprobe: bool = False,
     return profile
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    """The kept probe at ``path``; None when there is none, or when it is not one (a file
-    edited by hand is measured again, not a traceback)."""
+def _read(path: Path, what: dict[str, Any]) -> tuple[str, PlatformProfile] | None:
+    """When it was measured and the profile, of the probe kept at ``path`` for ``what``;
+    None when there is none, it was taken otherwise, or it is not one (a file edited by hand
+    is measured again, not a traceback)."""
     try:
         kept = json.loads(path.read_text())
-        PlatformProfile(**kept["profile"])
-        return kept if isinstance(kept.get("measured_utc"), str) else None
+        if kept.get("probe") != what or not isinstance(kept.get("measured_utc"), str):
+            return None
+        return kept["measured_utc"], PlatformProfile(**kept["profile"])
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
 
